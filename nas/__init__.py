@@ -1,0 +1,7 @@
+"""nas: hardware-aware neural architecture search."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

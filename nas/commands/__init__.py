@@ -1,0 +1,1 @@
+"""CLI commands: thin typer wrappers over the library. Only this package prints."""

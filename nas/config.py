@@ -1,0 +1,91 @@
+"""Command configs: frozen dataclasses filled from defaults < config file < command-line flags.
+
+Config files are TOML or YAML mappings whose keys are the dataclass fields (dashes or
+underscores). Unknown keys are an error naming the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nas.errors import ConfigError, closest_hint
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+C = TypeVar("C")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML (`.toml`) or YAML (`.yaml`/`.yml`/other) mapping from `path`."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass a TOML or YAML file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # the parsers raise many types; all mean "malformed file"
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {path} could not be parsed: {first_line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of options, got {type(data).__name__}")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def check_keys(keys: Mapping[str, Any], cls: type[Any], *, source: str) -> None:
+    """Raise `ConfigError` for the first key that is not a field of dataclass `cls`."""
+    valid = [field.name for field in dataclasses.fields(cls)]
+    for key in keys:
+        if key not in valid:
+            raise ConfigError(
+                f"{source}: unknown option '{key}'{closest_hint(key, valid)} "
+                f"(valid: {', '.join(valid)})"
+            )
+
+
+def build_config(
+    cls: type[C],
+    *,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> C:
+    """Make a `cls` from its defaults, then the config file, then `overrides` (flags win).
+
+    Args:
+        cls: a dataclass type.
+        config_file: optional TOML/YAML file of option values.
+        overrides: values given explicitly on the command line.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        from_file = read_config_file(config_file)
+        check_keys(from_file, cls, source=str(config_file))
+        values.update(from_file)
+    if overrides:
+        check_keys(overrides, cls, source="command line")
+        values.update(overrides)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"invalid options: {exc}") from None
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """JSON-able dict of a config dataclass (paths as strings, tuples as lists)."""
+    raw = dataclasses.asdict(config)
+    return json.loads(json.dumps(raw, default=str))

@@ -1,0 +1,39 @@
+"""The weight-sharing network interface that every space's supernet implements."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from torch import nn
+
+from nas.arch import Arch
+from search_spaces.base import SearchSpace
+
+
+class Supernet(nn.Module, abc.ABC):
+    """A network holding the weights of every subnet of `space`.
+
+    Lifecycle: `set_active(arch)` selects a subnet (validated first); `forward` then runs that
+    subnet. `extract_subnet(arch)` returns a standalone static copy (plain layers, no slicing)
+    whose eval-mode outputs equal the supernet's with `arch` active.
+    """
+
+    space: SearchSpace
+
+    @abc.abstractmethod
+    def set_active(self, arch: Arch) -> None: ...
+
+    @abc.abstractmethod
+    def active(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def extract_subnet(self, arch: Arch) -> nn.Module: ...
+
+    def input_resolution(self, arch: Arch) -> int | None:
+        """Input side length this subnet expects, or None when any size works."""
+        resolution = arch.get("resolution")
+        return int(resolution) if resolution is not None else None
+
+    def reorganize_channels(self) -> None:
+        """Sort elastic channels by importance before a phase that shrinks them (default: no-op)."""

@@ -1,0 +1,32 @@
+"""Registered search spaces. Importing this package registers every built-in space."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.errors import IncompatibleArtifactError
+from nas.registry import Registry
+from search_spaces.base import SearchSpace
+
+SPACES: Registry[type[SearchSpace]] = Registry("search space")
+register_space = SPACES.register
+
+
+def create_space(name: str, **kwargs: Any) -> SearchSpace:
+    """Build the space `name`; kwargs that are None are dropped so spaces keep their defaults."""
+    cls = SPACES.get(name)
+    return cls(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
+    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
+    cls = SPACES.get(spec["name"])
+    if spec.get("encoding_version") != cls.encoding_version:
+        raise IncompatibleArtifactError(
+            f"{source}: space '{spec['name']}' has encoding version {spec.get('encoding_version')}, "
+            f"this nas expects {cls.encoding_version}; re-run the stage that made it"
+        )
+    return cls(**spec.get("kwargs", {}))
+
+
+__all__ = ["SPACES", "SearchSpace", "create_space", "register_space", "space_from_spec"]
