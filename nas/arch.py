@@ -44,4 +44,6 @@ def parse_arch_argument(text: str) -> Any:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidArchError(f"{path}: expected a JSON subnet config, got invalid JSON ({exc})") from None
+        raise InvalidArchError(
+            f"{path}: expected a JSON subnet config, got invalid JSON ({exc})"
+        ) from None

@@ -113,7 +113,10 @@ def git_revision() -> str | None:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=source, capture_output=True, text=True, timeout=5,
+            cwd=source,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -145,9 +148,7 @@ def environment() -> dict[str, Any]:
 
 def check_run_name(name: str) -> str:
     if not name or not set(name) <= _NAME_CHARS or name.startswith("."):
-        raise ConfigError(
-            f"run name must use letters, digits, '-', '_' or '.', got '{name}'"
-        )
+        raise ConfigError(f"run name must use letters, digits, '-', '_' or '.', got '{name}'")
     return name
 
 
@@ -206,10 +207,12 @@ class RunDir:
 
         Also writes `config/<stage>.json`, the resolved config on its own.
         """
-        manifest = self.manifest() if self.exists() else {"name": self.name, "created": now_iso()}
-        manifest.setdefault("stages", {})
-        previous = manifest["stages"].get(stage, {})
-        manifest["stages"][stage] = {
+        manifest: dict[str, Any] = (
+            self.manifest() if self.exists() else {"name": self.name, "created": now_iso()}
+        )
+        stages: dict[str, Any] = manifest.setdefault("stages", {})
+        previous = stages.get(stage, {})
+        stages[stage] = {
             "status": "running",
             "started": now_iso(),
             "first_started": previous.get("first_started", previous.get("started", now_iso())),
@@ -224,7 +227,9 @@ class RunDir:
         atomic_write_json(self.manifest_path, manifest)
         atomic_write_json(self.sub("config", f"{stage}.json"), dict(config))
 
-    def end_stage(self, stage: str, *, status: str = "done", summary: Mapping[str, Any] | None = None) -> None:
+    def end_stage(
+        self, stage: str, *, status: str = "done", summary: Mapping[str, Any] | None = None
+    ) -> None:
         manifest = self.manifest()
         entry = manifest.setdefault("stages", {}).setdefault(stage, {})
         entry["status"] = status

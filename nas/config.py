@@ -43,7 +43,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of options, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path}: expected a mapping of options, got {type(data).__name__}"
+        )
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
@@ -88,4 +90,5 @@ def build_config(
 def config_to_dict(config: Any) -> dict[str, Any]:
     """JSON-able dict of a config dataclass (paths as strings, tuples as lists)."""
     raw = dataclasses.asdict(config)
-    return json.loads(json.dumps(raw, default=str))
+    resolved: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    return resolved

@@ -36,4 +36,4 @@ class Supernet(nn.Module, abc.ABC):
         return int(resolution) if resolution is not None else None
 
     def reorganize_channels(self) -> None:
-        """Sort elastic channels by importance before a phase that shrinks them (default: no-op)."""
+        """Sort elastic channels by importance before a phase shrinks them (default: no-op)."""

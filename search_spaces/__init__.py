@@ -23,7 +23,8 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
     cls = SPACES.get(spec["name"])
     if spec.get("encoding_version") != cls.encoding_version:
         raise IncompatibleArtifactError(
-            f"{source}: space '{spec['name']}' has encoding version {spec.get('encoding_version')}, "
+            f"{source}: space '{spec['name']}' has encoding version "
+            f"{spec.get('encoding_version')}, "
             f"this nas expects {cls.encoding_version}; re-run the stage that made it"
         )
     return cls(**spec.get("kwargs", {}))

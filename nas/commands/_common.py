@@ -32,7 +32,9 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
+]
 
 
 def resolve_runs_dir(runs_dir: Path | None) -> Path:
@@ -65,9 +67,7 @@ def resolve_config(ctx: typer.Context, cls: type[C], config_file: Path | None) -
     fields = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
     typed = {k: v for k, v in explicit_params(ctx).items() if k in fields}
     defaults = {
-        k: v
-        for k, v in ctx.params.items()
-        if k in fields and k not in typed and v is not None
+        k: v for k, v in ctx.params.items() if k in fields and k not in typed and v is not None
     }
     base = {**defaults}
     if config_file is not None:

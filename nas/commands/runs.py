@@ -26,13 +26,15 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
     rows = []
     for name in list_run_names(root):
         manifest = RunDir(root, name).manifest()
-        rows.append({
-            "name": name,
-            "space": (manifest.get("space") or {}).get("name"),
-            "created": manifest.get("created"),
-            "updated": manifest.get("updated"),
-            "stages": {k: v.get("status") for k, v in manifest.get("stages", {}).items()},
-        })
+        rows.append(
+            {
+                "name": name,
+                "space": (manifest.get("space") or {}).get("name"),
+                "created": manifest.get("created"),
+                "updated": manifest.get("updated"),
+                "stages": {k: v.get("status") for k, v in manifest.get("stages", {}).items()},
+            }
+        )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -43,8 +45,9 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
     for column in ("name", "space", "stages", "updated"):
         table.add_column(column)
     for row in rows:
+        assert isinstance(row["stages"], dict)
         stages = ", ".join(f"{k}:{v}" for k, v in row["stages"].items()) or "-"
-        table.add_row(row["name"], row["space"] or "-", stages, row["updated"] or "-")
+        table.add_row(str(row["name"]), str(row["space"] or "-"), stages, str(row["updated"]))
     console.print(table)
 
 
@@ -70,11 +73,18 @@ def show_run(
     for stage, info in manifest.get("stages", {}).items():
         env = info.get("environment", {})
         table.add_row(
-            stage, str(info.get("status")), str(info.get("started")), str(info.get("ended")),
-            str(info.get("seed")), str(info.get("device")), str(env.get("git_revision"))[:12],
+            stage,
+            str(info.get("status")),
+            str(info.get("started")),
+            str(info.get("ended")),
+            str(info.get("seed")),
+            str(info.get("device")),
+            str(env.get("git_revision"))[:12],
         )
     console.print(table)
     files = sorted(
-        str(p.relative_to(run.path)) for p in run.path.rglob("*") if p.is_file() and not p.name.startswith(".")
+        str(p.relative_to(run.path))
+        for p in run.path.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
     )
     console.print("files: " + (", ".join(files) if files else "-"))

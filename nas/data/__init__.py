@@ -1,0 +1,27 @@
+"""Datasets: one in-memory interface for digits, synthetic, CIFAR-10/100 and image folders."""
+
+from __future__ import annotations
+
+from nas.data.base import (
+    DATASETS,
+    BatchLoader,
+    DatasetSplits,
+    RawDataset,
+    Split,
+    augment_batch,
+    load_dataset,
+    register_dataset,
+    split_indices,
+)
+
+__all__ = [
+    "DATASETS",
+    "BatchLoader",
+    "DatasetSplits",
+    "RawDataset",
+    "Split",
+    "augment_batch",
+    "load_dataset",
+    "register_dataset",
+    "split_indices",
+]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from nas.artifacts import RunDir
+
+runner = CliRunner()
+
+
+def test_help_lists_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "runs" in result.output
+
+
+def test_runs_list_and_show(runs_dir: Path) -> None:
+    run = RunDir(runs_dir, "demo")
+    run.begin_stage("train-supernet", config={"epochs": 1}, seed=3, device="cpu")
+    run.end_stage("train-supernet")
+    listed = runner.invoke(app, ["runs", "list", "--json"])
+    assert listed.exit_code == 0
+    assert [r["name"] for r in json.loads(listed.output)] == ["demo"]
+    shown = runner.invoke(app, ["runs", "show", "demo", "--json"])
+    assert json.loads(shown.output)["stages"]["train-supernet"]["seed"] == 3
+    table = runner.invoke(app, ["runs", "show", "demo"])
+    assert table.exit_code == 0 and "train-supernet" in table.output
+
+
+def test_user_error_is_one_line_exit_2_without_traceback(runs_dir: Path) -> None:
+    result = runner.invoke(app, ["runs", "show", "missing"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: run 'missing' not found")
+    assert "Traceback" not in result.output
+
+
+def test_console_script_error_path(tmp_path: Path) -> None:
+    """The installed entry point behaves the same in a real process (stderr, exit 2)."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import cli; cli.main()",
+            "runs",
+            "show",
+            "nope",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "error:" in proc.stderr
+    assert "Traceback" not in proc.stderr
