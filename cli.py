@@ -9,21 +9,37 @@ from typer.core import TyperGroup
 
 from nas.errors import NasError
 
+# typer vendors click in recent releases, so click's UsageError is reached through the
+# public BadParameter (its subclass) instead of importing click.
+_UsageError: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError"
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    from nas.commands._common import err_console
+
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
 
 class NasGroup(TyperGroup):
-    """Shows a library `NasError` from any (sub)command as one red line and exits with 2.
+    """Shows user errors from any (sub)command as one red line and exits with 2.
 
-    Unexpected exceptions are not caught here and keep their traceback.
+    User errors are the library's `NasError`s and bad command lines (unknown option, bad
+    value). Unexpected exceptions are not caught here and keep their traceback.
     """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NasError as exc:
-            from nas.commands._common import err_console
-
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+            raise _fail(str(exc)) from None
+        except _UsageError as exc:
+            failed_ctx = getattr(exc, "ctx", None)
+            command = failed_ctx.command_path if failed_ctx is not None else "nas"
+            text = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+            raise _fail(f"{text} (see '{command} --help')") from None
 
 
 app = typer.Typer(

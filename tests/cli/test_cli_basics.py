@@ -60,3 +60,11 @@ def test_console_script_error_path(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "error:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_bad_command_line_is_one_line_exit_2() -> None:
+    for argv in (["runs", "list", "--bogus"], ["no-such-command"]):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, argv
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), result.output
