@@ -1,0 +1,153 @@
+"""Fit every applicable predictor, judge each on held-out subnets, keep the best.
+
+The held-out split is random with a seed. Each predictor is fitted on the training part and
+scored on the held-out part; then it is refitted on all measurements for use, so the reported
+figures estimate the quality of the saved model (slightly pessimistically).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.errors import ConfigError
+from predictors.base import (
+    PREDICTORS,
+    Features,
+    LatencyPredictor,
+    NotApplicableError,
+    create_predictor,
+)
+from predictors.report import QualityMetrics, quality
+
+logger = logging.getLogger(__name__)
+
+# simplest first: on equal held-out quality the earlier (cheaper, more robust) one wins
+PREFERENCE = ("lut", "ridge", "residual", "mlp")
+MIN_HOLDOUT = 5
+
+
+@dataclass
+class Fitted:
+    """One predictor kind after selection.
+
+    Attributes:
+        kind: the registry name.
+        predictor: fitted on all measurements, or None when it could not be fitted.
+        holdout: quality on the held-out subnets (None without enough data or when not fitted).
+        reason: why it was not fitted, when it was not.
+    """
+
+    kind: str
+    predictor: LatencyPredictor | None
+    holdout: QualityMetrics | None
+    reason: str | None = None
+
+
+@dataclass
+class Selection:
+    fitted: list[Fitted]
+    chosen: str
+    n_train: int
+    n_holdout: int
+
+    def get(self, kind: str) -> Fitted:
+        return next(item for item in self.fitted if item.kind == kind)
+
+
+def split(n: int, *, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random `(train, held_out)` index arrays; no held-out part for tiny data sets."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_out = int(round(n * holdout))
+    if n_out < MIN_HOLDOUT or n - n_out < MIN_HOLDOUT:
+        return order, order[:0]
+    return np.sort(order[n_out:]), np.sort(order[:n_out])
+
+
+def _score(metrics: QualityMetrics | None) -> tuple[float, float]:
+    if metrics is None:
+        return (-1.0, 0.0)
+    return (metrics.within10, -metrics.mape)
+
+
+def candidate_kinds(kinds: Sequence[str] | None) -> list[str]:
+    names = list(kinds) if kinds else PREDICTORS.names()
+    for name in names:
+        PREDICTORS.get(name)  # unknown names fail here, listing the valid ones
+    return sorted(names, key=lambda k: PREFERENCE.index(k) if k in PREFERENCE else len(PREFERENCE))
+
+
+def _fit_one(
+    kind: str, features: Features, y: np.ndarray, block_ms: np.ndarray | None,
+    train: np.ndarray, held_out: np.ndarray,
+) -> Fitted:
+    try:
+        metrics = None
+        if held_out.size:
+            trial = create_predictor(kind)
+            trial.fit(features.take(train), y[train], block_ms=block_ms)
+            metrics = quality(trial.predict(features.take(held_out)), y[held_out])
+        final = create_predictor(kind)
+        final.fit(features, y, block_ms=block_ms)
+        return Fitted(kind, final, metrics)
+    except NotApplicableError as exc:
+        logger.info("predictor %s skipped: %s", kind, exc)
+        return Fitted(kind, None, None, str(exc))
+
+
+def fit_and_select(
+    features: Features,
+    latency_ms: np.ndarray,
+    *,
+    block_ms: np.ndarray | None = None,
+    kinds: Sequence[str] | None = None,
+    force: str | None = None,
+    holdout: float = 0.25,
+    seed: int = 0,
+) -> Selection:
+    """Fit the predictor `kinds` (default: all registered) and choose one.
+
+    Args:
+        features: features of the measured subnets.
+        latency_ms: their measured latency.
+        block_ms: per-block timings aligned with `features.counts` columns (NaN = unmeasured).
+        kinds: which predictor kinds to try.
+        force: choose this kind whatever the held-out scores say.
+        holdout: share of subnets held out for scoring.
+        seed: seeds the split (and the stochastic predictors' defaults are seeded too).
+    """
+    y = np.asarray(latency_ms, dtype=np.float64)
+    if len(y) < 2:
+        raise ConfigError(f"expected at least 2 measured subnets to fit predictors, got {len(y)}")
+    names = candidate_kinds(kinds)
+    if force is not None and force not in names:
+        names.append(PREDICTORS.get(force).kind)
+    train, held_out = split(len(y), holdout=holdout, seed=seed)
+    fitted = [_fit_one(kind, features, y, block_ms, train, held_out) for kind in names]
+    usable = [item for item in fitted if item.predictor is not None]
+    if force is not None:
+        chosen = next((item for item in usable if item.kind == force), None)
+        if chosen is None:
+            reason = next(item.reason for item in fitted if item.kind == force)
+            raise ConfigError(f"predictor '{force}' was forced but cannot be fitted: {reason}")
+        return Selection(fitted, force, len(train), len(held_out))
+    if not usable:
+        raise ConfigError("no predictor could be fitted: " + "; ".join(
+            f"{item.kind}: {item.reason}" for item in fitted))
+    best = max(usable, key=lambda item: _score(item.holdout))  # max keeps the first of ties
+    return Selection(fitted, best.kind, len(train), len(held_out))
+
+
+def quick_within10(
+    features: Features, latency_ms: np.ndarray, *, block_ms: np.ndarray | None, seed: int = 0
+) -> float | None:
+    """A cheap running estimate of the best held-out +-10 % share (for progress displays)."""
+    if len(latency_ms) < 4 * MIN_HOLDOUT:
+        return None
+    kinds = ["ridge"] + (["lut", "residual"] if block_ms is not None else [])
+    selection = fit_and_select(features, latency_ms, block_ms=block_ms, kinds=kinds, seed=seed)
+    best = selection.get(selection.chosen).holdout
+    return None if best is None else best.within10
