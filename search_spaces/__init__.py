@@ -34,3 +34,4 @@ __all__ = ["SPACES", "SearchSpace", "create_space", "register_space", "space_fro
 
 # built-in spaces register themselves on import (kept last: they import register_space above)
 import search_spaces.ofa_mbv3.space  # noqa: E402, F401
+import search_spaces.nb201.space  # noqa: E402, F401

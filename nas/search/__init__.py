@@ -1,0 +1,36 @@
+"""Hardware-aware search: searchers, the evaluator, studies, hypervolume and outputs.
+
+Importing this package registers the built-in searchers (`evolution`, `nsga2`, `optuna-tpe`,
+`optuna-nsga2`, `random`).
+"""
+
+from __future__ import annotations
+
+from nas.search import evolution, nsga2, optuna_search  # noqa: F401  (registration)
+from nas.search.base import (
+    SEARCHERS,
+    Candidate,
+    Constraint,
+    Objective,
+    Searcher,
+    create_searcher,
+    non_dominated_sort,
+    pareto_front,
+    register_searcher,
+)
+from nas.search.cache import Evaluator
+from nas.search.hypervolume import hypervolume
+
+__all__ = [
+    "SEARCHERS",
+    "Candidate",
+    "Constraint",
+    "Evaluator",
+    "Objective",
+    "Searcher",
+    "create_searcher",
+    "hypervolume",
+    "non_dominated_sort",
+    "pareto_front",
+    "register_searcher",
+]

@@ -1,0 +1,196 @@
+"""The evaluator: constraints first, each subnet scored once, every evaluation recorded.
+
+Searchers only propose archs; the `Evaluator` decides what is actually computed:
+
+1. an arch already scored (in this run, an earlier run of the same study, or by another process
+   sharing the study) is served from the cache by `arch_id`: nothing is evaluated twice;
+2. otherwise its cheap metrics (MACs, params, predicted latency) are computed and the
+   constraints on them checked; an infeasible arch is rejected there and its expensive metrics
+   (accuracy) are never computed;
+3. the rest get their expensive metrics, then the remaining constraints; the result is
+   recorded as a trial of the study.
+
+Budget: the number of distinct scored subnets this run has *used* (served from cache or newly
+evaluated). Counting cache hits too is what makes resuming exact: a deterministic searcher
+replays its first steps from the study, sees the same values, takes the same decisions, and
+only evaluates what the killed run had not finished.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.arch import arch_id
+from nas.errors import ConfigError
+from nas.search.base import Candidate, Constraint, Objective
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nas.search.study import StudyRecorder
+
+Arch = Mapping[str, Any]
+
+
+class Evaluator:
+    """Scores archs for searchers; see the module docstring for the rules.
+
+    Args:
+        objectives: what the search optimises.
+        constraints: bounds on objectives or on `extra` metrics.
+        extra: metrics computed for constraints and outputs only (not optimised).
+        budget: distinct scored subnets to use.
+        recorder: where trials go (None: nowhere, e.g. benchmarks of the machinery).
+        sync: re-read the study before evaluating, to pick up other processes' trials.
+        max_proposals: stop after this many proposals even if the budget is not used
+            (a tiny or over-constrained space); default 100 * budget + 10,000.
+    """
+
+    def __init__(
+        self,
+        objectives: Sequence[Objective],
+        *,
+        budget: int,
+        constraints: Sequence[Constraint] = (),
+        extra: Sequence[Objective] = (),
+        recorder: StudyRecorder | None = None,
+        sync: bool = False,
+        max_proposals: int | None = None,
+    ) -> None:
+        if budget < 1:
+            raise ConfigError(f"expected a search budget >= 1, got {budget}")
+        self.objectives = list(objectives)
+        self.metrics: dict[str, Objective] = {m.name: m for m in (*extra, *objectives)}
+        for constraint in constraints:
+            if constraint.metric not in self.metrics:
+                raise ConfigError(
+                    f"constraint on unknown metric '{constraint.metric}' "
+                    f"(expected one of: {', '.join(sorted(self.metrics))})"
+                )
+        self.constraints = list(constraints)
+        self.budget = budget
+        self.recorder = recorder
+        self.sync = sync
+        self.max_proposals = max_proposals if max_proposals is not None else 100 * budget + 10_000
+        self.store: dict[str, Candidate] = {}
+        self.used: dict[str, Candidate] = {}
+        self.rejected: dict[str, Candidate] = {}
+        self._cheap: dict[str, dict[str, float]] = {}
+        self.proposals = 0
+        self.new_evaluations = 0
+        self.expensive_calls = 0
+        self.on_use: list[Callable[[Candidate, bool], None]] = []
+        self._poll()
+
+    # --- state -----------------------------------------------------------------------------
+    @property
+    def remaining(self) -> int:
+        return max(self.budget - len(self.used), 0)
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0 or self.proposals >= self.max_proposals
+
+    @property
+    def history(self) -> list[Candidate]:
+        """Scored candidates used by this run, in the order they were first used."""
+        return list(self.used.values())
+
+    def use_stored(self) -> None:
+        """Count every stored evaluation as used (Optuna searchers: the study *is* the state)."""
+        self._poll()
+        for candidate in self.store.values():
+            self._use(candidate, fresh=False)
+
+    def _poll(self) -> None:
+        if self.recorder is not None:
+            for stored in self.recorder.poll():
+                self.store.setdefault(stored.candidate.arch_id, stored.candidate)
+
+    def _use(self, candidate: Candidate, *, fresh: bool) -> None:
+        if candidate.arch_id not in self.used:
+            self.used[candidate.arch_id] = candidate
+            for callback in self.on_use:
+                callback(candidate, fresh)
+
+    # --- cheap stage -----------------------------------------------------------------------
+    def _cheap_metrics(self, archs: Sequence[Arch], ids: Sequence[str]) -> None:
+        """Fill `self._cheap` for archs not seen yet (batched per metric)."""
+        todo = [i for i, aid in enumerate(ids) if aid not in self._cheap]
+        if not todo:
+            return
+        names = [m.name for m in self.metrics.values() if m.cheap]
+        columns = {n: self.metrics[n].evaluate([archs[i] for i in todo]) for n in names}
+        for row, i in enumerate(todo):
+            self._cheap[ids[i]] = {n: float(columns[n][row]) for n in names}
+
+    def _violation(self, values: Mapping[str, float]) -> float:
+        return sum(c.violation(values[c.metric]) for c in self.constraints if c.metric in values)
+
+    def screen(self, archs: Sequence[Arch]) -> list[bool]:
+        """Whether each arch passes the constraints on cheap metrics (nothing expensive runs)."""
+        ids = [arch_id(a) for a in archs]
+        self._cheap_metrics(archs, ids)
+        return [self._violation(self._cheap[aid]) == 0 for aid in ids]
+
+    # --- evaluation ------------------------------------------------------------------------
+    def evaluate(
+        self, archs: Sequence[Arch], *, trials: Sequence[optuna.Trial] | None = None
+    ) -> list[Candidate]:
+        """Score `archs` (cache first, cheap constraints next, expensive metrics last).
+
+        Args:
+            archs: canonical archs of the space.
+            trials: for Optuna samplers, the asked trial of each arch; it is told the result
+                (a duplicate is told the cached values, a rejected arch is PRUNED).
+
+        Returns:
+            One candidate per arch; rejected ones have only cheap metrics and a violation > 0.
+        """
+        self.proposals += len(archs)
+        ids = [arch_id(a) for a in archs]
+        if self.sync and any(aid not in self.store for aid in ids):
+            self._poll()
+        fresh = [i for i, aid in enumerate(ids) if aid not in self.store]
+        self._cheap_metrics([archs[i] for i in fresh], [ids[i] for i in fresh])
+        to_score: dict[str, int] = {}
+        for i in fresh:
+            values = self._cheap[ids[i]]
+            violation = self._violation(values)
+            if violation > 0 and ids[i] not in self.rejected:
+                self.rejected[ids[i]] = Candidate(dict(archs[i]), ids[i], values, violation)
+            elif violation == 0:
+                to_score.setdefault(ids[i], i)
+        self._score([archs[i] for i in to_score.values()], list(to_score), record=trials is None)
+        results = []
+        for i, aid in enumerate(ids):
+            candidate = self.store.get(aid) or self.rejected[aid]
+            duplicate = aid in self.store and not (aid in to_score and to_score[aid] == i)
+            if trials is not None and self.recorder is not None:
+                self.recorder.finish(trials[i], candidate, duplicate_of=aid if duplicate else None)
+            if aid in self.store:
+                self._use(candidate, fresh=aid in to_score and to_score[aid] == i)
+            results.append(candidate)
+        return results
+
+    def _score(self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool) -> None:
+        if not archs:
+            return
+        expensive = [m for m in self.metrics.values() if not m.cheap]
+        self.expensive_calls += len(archs) if expensive else 0
+        columns = {m.name: np.asarray(m.evaluate(archs), dtype=np.float64) for m in expensive}
+        for row, (arch, aid) in enumerate(zip(archs, ids, strict=True)):
+            values = dict(self._cheap[aid])
+            values.update({name: float(column[row]) for name, column in columns.items()})
+            violation = self._violation(values)
+            if any(math.isnan(values[o.name]) for o in self.objectives):
+                violation = math.inf  # a metric that could not be computed never wins
+            candidate = Candidate(dict(arch), aid, values, violation)
+            self.store[aid] = candidate
+            self.new_evaluations += 1
+            if self.recorder is not None and record:
+                self.recorder.record(candidate)

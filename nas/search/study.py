@@ -1,0 +1,256 @@
+"""Every evaluated subnet is an Optuna trial: choices as params, metrics as user attributes.
+
+The study is the search's durable memory. By default it is a SQLite file,
+`runs/NAME/search/TAG/study.db`; any Optuna RDB URL (`--storage postgresql://...`) lets
+several processes share one study. On start the evaluator loads the completed trials, so a
+killed search resumes without repeating a trial (see `nas.search.cache`).
+
+Trials are written only once their metrics are known (`Study.add_trial`), so a kill can never
+leave a half-written trial for our own searchers. Optuna samplers use ask/tell; a trial left
+RUNNING by a killed process of this machine is marked FAIL on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from nas.errors import ConfigError
+from nas.search.base import Candidate, Objective
+from search_spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """A completed evaluation read back from the study."""
+
+    number: int
+    candidate: Candidate
+    pid: int | None
+    host: str | None
+
+
+class _LayoutTrial:
+    """Stands in for an Optuna trial to learn the names and choices `space.suggest` uses."""
+
+    def __init__(self) -> None:
+        self.distributions: dict[str, CategoricalDistribution] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        self.distributions[name] = CategoricalDistribution(list(choices))
+        return choices[0]
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """`{"kernel_size": [3, 5]}` -> `{"kernel_size_0": 3, "kernel_size_1": 5}`."""
+    if isinstance(obj, Mapping):
+        items: Any = ((f"{prefix}_{k}" if prefix else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{prefix}_{i}", v) for i, v in enumerate(obj))
+    else:
+        return {prefix: obj}
+    flat: dict[str, Any] = {}
+    for name, value in items:
+        flat.update(_flatten(value, name))
+    return flat
+
+
+class ParamLayout:
+    """Expresses an arch as the Optuna params `space.suggest` draws, for the dashboard.
+
+    The names and choices are learnt once by running `suggest` on a stand-in trial; an arch's
+    flattened keys (`kernel_size_3` for `arch["kernel_size"][3]`) that match a suggested name
+    and one of its choices become params. Resuming never relies on params: every trial also
+    carries the canonical arch as a user attribute.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        trial = _LayoutTrial()
+        try:
+            space.suggest(trial)  # type: ignore[arg-type]
+        except Exception:  # a suggest that cannot run on a stand-in just means fewer params
+            logger.debug("space %s: suggest() names not learnable", space.name, exc_info=True)
+        self.distributions = trial.distributions
+
+    def params(
+        self, arch: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+        params: dict[str, Any] = {}
+        distributions: dict[str, BaseDistribution] = {}
+        for name, value in _flatten(arch).items():
+            dist = self.distributions.get(name)
+            if dist is not None and value in dist.choices:
+                params[name], distributions[name] = value, dist
+        return params, distributions
+
+
+def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
+    # concurrent writers on one SQLite file wait for the lock instead of failing at once
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def open_study(
+    storage: str | None,
+    study_name: str,
+    objectives: Sequence[Objective],
+    *,
+    seed_sampler: Any = None,
+) -> optuna.Study:
+    """Create or load study `study_name` in `storage` (None: in memory).
+
+    Raises:
+        ConfigError: when an existing study has other objective directions.
+    """
+    directions = [o.direction for o in objectives]
+    backend: Any = storage
+    if storage is not None and storage.startswith("sqlite:"):
+        backend = _sqlite_storage(storage)
+    try:
+        study = optuna.create_study(
+            storage=backend,
+            study_name=study_name,
+            directions=directions,
+            load_if_exists=True,
+            sampler=seed_sampler,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"study '{study_name}' in {storage}: {exc}") from None
+    stored = [d.name.lower() for d in study.directions]
+    if stored != directions:
+        raise ConfigError(
+            f"study '{study_name}' in {storage} has directions {stored}, this search expects "
+            f"{directions} (objectives {[o.name for o in objectives]}); use another --tag"
+        )
+    names = study.user_attrs.get("objectives")
+    if names is None:
+        study.set_user_attr("objectives", [o.name for o in objectives])
+    elif list(names) != [o.name for o in objectives]:
+        raise ConfigError(
+            f"study '{study_name}' in {storage} optimises {names}, this search asks for "
+            f"{[o.name for o in objectives]}; use another --tag"
+        )
+    return study
+
+
+class StudyRecorder:
+    """Writes evaluations to an Optuna study and reads them back on resume.
+
+    Args:
+        study: the study (from `open_study`).
+        space: the search space (to express archs as Optuna params).
+        objectives: the study's objectives, in the order of its directions.
+    """
+
+    def __init__(
+        self, study: optuna.Study, space: SearchSpace, objectives: Sequence[Objective]
+    ) -> None:
+        self.study = study
+        self.objectives = list(objectives)
+        self.layout = ParamLayout(space)
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self._seen_numbers: set[int] = set()
+
+    def _attrs(self, candidate: Candidate, **more: Any) -> dict[str, Any]:
+        return {
+            "arch": dict(candidate.arch),
+            "arch_id": candidate.arch_id,
+            "metrics": dict(candidate.values),
+            "violation": candidate.violation,
+            "pid": self.pid,
+            "host": self.host,
+            **more,
+        }
+
+    def record(self, candidate: Candidate) -> None:
+        """Add a trial for a freshly scored candidate (FAIL when a value is missing or NaN)."""
+        params, distributions = self.layout.params(candidate.arch)
+        values = self._values(candidate)
+        trial = create_trial(
+            params=params,
+            distributions=distributions,
+            values=values,
+            state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
+            user_attrs=self._attrs(candidate),
+        )
+        self.study.add_trial(trial)
+
+    def _values(self, candidate: Candidate) -> list[float] | None:
+        values = [candidate.values.get(o.name, math.nan) for o in self.objectives]
+        return values if all(math.isfinite(v) for v in values) else None
+
+    def tag_running(self, trial: optuna.Trial) -> None:
+        """Mark an asked trial with this process, so a killed run's leftovers can be found."""
+        trial.set_user_attr("pid", self.pid)
+        trial.set_user_attr("host", self.host)
+
+    def finish(
+        self, trial: optuna.Trial, candidate: Candidate, *, duplicate_of: str | None
+    ) -> None:
+        """Tell an asked trial its result: values when scored, PRUNED when rejected unscored."""
+        for key, value in self._attrs(candidate, duplicate=duplicate_of is not None).items():
+            trial.set_user_attr(key, value)
+        values = self._values(candidate)
+        if values is not None:
+            self.study.tell(trial, values)
+        elif candidate.violation > 0 and math.isfinite(candidate.violation):
+            self.study.tell(trial, state=TrialState.PRUNED)  # rejected unscored (cheap constraint)
+        else:
+            self.study.tell(trial, state=TrialState.FAIL)  # a metric could not be computed
+
+    def fail_stale(self) -> int:
+        """Mark RUNNING trials of dead processes on this host as FAIL; returns how many."""
+        count = 0
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
+            if host == self.host and pid is not None and not _alive(int(pid)):
+                self.study.tell(trial.number, state=TrialState.FAIL)
+                count += 1
+        return count
+
+    def poll(self) -> list[StoredEvaluation]:
+        """Completed evaluations not returned by an earlier call, in trial order."""
+        fresh = []
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if trial.number in self._seen_numbers:
+                continue
+            self._seen_numbers.add(trial.number)
+            stored = _stored(trial)
+            if stored is not None:
+                fresh.append(stored)
+        return fresh
+
+
+def _stored(trial: FrozenTrial) -> StoredEvaluation | None:
+    attrs = trial.user_attrs
+    if "arch_id" not in attrs or attrs.get("duplicate"):
+        return None
+    candidate = Candidate(
+        arch=attrs["arch"],
+        arch_id=attrs["arch_id"],
+        values={k: float(v) for k, v in attrs["metrics"].items()},
+        violation=float(attrs.get("violation", 0.0)),
+    )
+    return StoredEvaluation(trial.number, candidate, attrs.get("pid"), attrs.get("host"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
