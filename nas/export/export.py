@@ -1,0 +1,309 @@
+"""Export one subnet: recalibrate BN, extract a static network, write formats, check parity.
+
+`export_subnet` is the supernet path (what `nas export` runs). `export_model` is the generic
+part that any static network goes through (a fine-tuned export, a DARTS evaluation network):
+it writes `arch.json` and each format, reads every format back from disk, compares it with a
+reference function on validation data, times it on this CPU and writes the model card.
+
+A parity failure is written to `metrics.json` (status "parity_failed") and then raised as
+`ParityError`, so the evidence stays on disk next to the files that failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from nas.arch import Arch, arch_id
+from nas.artifacts import atomic_write_json, environment, now_iso
+from nas.export import formats as fmt
+from nas.export.parity import TOLERANCES, FormatParity, count_correct, max_abs_diff
+from nas.export.parity import raise_on_failure as _raise_on_failure
+
+if TYPE_CHECKING:
+    from nas.data import DatasetSplits
+    from nas.supernet import Supernet
+
+logger = logging.getLogger(__name__)
+
+Batches = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote and how it checked out (also in `metrics.json`)."""
+
+    out_dir: Path
+    arch: dict[str, Any]
+    arch_id: str
+    formats: tuple[str, ...]
+    parity: tuple[FormatParity, ...]
+    metrics: dict[str, Any] = field(repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.parity)
+
+    def files(self) -> list[Path]:
+        """Every file of the export folder, in a stable order."""
+        files = self.out_dir.iterdir()
+        return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
+
+
+def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
+    """Bilinear resize to the subnet's input side, as training and search do."""
+    from nas.train.sandwich import resize as _resize
+
+    return _resize(images, resolution)
+
+
+def split_batches(
+    splits: DatasetSplits, which: str, *, batch_size: int, resolution: int | None,
+    limit: int | None = None,
+) -> Batches:
+    """Normalised CPU batches of a split (no augmentation), resized to `resolution`."""
+    from nas.data import BatchLoader
+
+    loader = BatchLoader.for_splits(splits, which, batch_size=batch_size, device="cpu")
+    batches = []
+    for index, (images, labels) in enumerate(loader.epoch(0)):
+        if limit is not None and index >= limit:
+            break
+        batches.append((resize(images, resolution), labels))
+    return batches
+
+
+def recalibrate(
+    supernet: Supernet, arch: Arch, splits: DatasetSplits, *, batches: int, batch_size: int,
+    device: torch.device, seed: int,
+) -> None:
+    """Reset and re-estimate the BN statistics of `arch` on `batches` training batches.
+
+    Shared weights are trained for many subnets, so the running statistics stored in the
+    supernet fit none of them exactly (OFA, section 3.3); the exported network gets statistics
+    measured with exactly its own layers active.
+    """
+    from nas.data import BatchLoader
+
+    supernet.set_active(arch)
+    if batches <= 0:
+        return
+    loader = BatchLoader(
+        splits.train, batch_size=batch_size, device=device, mean=splits.mean, std=splits.std,
+        shuffle=True, seed=seed,
+    )
+    resolution = supernet.input_resolution(arch)
+    images = (resize(x, resolution) for x, _ in loader.epoch(0))
+    _recalibrate_bn(supernet, images, num_batches=batches)
+
+
+def _recalibrate_bn(net: nn.Module, images: Iterator[torch.Tensor], *, num_batches: int) -> None:
+    """Cumulative-average BN statistics over `num_batches` forward passes in train mode."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    was_training = net.training
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # None: exact average over the batches seen
+        net.train()
+        with torch.no_grad():
+            for index, batch in enumerate(images):
+                if index >= num_batches:
+                    break
+                net(batch)
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        net.train(was_training)
+
+
+def export_subnet(
+    supernet: Supernet,
+    arch: Arch,
+    out_dir: Path,
+    *,
+    splits: DatasetSplits,
+    formats: Sequence[str] = fmt.FORMATS,
+    calib_batches: int = 10,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    provenance: Mapping[str, Any] | None = None,
+    predicted_latency: Mapping[str, Any] | None = None,
+    measure_latency: bool = True,
+) -> ExportReport:
+    """Export `arch` of `supernet` as a static network with recalibrated BN statistics.
+
+    The supernet's BN statistics are overwritten for `arch` (it is left in eval mode with
+    `arch` active); load it again for other subnets.
+
+    Args:
+        supernet: a trained supernet.
+        arch: the subnet, in any format `supernet.space.normalize` accepts.
+        out_dir: the export folder (created; existing files of the same names are replaced).
+        splits: the run's dataset: `train` calibrates BN, `val` checks parity, `test` is
+            reported in the card.
+        formats: any of "pytorch", "torchscript", "onnx".
+        calib_batches: training batches for BN recalibration (0 keeps the stored statistics).
+        batch_size: batch size for calibration and evaluation.
+        device: where calibration runs; parity and evaluation run on the CPU, where exported
+            files are checked.
+        seed: picks the calibration images.
+        provenance: how the export was made (run, search tag, command), for the model card.
+        predicted_latency: `{device: milliseconds}` from the run's latency predictors.
+        measure_latency: time the exported model on this CPU (batch 1).
+
+    Raises:
+        ParityError: a format's outputs or accuracy differ from the supernet's subnet.
+    """
+    space = supernet.space
+    canonical = space.normalize(arch)
+    chosen = fmt.parse_formats(formats)
+    recalibrate(
+        supernet, canonical, splits, batches=calib_batches, batch_size=batch_size,
+        device=torch.device(device), seed=seed,
+    )
+    supernet.cpu().eval()
+    supernet.set_active(canonical)
+    static = supernet.extract_subnet(canonical).cpu().eval()
+    resolution = supernet.input_resolution(canonical) or splits.image_size
+    meta = {
+        "builder": "extract_subnet", "space": space.spec(), "arch": canonical,
+        "complexity": space.complexity(canonical),
+    }
+    return export_model(
+        static, out_dir, meta=meta, reference=supernet, splits=splits, formats=chosen,
+        resolution=resolution, batch_size=batch_size, provenance=provenance,
+        predicted_latency=predicted_latency, measure_latency=measure_latency,
+        extra={"bn_calibration": {"batches": calib_batches, "batch_size": batch_size,
+                                  "seed": seed}},
+    )
+
+
+def export_model(
+    model: nn.Module,
+    out_dir: Path,
+    *,
+    meta: Mapping[str, Any],
+    reference: Callable[[torch.Tensor], torch.Tensor],
+    splits: DatasetSplits,
+    formats: Sequence[str],
+    resolution: int,
+    batch_size: int = 64,
+    provenance: Mapping[str, Any] | None = None,
+    predicted_latency: Mapping[str, Any] | None = None,
+    measure_latency: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> ExportReport:
+    """Write `model` in `formats` to `out_dir` and check each against `reference` (CPU).
+
+    Args:
+        model: the static network (eval mode, CPU).
+        meta: `arch.json` fields: `space` (spec), `arch`, `builder` (see `nas.export.load`),
+            optionally `builder_kwargs` and `complexity` (`{"params", "macs"}`).
+        reference: what the exported files must reproduce (the supernet with the subnet
+            active, or the model itself).
+    """
+    from nas.export.card import build_metrics, write_card
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    val = split_batches(splits, "val", batch_size=batch_size, resolution=resolution)
+    if not val:
+        from nas.errors import DatasetError
+
+        raise DatasetError("expected a non-empty validation split to check parity, got none")
+    example = val[0][0][:1]
+    arch_json = _arch_json(meta, splits, resolution, formats)
+    atomic_write_json(out_dir / fmt.ARCH_FILE, arch_json)
+    _write_formats(model, example, out_dir, formats)
+    ref_correct, total = count_correct(reference, val)
+    parity_x = val[0][0]
+    with torch.no_grad():
+        ref_logits = reference(parity_x)
+    results, loaded = [], {}
+    for name in formats:
+        loaded[name] = fmt.SavedModel(name, out_dir)
+        correct, _ = count_correct(loaded[name], val)
+        results.append(FormatParity(
+            format=name, max_abs_diff=max_abs_diff(loaded[name](parity_x), ref_logits),
+            tolerance=TOLERANCES[name], val_correct=correct, val_total=total,
+            reference_correct=ref_correct,
+        ))
+    first = loaded[formats[0]]
+    test = split_batches(splits, "test", batch_size=batch_size, resolution=resolution)
+    test_correct, test_total = count_correct(first, test) if test else (0, 0)
+    latency = _measure(model, loaded, example) if measure_latency else {}
+    metrics = build_metrics(
+        arch_json=arch_json, model=model, parity=results, reference_correct=ref_correct,
+        val_total=total, test=(test_correct, test_total), measured_latency=latency,
+        predicted_latency=dict(predicted_latency or {}), provenance=dict(provenance or {}),
+        environment=environment(), created=now_iso(), extra=dict(extra or {}),
+    )
+    write_card(out_dir, metrics)
+    report = ExportReport(
+        out_dir=out_dir, arch=dict(arch_json["arch"]), arch_id=arch_json["arch_id"],
+        formats=tuple(formats), parity=tuple(results), metrics=metrics,
+    )
+    _raise_on_failure(results)
+    return report
+
+
+def _arch_json(
+    meta: Mapping[str, Any], splits: DatasetSplits, resolution: int, formats: Sequence[str]
+) -> dict[str, Any]:
+    arch = dict(meta["arch"])
+    return {
+        "format": "nas-export/1",
+        **{k: v for k, v in meta.items() if k != "arch"},
+        "arch": arch,
+        "arch_id": arch_id(arch),
+        "num_classes": splits.num_classes,
+        "dataset": splits.name,
+        "input": {
+            "name": fmt.INPUT_NAME, "shape": [1, splits.channels, resolution, resolution],
+            "dtype": "float32", "layout": "NCHW", "mean": list(splits.mean),
+            "std": list(splits.std),
+            "preprocess": f"pixels / 255, minus mean, divided by std (per channel), "
+                          f"resized (bilinear) to {resolution}x{resolution}",
+        },
+        "output": {"name": fmt.OUTPUT_NAME, "shape": [1, splits.num_classes]},
+        "files": {name: fmt.FILES[name] for name in formats},
+    }
+
+
+def _write_formats(
+    model: nn.Module, example: torch.Tensor, out_dir: Path, formats: Sequence[str]
+) -> None:
+    for name in formats:
+        logger.info("writing %s format to %s", name, out_dir)
+        if name == "pytorch":
+            fmt.save_pytorch(model, out_dir)
+        elif name == "torchscript":
+            fmt.save_torchscript(model, example, out_dir)
+        else:
+            fmt.save_onnx(model, example, out_dir)
+
+
+def _measure(
+    model: nn.Module, loaded: Mapping[str, fmt.SavedModel], example: torch.Tensor
+) -> dict[str, Any]:
+    """Batch-1 latency on this CPU of the in-memory module and each format read from disk."""
+    from nas.export.timing import measure_module
+
+    runners: dict[str, Callable[[torch.Tensor], Any]] = {}
+    if "pytorch" in loaded or not loaded:
+        runners["pytorch"] = model
+    for name in ("torchscript", "onnx"):
+        if name in loaded:
+            runners[name] = loaded[name]
+    return {
+        "device": "cpu", "batch_size": 1, "threads": torch.get_num_threads(),
+        "formats": {name: measure_module(run, example) for name, run in runners.items()},
+    }

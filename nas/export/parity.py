@@ -1,0 +1,102 @@
+"""Parity of exported files against the supernet: max |difference| of logits, equal top-1.
+
+The reference is the supernet itself with the subnet active, in eval mode, after the same
+batch-norm recalibration that produced the exported statistics. Each exported format is read
+back from disk and run on the same validation batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from nas.errors import NasError
+
+# max absolute logit difference allowed per format: the static network runs the same float32
+# kernels as the supernet (1e-5 covers summation-order changes from sliced vs contiguous
+# weights); onnxruntime fuses conv + BN + activation, which moves results by ~1e-6 relative
+TOLERANCES: Mapping[str, float] = {"pytorch": 1e-5, "torchscript": 1e-5, "onnx": 1e-4}
+
+
+class ParityError(NasError):
+    """An exported format whose outputs or accuracy differ from the supernet's subnet."""
+
+
+@dataclass(frozen=True)
+class FormatParity:
+    """Parity of one format on the validation batch and on the whole validation split."""
+
+    format: str
+    max_abs_diff: float
+    tolerance: float
+    val_correct: int
+    val_total: int
+    reference_correct: int
+
+    @property
+    def outputs_match(self) -> bool:
+        # `not >` so that a NaN difference fails
+        return not self.max_abs_diff > self.tolerance and self.max_abs_diff == self.max_abs_diff
+
+    @property
+    def top1_matches(self) -> bool:
+        return self.val_correct == self.reference_correct
+
+    @property
+    def passed(self) -> bool:
+        return self.outputs_match and self.top1_matches
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.update(
+            outputs_match=self.outputs_match, top1_matches=self.top1_matches, passed=self.passed
+        )
+        return record
+
+    def problem(self) -> str:
+        """One line saying what failed ('' when parity holds)."""
+        if not self.outputs_match:
+            return (
+                f"{self.format}: max |logit difference| vs the supernet is "
+                f"{self.max_abs_diff:.3g}, expected <= {self.tolerance:g}"
+            )
+        if not self.top1_matches:
+            return (
+                f"{self.format}: validation top-1 {self.val_correct}/{self.val_total} differs "
+                f"from the supernet subnet's {self.reference_correct}/{self.val_total}"
+            )
+        return ""
+
+
+def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute elementwise difference (inf when shapes differ)."""
+    if a.shape != b.shape:
+        return float("inf")
+    return float((a.detach().double().cpu() - b.detach().double().cpu()).abs().max())
+
+
+def count_correct(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[int, int]:
+    """(correct, total) top-1 predictions of `predict` over `(images, labels)` batches."""
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in batches:
+            logits = predict(images)
+            correct += int((logits.argmax(dim=1).cpu() == labels.cpu()).sum())
+            total += int(labels.numel())
+    return correct, total
+
+
+def raise_on_failure(results: Iterable[FormatParity]) -> None:
+    """Raise `ParityError` naming every format that failed, with its difference."""
+    problems = [r.problem() for r in results if not r.passed]
+    if problems:
+        raise ParityError(
+            "exported model does not match the supernet: " + "; ".join(problems)
+            + " (the metrics.json in the export folder has the details; please report this)"
+        )
