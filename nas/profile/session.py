@@ -1,0 +1,193 @@
+"""One profiling session: time the blocks, the sampled subnets, and some subnets again.
+
+Order and budget: blocks first (the lookup table needs all of them; at most 30 % of the time
+budget), then the subnets (until the sample count or 90 % of the budget is reached), then a
+second measurement of a tenth of the subnets, spread over the session, for the noise floor.
+Every measurement is appended to the store as it is taken, so a killed session resumes where it
+stopped (records taken with other settings are not reused).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nas.arch import arch_id
+from nas.profile.devices import Device
+from nas.profile.measure import MeasureSettings, Timing, measure
+from nas.profile.sampling import stratified_sample
+from nas.profile.store import ProfileStore
+from predictors.features import has_blocks, key_universe
+from search_spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+BLOCK_SHARE = 0.3
+SUBNET_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """What a session measures.
+
+    Attributes:
+        samples: number of subnets to measure.
+        batch_size: batch size of every timed call.
+        budget_s: wall-clock budget of the session in seconds (None: no limit).
+        blocks: whether to measure the per-block table.
+        repeat_share: share of subnets measured a second time for the noise floor.
+        seed: seeds the subnet sample.
+        settings: how each model is timed.
+    """
+
+    samples: int = 300
+    batch_size: int = 1
+    budget_s: float | None = None
+    blocks: bool = True
+    repeat_share: float = 0.1
+    seed: int = 0
+    settings: MeasureSettings = field(default_factory=MeasureSettings)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: `phase` is "blocks", "subnets" or "repeats"."""
+
+    phase: str
+    done: int
+    total: int
+    elapsed_s: float
+    eta_s: float | None
+    estimate_within10: float | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+Estimator = Callable[[], float | None]
+
+
+def resolutions_of(space: SearchSpace) -> list[int]:
+    """The input sides subnets of `space` use (its `resolutions`, else its image size)."""
+    found = getattr(space, "resolutions", None) or [getattr(space, "image_size", 224)]
+    return [int(r) for r in found]
+
+
+def setup_of(device: Device, batch_size: int) -> dict[str, Any]:
+    return {"device": device.name, "batch_size": batch_size, "threads": device.threads}
+
+
+def _record(timing: Timing, setup: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**fields, "latency_ms": timing.median_ms, "q1_ms": timing.q1_ms,
+            "q3_ms": timing.q3_ms, "n": timing.n, "remeasured": timing.remeasured,
+            "setup": setup}
+
+
+class Session:
+    """Runs a `ProfilePlan` for one space, supernet and device, writing into `store`."""
+
+    def __init__(
+        self, space: SearchSpace, supernet: Any, device: Device, store: ProfileStore,
+        plan: ProfilePlan, *, on_progress: ProgressCallback | None = None,
+        estimator: Estimator | None = None,
+    ) -> None:
+        self.space, self.supernet, self.device, self.store = space, supernet, device, store
+        self.plan = plan
+        self.setup = setup_of(device, plan.batch_size)
+        self.on_progress = on_progress or (lambda progress: None)
+        self.estimator = estimator
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def _over(self, share: float) -> bool:
+        budget = self.plan.budget_s
+        return budget is not None and self.elapsed() > share * budget
+
+    def _time(self, model: Any, side: int | None, shape: tuple[int, ...] | None = None) -> Timing:
+        if shape is None:
+            channels = int(getattr(self.space, "in_channels", 3))
+            shape = (self.plan.batch_size, channels, int(side or 32), int(side or 32))
+        return measure(self.device.prepare(model, shape), self.plan.settings)
+
+    def _emit(
+        self, phase: str, done: int, total: int, started: float, estimate: float | None
+    ) -> None:
+        spent = time.perf_counter() - started
+        eta = spent / done * (total - done) if done else None
+        self.on_progress(Progress(phase, done, total, self.elapsed(), eta, estimate))
+
+    def measure_blocks(self) -> int:
+        """Time every block key not yet measured; returns how many were timed now."""
+        if not (self.plan.blocks and has_blocks(self.space)):
+            return 0
+        block_module = getattr(self.supernet, "block_module", None)
+        if not callable(block_module):
+            logger.info("supernet has no block_module(); skipping the per-block table")
+            return 0
+        done = {r["block"] for r in self.store.records(self.store.blocks_path, self.setup)}
+        todo = [k for k in key_universe(self.space, resolutions_of(self.space)) if k not in done]
+        started = time.perf_counter()
+        for index, key in enumerate(todo):
+            if self._over(BLOCK_SHARE):
+                logger.warning("time budget: %d of %d blocks left unmeasured", len(todo) - index,
+                               len(todo))
+                return index
+            module, shape = block_module(key)
+            shape = (self.plan.batch_size, *tuple(shape)[1:])
+            timing = self._time(module, None, shape)
+            self.store.append(self.store.blocks_path, _record(timing, self.setup, block=key))
+            self._emit("blocks", index + 1, len(todo), started, None)
+        return len(todo)
+
+    def _measure_arch(self, arch: dict[str, Any], path: Any) -> Timing:
+        model = self.supernet.extract_subnet(arch)
+        side = self.supernet.input_resolution(arch) if hasattr(self.supernet, "input_resolution") \
+            else arch.get("resolution")
+        timing = self._time(model, side)
+        self.store.append(path, _record(timing, self.setup, arch=arch, arch_id=arch_id(arch)))
+        return timing
+
+    def measure_subnets(self) -> list[dict[str, Any]]:
+        """Time the sampled subnets not yet measured; returns all archs measured in this setup."""
+        rng = np.random.default_rng(self.plan.seed)
+        done = {r["arch_id"] for r in self.store.records(self.store.latency_path, self.setup)}
+        archs = stratified_sample(self.space, self.plan.samples, rng)
+        todo = [a for a in archs if arch_id(a) not in done]
+        started, estimate = time.perf_counter(), None
+        for index, arch in enumerate(todo):
+            if self._over(SUBNET_SHARE):
+                logger.warning("time budget: measured %d of %d subnets", index, len(todo))
+                break
+            self._measure_arch(arch, self.store.latency_path)
+            if self.estimator is not None and (index + 1) % 10 == 0:
+                estimate = self.estimator()
+            self._emit("subnets", index + 1, len(todo), started, estimate)
+        return self.store.records(self.store.latency_path, self.setup)
+
+    def measure_repeats(self, measured: list[dict[str, Any]]) -> int:
+        """Measure a spread-out share of the subnets again (the noise floor)."""
+        repeated = {r["arch_id"] for r in self.store.records(self.store.repeats_path, self.setup)}
+        count = max(2, int(round(self.plan.repeat_share * len(measured))))
+        picks = np.linspace(0, len(measured) - 1, min(count, len(measured))).astype(int)
+        todo = [measured[i] for i in sorted(set(picks)) if measured[i]["arch_id"] not in repeated]
+        started = time.perf_counter()
+        for index, record in enumerate(todo):
+            if self._over(1.0):
+                return index
+            self._measure_arch(dict(record["arch"]), self.store.repeats_path)
+            self._emit("repeats", index + 1, len(todo), started, None)
+        return len(todo)
+
+    def run(self) -> dict[str, Any]:
+        """Blocks, subnets, repeats; returns a summary of what was measured and the time taken."""
+        blocks = self.measure_blocks()
+        measured = self.measure_subnets()
+        repeats = self.measure_repeats(measured) if measured else 0
+        return {"blocks_measured": blocks, "subnets_total": len(measured),
+                "repeats_measured": repeats, "seconds": round(self.elapsed(), 1),
+                "setup": self.setup}
