@@ -98,6 +98,11 @@ class OFAMobileNetV3Space(SearchSpace):
         self._cost_cache: dict[tuple[int, int, int, int], tuple[int, int]] = {}
         self._slot_res = {r: self._slot_resolutions(r) for r in res}
 
+    @classmethod
+    def tiny(cls) -> OFAMobileNetV3Space:
+        """A small construction for tests: 10 classes, 16 and 32 px inputs (small-input)."""
+        return cls(num_classes=10, resolutions=[16, 32], image_size=32)
+
     # -- description ---------------------------------------------------------------------
     @property
     def dim(self) -> int:

@@ -1,0 +1,96 @@
+"""Accuracy of one subnet of a supernet: extract, recalibrate BN, evaluate on a split."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nas.arch import Arch
+from nas.data import BatchLoader, DatasetSplits
+from nas.errors import ConfigError
+from nas.supernet import Supernet
+from nas.train.bn_calibrate import recalibrate_bn
+
+SPLITS = ("train", "val", "test")
+
+
+def resize_to(images: Tensor, resolution: int | None) -> Tensor:
+    """Bilinearly resize a batch to `resolution` pixels per side (unchanged if equal or None)."""
+    if resolution is None or images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    return F.interpolate(
+        images, size=(resolution, resolution), mode="bilinear", align_corners=False
+    )
+
+
+def calibration_images(
+    splits: DatasetSplits,
+    *,
+    batch_size: int,
+    device: torch.device | str,
+    seed: int,
+    resolution: int | None,
+) -> Iterator[Tensor]:
+    """Shuffled, un-augmented training images at `resolution` (the order depends on `seed`)."""
+    loader = BatchLoader(
+        splits.train,
+        batch_size=batch_size,
+        device=device,
+        mean=splits.mean,
+        std=splits.std,
+        shuffle=True,
+        seed=seed,
+    )
+    return (resize_to(images, resolution) for images, _ in loader.epoch(0))
+
+
+@torch.no_grad()
+def evaluate_subnet(
+    supernet: Supernet,
+    arch: Arch,
+    splits: DatasetSplits,
+    *,
+    split: str = "val",
+    calibration_batches: int = 10,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Top-1 accuracy and loss of `arch` on `splits.<split>` after BN recalibration.
+
+    The subnet is extracted first and recalibrated on `calibration_batches` shuffled training
+    batches, so the supernet's own statistics are left untouched. Images are resized to the
+    arch's resolution when it differs from the dataset's image size.
+
+    Returns:
+        `{"top1": percent in [0, 100], "loss": mean cross-entropy, "n": images evaluated}`.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
+    arch = supernet.space.normalize(arch)
+    resolution = supernet.input_resolution(arch)
+    subnet = supernet.extract_subnet(arch).to(device)
+    recalibrate_bn(
+        subnet,
+        calibration_images(
+            splits, batch_size=batch_size, device=device, seed=seed, resolution=resolution
+        ),
+        num_batches=calibration_batches,
+    )
+    subnet.eval()
+    loader = BatchLoader.for_splits(splits, split, batch_size=batch_size, device=device)
+    correct, loss_sum, n = 0, 0.0, 0
+    for images, labels in loader.epoch(0):
+        logits = subnet(resize_to(images, resolution))
+        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        n += int(labels.numel())
+    if n == 0:
+        raise ConfigError(
+            f"split '{split}' of dataset '{splits.name}' is empty; nothing to evaluate"
+        )
+    return {"top1": 100.0 * correct / n, "loss": loss_sum / n, "n": n}
