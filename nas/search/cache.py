@@ -135,7 +135,13 @@ class Evaluator:
         """Whether each arch passes the constraints on cheap metrics (nothing expensive runs)."""
         ids = [arch_id(a) for a in archs]
         self._cheap_metrics(archs, ids)
-        return [self._violation(self._cheap[aid]) == 0 for aid in ids]
+        verdicts = []
+        for arch, aid in zip(archs, ids, strict=True):
+            violation = self._violation(self._cheap[aid])
+            if violation > 0 and aid not in self.rejected:
+                self.rejected[aid] = Candidate(dict(arch), aid, self._cheap[aid], violation)
+            verdicts.append(violation == 0)
+        return verdicts
 
     # --- evaluation ------------------------------------------------------------------------
     def evaluate(
