@@ -151,18 +151,28 @@ def _round(values: Any) -> Any:
 
 
 def _latency_lines(latency: Mapping[str, Any]) -> list[str]:
-    lines = []
+    """One line per device: measured here at export (batch 1) and predicted by the run."""
     measured = latency.get("measured") or {}
-    for name, stats in (measured.get("formats") or {}).items():
-        lines.append(
-            f"- measured on this CPU at export, batch 1, {measured.get('threads')} thread(s), "
-            f"{name}: median {_fmt(stats['median_ms'], 3)} ms (p90 {_fmt(stats['p90_ms'], 3)} ms)"
-        )
-    if lines:
-        lines.append("  (wall-clock; other load on the machine inflates these)")
-    for device, value in (latency.get("predicted") or {}).items():
-        lines.append(f"- predicted for `{device}` by the run's latency model: {_fmt(value, 3)} ms")
-    return lines or ["- not measured (no profiled device; export with latency measurement on)"]
+    predicted = latency.get("predicted") or {}
+    lines = []
+    for device in sorted(set(measured) | set(predicted)):
+        parts = []
+        stats = measured.get(device)
+        if isinstance(stats, Mapping) and "median_ms" in stats:
+            parts.append(
+                f"measured {_fmt(stats['median_ms'], 3)} ms (IQR {_fmt(stats.get('q1_ms'), 3)}"
+                f"-{_fmt(stats.get('q3_ms'), 3)}, {stats.get('n')} runs, batch "
+                f"{stats.get('batch_size')}, {stats.get('threads')} thread(s))"
+            )
+        elif isinstance(stats, Mapping) and "error" in stats:
+            parts.append(f"not measured here ({stats['error']})")
+        if device in predicted:
+            parts.append(f"predicted {_fmt(predicted[device], 3)} ms by the run's latency model")
+        lines.append(f"- `{device}`: " + "; ".join(parts))
+    if measured:
+        lines.append("\nMeasured at export time on this machine; other load inflates wall-clock "
+                     "timings.")
+    return lines or ["- not measured, and no profiled device (run `nas profile`)"]
 
 
 def _parity_lines(metrics: Mapping[str, Any]) -> list[str]:

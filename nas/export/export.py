@@ -12,7 +12,7 @@ A parity failure is written to `metrics.json` (status "parity_failed") and then 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,10 +57,10 @@ class ExportReport:
 
 
 def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
-    """Bilinear resize to the subnet's input side, as training and search do."""
-    from nas.train.sandwich import resize as _resize
+    """Bilinear resize to the subnet's input side, as training, evaluation and search do."""
+    from nas.evaluate import resize_to
 
-    return _resize(images, resolution)
+    return resize_to(images, resolution)
 
 
 def split_batches(
@@ -83,45 +83,23 @@ def recalibrate(
     supernet: Supernet, arch: Arch, splits: DatasetSplits, *, batches: int, batch_size: int,
     device: torch.device, seed: int,
 ) -> None:
-    """Reset and re-estimate the BN statistics of `arch` on `batches` training batches.
+    """Activate `arch` and re-estimate its BN statistics on `batches` training batches.
 
-    Shared weights are trained for many subnets, so the running statistics stored in the
-    supernet fit none of them exactly (OFA, section 3.3); the exported network gets statistics
-    measured with exactly its own layers active.
+    Uses the images `nas.evaluate.evaluate_subnet` calibrates with for the same batch size and
+    seed, so the exported accuracy is the one search measured. Shared weights are trained for
+    many subnets, so the statistics stored in the supernet fit none of them exactly (OFA,
+    section 3.3).
     """
-    from nas.data import BatchLoader
+    from nas.evaluate import calibration_images
+    from nas.train.bn_calibrate import recalibrate_bn
 
+    supernet.to(device)
     supernet.set_active(arch)
-    if batches <= 0:
-        return
-    loader = BatchLoader(
-        splits.train, batch_size=batch_size, device=device, mean=splits.mean, std=splits.std,
-        shuffle=True, seed=seed,
+    images = calibration_images(
+        splits, batch_size=batch_size, device=device, seed=seed,
+        resolution=supernet.input_resolution(arch),
     )
-    resolution = supernet.input_resolution(arch)
-    images = (resize(x, resolution) for x, _ in loader.epoch(0))
-    _recalibrate_bn(supernet, images, num_batches=batches)
-
-
-def _recalibrate_bn(net: nn.Module, images: Iterator[torch.Tensor], *, num_batches: int) -> None:
-    """Cumulative-average BN statistics over `num_batches` forward passes in train mode."""
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    was_training = net.training
-    try:
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # None: exact average over the batches seen
-        net.train()
-        with torch.no_grad():
-            for index, batch in enumerate(images):
-                if index >= num_batches:
-                    break
-                net(batch)
-    finally:
-        for norm, momentum in zip(norms, momenta, strict=True):
-            norm.momentum = momentum
-        net.train(was_training)
+    recalibrate_bn(supernet, images, num_batches=batches)
 
 
 def export_subnet(
@@ -137,7 +115,8 @@ def export_subnet(
     seed: int = 0,
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
-    measure_latency: bool = True,
+    latency_devices: Sequence[str] = ("cpu",),
+    latency_threads: int | None = None,
 ) -> ExportReport:
     """Export `arch` of `supernet` as a static network with recalibrated BN statistics.
 
@@ -158,7 +137,9 @@ def export_subnet(
         seed: picks the calibration images.
         provenance: how the export was made (run, search tag, command), for the model card.
         predicted_latency: `{device: milliseconds}` from the run's latency predictors.
-        measure_latency: time the exported model on this CPU (batch 1).
+        latency_devices: devices of this machine (`nas profile` names: cpu, onnxruntime,
+            cuda) to time the exported model on, batch 1, as the profiler does; () skips it.
+        latency_threads: intra-op threads for the timing (None: the library default).
 
     Raises:
         ParityError: a format's outputs or accuracy differ from the supernet's subnet.
@@ -181,9 +162,10 @@ def export_subnet(
     return export_model(
         static, out_dir, meta=meta, reference=supernet, splits=splits, formats=chosen,
         resolution=resolution, batch_size=batch_size, provenance=provenance,
-        predicted_latency=predicted_latency, measure_latency=measure_latency,
-        extra={"bn_calibration": {"batches": calib_batches, "batch_size": batch_size,
-                                  "seed": seed}},
+        predicted_latency=predicted_latency, latency_devices=latency_devices,
+        latency_threads=latency_threads,
+        extra={"bn_calibration": {
+            "batches": calib_batches, "batch_size": batch_size, "seed": seed}},
     )
 
 
@@ -199,7 +181,8 @@ def export_model(
     batch_size: int = 64,
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
-    measure_latency: bool = True,
+    latency_devices: Sequence[str] = ("cpu",),
+    latency_threads: int | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Write `model` in `formats` to `out_dir` and check each against `reference` (CPU).
@@ -239,7 +222,7 @@ def export_model(
     first = loaded[formats[0]]
     test = split_batches(splits, "test", batch_size=batch_size, resolution=resolution)
     test_correct, test_total = count_correct(first, test) if test else (0, 0)
-    latency = _measure(model, loaded, example) if measure_latency else {}
+    latency = measure_latency(model, tuple(example.shape), latency_devices, latency_threads)
     metrics = build_metrics(
         arch_json=arch_json, model=model, parity=results, reference_correct=ref_correct,
         val_total=total, test=(test_correct, test_total), measured_latency=latency,
@@ -291,19 +274,30 @@ def _write_formats(
             fmt.save_onnx(model, example, out_dir)
 
 
-def _measure(
-    model: nn.Module, loaded: Mapping[str, fmt.SavedModel], example: torch.Tensor
+def measure_latency(
+    model: nn.Module, input_shape: tuple[int, ...], devices: Sequence[str], threads: int | None
 ) -> dict[str, Any]:
-    """Batch-1 latency on this CPU of the in-memory module and each format read from disk."""
-    from nas.export.timing import measure_module
+    """`{device: timing}` of `model` at `input_shape`, measured like `nas profile` does.
 
-    runners: dict[str, Callable[[torch.Tensor], Any]] = {}
-    if "pytorch" in loaded or not loaded:
-        runners["pytorch"] = model
-    for name in ("torchscript", "onnx"):
-        if name in loaded:
-            runners[name] = loaded[name]
-    return {
-        "device": "cpu", "batch_size": 1, "threads": torch.get_num_threads(),
-        "formats": {name: measure_module(run, example) for name, run in runners.items()},
-    }
+    A device that is not available here is recorded with its error instead of failing the
+    export: the files are already written and checked by then.
+    """
+    from nas.errors import NasError
+    from nas.profile.devices import create_device
+    from nas.profile.measure import measure
+
+    out: dict[str, Any] = {}
+    previous_threads = torch.get_num_threads()
+    try:
+        for name in devices:
+            try:
+                device = create_device(name, threads=threads)
+                timing = measure(device.prepare(model, input_shape))
+            except NasError as exc:
+                out[name] = {"error": str(exc)}
+                continue
+            out[name] = {**timing.to_dict(), "batch_size": input_shape[0],
+                         "threads": threads if threads is not None else previous_threads}
+    finally:
+        torch.set_num_threads(previous_threads)  # the cpu device sets it process-wide
+    return out

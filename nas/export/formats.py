@@ -70,14 +70,17 @@ def save_torchscript(model: nn.Module, example: torch.Tensor, out_dir: Path) -> 
     """Trace `model` on `example` (CPU) and save it with `torch.jit.save`.
 
     Tracing, not scripting: a static subnet has no data-dependent control flow, and tracing
-    accepts any module a space builds, while scripting needs annotated Python.
+    accepts any module a space builds, while scripting needs annotated Python. torch 2.13
+    marks TorchScript deprecated (in favour of torch.export) but still writes and reads it; its
+    deprecation warnings are silenced here because the format is what users asked for.
     """
     model = model.cpu().eval()
+    path = out_dir / TORCHSCRIPT_FILE
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        warnings.simplefilter("ignore", category=DeprecationWarning)
         traced = torch.jit.trace(model, example.cpu(), check_trace=False)  # type: ignore[no-untyped-call]
-    path = out_dir / TORCHSCRIPT_FILE
-    atomic_save_with(path, lambda tmp: torch.jit.save(traced, tmp))
+        atomic_save_with(path, lambda tmp: torch.jit.save(traced, tmp))
     return path
 
 
@@ -143,7 +146,9 @@ class SavedModel:
             self._module = load_exported(out_dir)
         elif fmt == "torchscript":
             path = str(out_dir / TORCHSCRIPT_FILE)
-            self._module = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                self._module = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
             self._module.eval()
         elif fmt == "onnx":
             self._session = _onnx_session(out_dir / ONNX_FILE, threads=threads)
