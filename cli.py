@@ -57,6 +57,7 @@ def _register_commands() -> None:
     from nas.commands import runs
 
     app.add_typer(runs.app, name="runs")
+    __import__("nas.commands.train", fromlist=["register"]).register(app)  # train-supernet, eval
     __import__("nas.commands.search", fromlist=["register"]).register(app)  # search
 
 

@@ -1,0 +1,198 @@
+"""`nas train-supernet`: train a once-for-all supernet into `runs/NAME/supernet/`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from nas.artifacts import RunDir
+from nas.commands._common import (
+    ConfigOption,
+    RunsDirOption,
+    console,
+    resolve_config,
+    resolve_runs_dir,
+)
+from nas.train.config import TrainConfig
+from nas.train.distributed import DistContext, resolve_device
+from nas.train.loop import StepLog
+from nas.train.run import TrainSummary, train_run
+
+_D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
+
+
+def _opt(help_text: str, *names: str) -> Any:
+    return typer.Option(*names, help=help_text, show_default=False)
+
+
+class TrainProgress:
+    """A rich progress bar fed by `StepLog`s; silent when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.progress: Progress | None = None
+        self.task: Any = None
+        if enabled:
+            self.progress = Progress(
+                TextColumn("[bold]{task.fields[phase]}[/bold] ep {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]:.3f}"),
+                TextColumn("acc L/S {task.fields[acc]}"),
+                TextColumn("{task.fields[ips]:.0f} img/s"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+
+    def __enter__(self) -> TrainProgress:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, log: StepLog) -> None:
+        if self.progress is None:
+            return
+        fields: dict[str, Any] = {
+            "phase": f"{log.phase} ({log.phase_index + 1}/{log.num_phases})",
+            "epoch": log.epoch,
+            "loss": log.loss,
+            "acc": f"{_pct(log.acc_largest)}/{_pct(log.acc_smallest)}",
+            "ips": log.images_per_s,
+        }
+        if self.task is None:
+            self.task = self.progress.add_task("train", total=log.total_steps, **fields)
+        self.progress.update(self.task, completed=log.step, total=log.total_steps, **fields)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def summary_table(run: RunDir, summary: TrainSummary) -> Table:
+    note = "" if summary.completed else " (stopped early)"
+    table = Table(title=f"supernet '{run.name}'{note}")
+    for column in ("subnet", "val top-1", "val loss", "steps", "time", "images/s"):
+        table.add_column(column, justify="right" if column != "subnet" else "left")
+    rows: list[tuple[str, dict[str, float]]] = list(summary.val.items()) or [("-", {})]
+    for role, metrics in rows:
+        top1 = metrics.get("top1")
+        table.add_row(
+            role,
+            "-" if top1 is None else f"{top1:.2f}%",
+            "-" if metrics.get("loss") is None else f"{metrics['loss']:.3f}",
+            str(summary.steps),
+            f"{summary.seconds:.0f} s",
+            f"{summary.images_per_s:.0f}",
+        )
+    return table
+
+
+def train_supernet(
+    ctx: typer.Context,
+    run: Annotated[str, typer.Option("--run", help="Run name: artifacts go to RUNS_DIR/NAME/.")],
+    space: Annotated[str | None, _opt(f"Search space (default: {_D.space}).")] = None,
+    dataset: Annotated[str | None, _opt(f"Dataset (default: {_D.dataset}).")] = None,
+    data_dir: Annotated[
+        str | None,
+        _opt("Folder of the dataset files (CIFAR, imagefolder)."),
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        _opt(f"Stored image side (default: {_D.image_size})."),
+    ] = None,
+    resolutions: Annotated[
+        str | None,
+        _opt("Elastic input resolutions, comma-separated, one drawn per subnet "
+             f"(default: {','.join(map(str, _D.resolutions))})."),
+    ] = None,
+    width_mult: Annotated[
+        float | None,
+        _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2)."),
+    ] = None,
+    epochs: Annotated[int | None, _opt(f"Training epochs (default: {_D.epochs}).")] = None,
+    batch_size: Annotated[int | None, _opt(f"Batch size (default: {_D.batch_size}).")] = None,
+    lr: Annotated[float | None, _opt(f"Peak learning rate (default: {_D.lr}).")] = None,
+    weight_decay: Annotated[
+        float | None,
+        _opt(f"Weight decay (default: {_D.weight_decay})."),
+    ] = None,
+    label_smoothing: Annotated[
+        float | None,
+        _opt(f"Label smoothing (default: {_D.label_smoothing})."),
+    ] = None,
+    seed: Annotated[int | None, _opt(f"Seed of every random draw (default: {_D.seed}).")] = None,
+    device: Annotated[str | None, _opt("cpu, cuda or cuda:N (default: cpu).")] = None,
+    max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
+    method: Annotated[
+        str | None,
+        _opt("sandwich (BigNAS) or ps (progressive shrinking) (default: sandwich)."),
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        _opt("Subnet sampler: uniform or complexity (default: uniform)."),
+    ] = None,
+    num_random: Annotated[
+        int | None,
+        _opt(f"Random subnets per step (default: {_D.num_random})."),
+    ] = None,
+    distill_weight: Annotated[
+        float | None,
+        _opt(f"Weight of in-place distillation (default: {_D.distill_weight})."),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        _opt(f"Checkpoint every N steps (default: {_D.checkpoint_every})."),
+    ] = None,
+    amp: Annotated[
+        str | None,
+        _opt("Mixed precision: none, bf16 or fp16 (fp16: CUDA only) (default: none)."),
+    ] = None,
+    channels_last: Annotated[
+        bool,
+        typer.Option("--channels-last", help="Use the channels_last memory layout."),
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the run from its last checkpoint."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    runs_dir: RunsDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train a weight-sharing supernet (sandwich rule or progressive shrinking)."""
+    cfg = resolve_config(ctx, TrainConfig, config)
+    resolve_device(cfg.device)
+    run_dir = RunDir(resolve_runs_dir(runs_dir), run)
+    is_main = DistContext.from_env().is_main
+    show = is_main and not quiet and console.is_terminal
+    with TrainProgress(show) as progress:
+        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+    if is_main and not quiet:
+        console.print(summary_table(run_dir, summary))
+        console.print(f"weights: {run_dir.path / 'supernet' / 'weights.safetensors'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train-supernet` and `eval` to the root app."""
+    from nas.commands.eval import eval_subnet
+
+    app.command("train-supernet")(train_supernet)
+    app.command("eval")(eval_subnet)
+
+
+__all__ = ["register", "train_supernet"]

@@ -1,0 +1,176 @@
+"""Checkpoints and trained weights of a supernet.
+
+- `supernet/checkpoint.pt`: the full training state (model, optimizer, scheduler, teacher,
+  RNG states, sampler state, position). Written atomically with `torch.save`, read with
+  `torch.load(weights_only=True)`, so everything in it is a tensor or a plain type: numpy
+  generator states and configs are stored as JSON strings.
+- `supernet/weights.safetensors`: the final weights, with the space spec and the training
+  config in the safetensors metadata, plus a readable sidecar `supernet/space.json`.
+  `load_trained_supernet()` rebuilds the network from these alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.artifacts import RunDir, atomic_save_with, atomic_write_json
+from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.supernet import Supernet
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+WEIGHTS_FORMAT = "nas-supernet/1"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "weights.safetensors"
+SPACE_FILE = "space.json"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where training continues: the next batch to train, and steps done so far."""
+
+    phase: int = 0
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+
+    def advanced(self, batches_per_epoch: int, epochs_in_phase: int) -> Position:
+        """The position after training batch `self.batch` (normalised to epoch/phase ends)."""
+        phase, epoch, batch = self.phase, self.epoch, self.batch + 1
+        if batch >= batches_per_epoch:
+            epoch, batch = epoch + 1, 0
+        if epoch >= epochs_in_phase:
+            phase, epoch = phase + 1, 0
+        return Position(phase, epoch, batch, self.step + 1)
+
+    @property
+    def at_phase_start(self) -> bool:
+        return self.epoch == 0 and self.batch == 0
+
+
+def capture_rng() -> dict[str, Any]:
+    """Torch CPU (and CUDA) RNG states as tensors; dropout and friends draw from them."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(run: RunDir) -> Path:
+    return run.sub("supernet", CHECKPOINT_FILE)
+
+
+def weights_path(run: RunDir) -> Path:
+    return run.sub("supernet", WEIGHTS_FILE)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a training state atomically; `state["config"]`/`["sampler"]` must be JSON-able."""
+    payload = dict(state)
+    payload["format"] = CHECKPOINT_FORMAT
+    payload["position"] = asdict(state["position"])
+    for key in ("config", "sampler", "space"):
+        payload[key] = json.dumps(state[key], sort_keys=True)
+    atomic_save_with(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint` (no pickle of arbitrary objects)."""
+    if not path.is_file():
+        raise ArtifactError(
+            f"no checkpoint at {path}; start the run without --resume (or check --run/--runs-dir)"
+        )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a torn or foreign file
+        kind = type(exc).__name__
+        raise ArtifactError(f"{path} is not a readable checkpoint ({kind})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise IncompatibleArtifactError(
+            f"{path}: expected checkpoint format {CHECKPOINT_FORMAT}, got "
+            f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__}"
+        )
+    for key in ("config", "sampler", "space"):
+        payload[key] = json.loads(payload[key])
+    payload["position"] = Position(**payload["position"])
+    return payload
+
+
+def save_weights(
+    run: RunDir, net: Supernet, *, space_spec: dict[str, Any], train_config: dict[str, Any]
+) -> Path:
+    """Write `supernet/weights.safetensors` (+ `space.json`) from `net`'s current weights."""
+    from safetensors.torch import save_file
+
+    # safetensors refuses shared storage; own contiguous CPU copies are always accepted
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "space": json.dumps(space_spec, sort_keys=True),
+        "train_config": json.dumps(train_config, sort_keys=True),
+    }
+    path = weights_path(run)
+    atomic_save_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    sidecar = {"space": space_spec, "format": WEIGHTS_FORMAT}
+    atomic_write_json(run.sub("supernet", SPACE_FILE), sidecar)
+    return path
+
+
+def read_weights_metadata(path: Path) -> dict[str, Any]:
+    """The space spec and training config stored beside the weights."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ArtifactError(
+            f"no trained supernet at {path}; train one with `nas train-supernet --run NAME`"
+        )
+    with safe_open(str(path), framework="pt") as handle:
+        metadata: dict[str, str] = handle.metadata() or {}
+    if metadata.get("format") != WEIGHTS_FORMAT or "space" not in metadata:
+        raise IncompatibleArtifactError(
+            f"{path}: expected metadata format '{WEIGHTS_FORMAT}' with a space spec, "
+            f"got format {metadata.get('format')!r}; re-run `nas train-supernet`"
+        )
+    return {
+        "space": json.loads(metadata["space"]),
+        "train_config": json.loads(metadata.get("train_config", "{}")),
+    }
+
+
+def load_trained_supernet(run: RunDir, device: str | torch.device = "cpu") -> Supernet:
+    """The trained supernet of `run`, rebuilt from its space spec, on `device`, in eval mode.
+
+    Raises:
+        ArtifactError: the run has no `supernet/weights.safetensors`.
+        IncompatibleArtifactError: the weights were made for another space version or layout.
+    """
+    from safetensors.torch import load_file
+
+    from search_spaces import space_from_spec
+
+    path = weights_path(run)
+    meta = read_weights_metadata(path)
+    space = space_from_spec(meta["space"], source=str(path))
+    net = space.build_supernet()
+    state = load_file(str(path))
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise IncompatibleArtifactError(
+            f"{path}: weights do not fit space '{meta['space'].get('name')}' ({first[0].strip()})"
+        ) from None
+    return net.to(device).eval()

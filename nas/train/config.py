@@ -1,0 +1,172 @@
+"""Training options: `TrainConfig` (every option of `nas train-supernet`) and `PhaseConfig`.
+
+Both are frozen dataclasses so a resolved config can be hashed, compared on `--resume` and
+written to the run folder. Values from config files arrive as lists and dicts; `__post_init__`
+turns them into tuples and `PhaseConfig`s so file, flag and Python inputs compare equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.errors import ConfigError
+
+METHODS = ("sandwich", "ps")
+SAMPLERS = ("uniform", "complexity")
+AMP_MODES = ("none", "bf16", "fp16")
+# Arch keys whose unlocking shrinks channels: the supernet re-sorts channels before such a phase.
+CHANNEL_KEYS = ("expand_ratio", "width", "width_mult")
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One progressive-shrinking phase.
+
+    Attributes:
+        name: shown in logs and metrics ("full", "kernel", "depth", "expand").
+        epochs: epochs of this phase.
+        unlock: arch keys sampled in this phase; every other key stays at the largest value.
+        lr: learning rate of this phase (None: the run's `lr`). OFA uses lower rates for
+            later phases because they fine-tune an already trained network.
+    """
+
+    name: str
+    epochs: int
+    unlock: tuple[str, ...] = ()
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "unlock", tuple(str(key) for key in self.unlock))
+        if self.epochs < 1:
+            raise ConfigError(f"phase '{self.name}': expected epochs >= 1, got {self.epochs}")
+
+    @property
+    def shrinks_channels(self) -> bool:
+        return any(key in CHANNEL_KEYS for key in self.unlock)
+
+
+def default_phases(epochs: int, lr: float) -> tuple[PhaseConfig, ...]:
+    """OFA's schedule, compressed: full network, then elastic kernel, depth, expand.
+
+    The full network gets a double share of the epochs since every later phase distils from it.
+    """
+    unit = max(1, epochs // 5)
+    return (
+        PhaseConfig("full", max(1, epochs - 3 * unit), ()),
+        PhaseConfig("kernel", unit, ("kernel_size", "resolution"), lr * 0.3),
+        PhaseConfig("depth", unit, ("kernel_size", "resolution", "depth"), lr * 0.3),
+        PhaseConfig(
+            "expand", unit, ("kernel_size", "resolution", "depth", *CHANNEL_KEYS), lr * 0.3
+        ),
+    )
+
+
+def _to_phase(obj: Any) -> PhaseConfig:
+    if isinstance(obj, PhaseConfig):
+        return obj
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"phases: expected a mapping per phase, got {type(obj).__name__}")
+    valid = {f.name for f in dataclasses.fields(PhaseConfig)}
+    unknown = set(obj) - valid
+    if unknown:
+        raise ConfigError(f"phases: unknown key(s) {sorted(unknown)} (valid: {sorted(valid)})")
+    try:
+        return PhaseConfig(**obj)
+    except TypeError as exc:
+        raise ConfigError(f"phases: {exc}") from None
+
+
+def _int_tuple(value: Any, name: str) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.replace(" ", ",").split(",") if part]
+    if not isinstance(value, Sequence) or not value:
+        raise ConfigError(f"{name}: expected a non-empty list of integers, got {value!r}")
+    try:
+        return tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected integers like 24,28,32, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of `nas train-supernet` (defaults train digits in minutes on a CPU)."""
+
+    space: str = "ofa-mbv3"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 32  # images are stored at this size; 32 selects the small-input stem
+    resolutions: tuple[int, ...] = (24, 28, 32)  # elastic resolution, resized on device
+    width_mult: float | None = None  # None: the space's default
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 0.1  # peak lr at batch 64; OFA/BigNAS scale it linearly with the batch
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-5  # not applied to batch-norm weights and biases
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    grad_clip: float | None = 5.0  # sandwich sums 4 subnets' gradients; clipping tames spikes
+    seed: int = 0
+    device: str = "cpu"
+    max_steps: int | None = None  # stop early (quick runs); the lr schedule ignores it
+    method: str = "sandwich"
+    sampler: str = "uniform"
+    num_random: int = 2  # random subnets per step, besides the largest and the smallest
+    distill_weight: float = 1.0  # weight of the KD term from the largest subnet / teacher
+    complexity_bins: int = 8
+    phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
+    checkpoint_every: int = 200  # steps
+    log_every: int = 10  # steps per metrics.jsonl line
+    amp: str = "none"
+    channels_last: bool = False
+    bn_calibration_batches: int = 10
+    eval_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
+        phases = self.phases if self.phases is not None else ()
+        if not isinstance(phases, Sequence):
+            raise ConfigError(f"phases: expected a list, got {type(phases).__name__}")
+        object.__setattr__(self, "phases", tuple(_to_phase(p) for p in phases))
+        self._check()
+
+    def _check(self) -> None:
+        choices = {"method": METHODS, "sampler": SAMPLERS, "amp": AMP_MODES}
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ConfigError(
+                    f"{key}: expected one of {', '.join(valid)}, got '{getattr(self, key)}'"
+                )
+        positive = ("epochs", "batch_size", "checkpoint_every", "log_every", "image_size")
+        for key in positive:
+            if int(getattr(self, key)) < 1:
+                raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps: expected a positive integer, got {self.max_steps}")
+        if self.num_random < 0 or self.complexity_bins < 1:
+            raise ConfigError("num_random must be >= 0 and complexity_bins >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
+        if min(self.resolutions) < 8:
+            raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
+
+    def resolved_phases(self) -> tuple[PhaseConfig, ...]:
+        """The phases this run trains: one all-elastic phase for sandwich, else PS phases."""
+        if self.method == "sandwich":
+            return (PhaseConfig("sandwich", self.epochs, ("*",), self.lr),)
+        return self.phases or default_phases(self.epochs, self.lr)
+
+
+# Options that change what is trained: `--resume` refuses a config that differs in these.
+RESUME_KEYS = (
+    "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "method",
+    "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
+)
+
+
+def resume_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Keys of `RESUME_KEYS` whose values differ between two `config_to_dict` dicts."""
+    return [key for key in RESUME_KEYS if saved.get(key) != current.get(key)]
