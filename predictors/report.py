@@ -18,6 +18,11 @@ import numpy as np
 POOR_WITHIN10 = 0.80
 
 
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN becomes None: JSON has no NaN, and strict readers reject it."""
+    return {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in values.items()}
+
+
 @dataclass(frozen=True)
 class QualityMetrics:
     """Held-out quality of one predictor.
@@ -43,7 +48,7 @@ class QualityMetrics:
         return self.within10 < POOR_WITHIN10
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "poor": self.poor}
+        return {**_finite(asdict(self)), "poor": self.poor}
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray, *, chunk: int = 2048) -> float:
@@ -118,7 +123,7 @@ class NoiseFloor:
     median_rel_iqr: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _finite(asdict(self))
 
 
 def noise_floor(

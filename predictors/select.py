@@ -70,7 +70,9 @@ def split(n: int, *, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 def _score(metrics: QualityMetrics | None) -> tuple[float, float]:
     if metrics is None:
         return (-1.0, 0.0)
-    return (metrics.within10, -metrics.mape)
+    # MAPE rounded to 0.01 points: differences below that are noise, and a tie goes to the
+    # simpler predictor (earlier in PREFERENCE)
+    return (metrics.within10, -round(metrics.mape, 2))
 
 
 def candidate_kinds(kinds: Sequence[str] | None) -> list[str]:

@@ -8,7 +8,7 @@ With a run (`--run NAME`):
     runs/NAME/profile/<device>/profile.json      settings, fingerprint, timings of the session
     runs/NAME/predictor/<device>/...             see `predictors.io`
 
-Without a run (`--space SPACE`), the same tree sits in `runs/_profiles/<space>-<device>/`.
+Without a run (`--space SPACE`), the same tree sits in `runs/_profiles/<space>-<side>px-<device>/`.
 A subnet record is `{"arch", "arch_id", "latency_ms", "q1_ms", "q3_ms", "n", "setup"}`; imported
 records may carry only `arch` and `latency_ms`. `setup` (device, batch size, threads) keeps
 measurements taken with other settings from being mixed when a profile is resumed.
@@ -34,11 +34,6 @@ STANDALONE = "_profiles"
 def device_dirname(device: str) -> str:
     """A folder name for a device spec (`cuda:1` -> `cuda-1`)."""
     return device.replace(":", "-").replace("/", "-")
-
-
-def standalone_root(runs_dir: Path, space_name: str, device: str) -> Path:
-    """The folder used for profiles made without a run."""
-    return runs_dir / STANDALONE / f"{space_name}-{device_dirname(device)}"
 
 
 @dataclass(frozen=True)
@@ -87,3 +82,39 @@ class ProfileStore:
         """Forget earlier measurements of this device (a fresh profile)."""
         for path in (self.latency_path, self.blocks_path, self.repeats_path):
             path.unlink(missing_ok=True)
+
+
+def open_target(
+    runs_dir: Path, *, run: str | None, space: str | None, num_classes: int | None,
+    image_size: int | None, device: str,
+) -> tuple[Any, ProfileStore]:
+    """The search space and the store of a profile, from `--run` or from `--space`.
+
+    With a run, the space is rebuilt from the run's manifest (trained weights are not needed:
+    latency does not depend on weight values). Without one, the space is built from its name,
+    class count and image size, and the store is `runs/_profiles/<space>-<side>px-<device>/`
+    (the side is part of the name because predictors are specific to the resolutions).
+    """
+    from nas.artifacts import RunDir
+    from nas.errors import ArtifactError, ConfigError
+    from search_spaces import create_space, space_from_spec
+
+    if (run is None) == (space is None):
+        raise ConfigError("expected exactly one of --run NAME or --space SPACE, got "
+                          + ("both" if run else "neither"))
+    if run is not None:
+        run_dir = RunDir(runs_dir, run).require()
+        spec = run_dir.manifest().get("space")
+        if not isinstance(spec, dict):
+            raise ArtifactError(
+                f"{run_dir.manifest_path}: no search space recorded; train the run first "
+                "(`nas train-supernet --run NAME`) or profile with --space SPACE"
+            )
+        return space_from_spec(spec, source=str(run_dir.manifest_path)), ProfileStore(
+            run_dir.path, device
+        )
+    assert space is not None
+    built = create_space(space, num_classes=num_classes, image_size=image_size)
+    side = max(getattr(built, "resolutions", None) or [getattr(built, "image_size", 0)])
+    root = runs_dir / STANDALONE / f"{space}-{side}px-{device_dirname(device)}"
+    return built, ProfileStore(root, device)

@@ -76,13 +76,13 @@ def test_selection_can_be_forced(synthetic: Any) -> None:
 
 
 def test_prediction_is_vectorised_fast(make_data: Any) -> None:
-    # the target is 100,000 subnets/s on one core; the bound here is loose (shared CI cores),
-    # bench/bench_predictors.py measures the real rate
+    # the target is 100,000 subnets/s on one core; CPU time (not wall time) so that other
+    # processes on shared cores do not count; bench/bench_predictors.py measures the real rate
     data = make_data(200, keys=60, slots=10)
     big = data.features.take(np.resize(np.arange(200), 20_000))
     for kind in KINDS:
         predictor = create_predictor(kind)
         predictor.fit(data.features, data.latency_ms, block_ms=data.block_ms)
-        start = time.perf_counter()
+        start = time.process_time()
         predictor.predict(big)
-        assert time.perf_counter() - start < 0.5, kind
+        assert time.process_time() - start < 0.4, kind

@@ -1,0 +1,317 @@
+"""`nas profile`: measure a device, fit latency predictors, report their quality.
+
+`nas profile --run NAME --device D` measures; the subcommands `bundle`, `import` and `predict`
+serve remote devices and users' own measurements. Without a run, `--space SPACE
+--num-classes N --image-size R` keeps everything in `RUNS_DIR/_profiles/<space>-<R>px-<device>/`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from nas.commands._common import JsonOption, RunsDirOption, console, err_console, resolve_runs_dir
+from nas.errors import ConfigError
+
+app = typer.Typer(
+    help="Measure a device's latency, fit and check latency predictors (see subcommands for "
+    "remote devices and your own measurements).",
+    invoke_without_command=True,
+)
+
+RunOption = Annotated[
+    str | None, typer.Option("--run", help="Run whose space is profiled (RUNS_DIR/NAME).")
+]
+SpaceOption = Annotated[
+    str | None, typer.Option("--space", help="Search space, when profiling without a run.")
+]
+ClassesOption = Annotated[
+    int | None, typer.Option("--num-classes", help="Classes of the space (with --space).")
+]
+ImageSizeOption = Annotated[
+    int | None, typer.Option("--image-size", help="Input side of the subnets (with --space).")
+]
+PredictorOption = Annotated[
+    str, typer.Option("--predictor", help="auto (best on held-out subnets), lut, ridge, "
+                      "residual or mlp.")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the subnet sample and split.")]
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def report_table(report: dict[str, Any]) -> Table:
+    """The quality report as a rich table (one row per predictor, then the noise floor)."""
+    table = Table(title=f"latency predictors for '{report['device']}': {report['n_subnets']} "
+                  f"subnets ({report['n_holdout']} held out), {report['n_blocks']} blocks")
+    for column in ("predictor", "±5%", "±10%", "MAPE", "RMSE ms", "Kendall τ", "note"):
+        table.add_column(column, justify="left" if column in ("predictor", "note") else "right")
+    threshold = report["poor_threshold_within10"]
+    for kind, entry in report["predictors"].items():
+        q = entry.get("holdout")
+        chosen = " *" if kind == report["chosen"] else ""
+        if q is None:
+            note = entry.get("skipped") or "not validated (too few subnets)"
+            table.add_row(kind + chosen, "-", "-", "-", "-", "-", f"[dim]{note}[/dim]")
+            continue
+        note = f"[red]poor (<{100 * threshold:.0f}% within ±10%)[/red]" if q["poor"] else ""
+        table.add_row(kind + chosen, _pct(q["within5"]), _pct(q["within10"]), f"{q['mape']:.2f}%",
+                      f"{q['rmse_ms']:.3f}", _num(q["kendall_tau"]), note)
+    noise = report.get("noise_floor") or {}
+    if noise.get("n_pairs"):
+        table.add_row("[dim]noise floor[/dim]", _pct(noise["within5"]), _pct(noise["within10"]),
+                      f"{noise['mape']:.2f}%", "-", "-",
+                      f"[dim]{noise['n_pairs']} subnets measured twice; median IQR "
+                      f"{_pct(noise['median_rel_iqr'])}[/dim]")
+    table.caption = "* chosen predictor; ± shares are of held-out subnets"
+    return table
+
+
+class ProfileProgress:
+    """A rich progress bar per phase: done/total, current ±10% estimate, time left."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.tasks: dict[str, Any] = {}
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}[/bold]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("±10%: {task.fields[estimate]}"), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=console, disable=not enabled,
+        )
+
+    def __enter__(self) -> ProfileProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, event: Any) -> None:
+        estimate = _pct(event.estimate_within10) if event.estimate_within10 is not None else "-"
+        if event.phase not in self.tasks:
+            self.tasks[event.phase] = self.progress.add_task(
+                event.phase, total=event.total, estimate=estimate
+            )
+        self.progress.update(self.tasks[event.phase], completed=event.done, total=event.total,
+                             estimate=estimate)
+
+
+def _finish(report: dict[str, Any], root: Path, device: str, as_json: bool) -> None:
+    from predictors import load_predictor, predictor_warning
+
+    _, meta = load_predictor(root, device)
+    warning = predictor_warning(meta)
+    if as_json:
+        typer.echo(json.dumps({**report, "warning": warning}, indent=2, sort_keys=True))
+        return
+    console.print(report_table(report))
+    console.print(f"predictors: {root / 'predictor'}")
+    if warning:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def profile(
+    ctx: typer.Context,
+    run: RunOption = None,
+    space: SpaceOption = None,
+    num_classes: ClassesOption = None,
+    image_size: ImageSizeOption = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda[:i] or onnxruntime[:provider]"
+                                        ".")] = "cpu",
+    samples: Annotated[int, typer.Option("--samples", help="Subnets to measure.")] = 300,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of each call.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", help="Intra-op threads.")] = 1,
+    budget_minutes: Annotated[
+        float | None, typer.Option("--budget-minutes", help="Stop measuring after this long.")
+    ] = None,
+    predictor: PredictorOption = "auto",
+    no_blocks: Annotated[
+        bool, typer.Option("--no-blocks", help="Skip the per-block table (no lookup table).")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Forget earlier measurements instead of resuming.")
+    ] = False,
+    seed: SeedOption = 0,
+    runs_dir: RunsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from nas.profile.devices import create_device
+    from nas.profile.fit import build_predictors, training_data
+    from nas.profile.measure import MeasureSettings
+    from nas.profile.session import ProfilePlan, Session, resolutions_of
+    from nas.profile.store import open_target
+    from predictors.select import quick_within10
+
+    if samples < 2 or batch_size < 1 or threads < 1:
+        raise ConfigError(f"expected --samples >= 2, --batch-size >= 1 and --threads >= 1, got "
+                          f"{samples}, {batch_size}, {threads}")
+    the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
+                                   num_classes=num_classes, image_size=image_size, device=device)
+    the_device = create_device(device, threads=threads)
+    if fresh:
+        store.clear()
+    plan = ProfilePlan(samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
+                       budget_s=None if budget_minutes is None else 60 * budget_minutes,
+                       settings=MeasureSettings())
+    resolutions = resolutions_of(the_space)
+
+    def estimate() -> float | None:
+        archs, y, featurizer, table = training_data(the_space, store, resolutions)
+        return quick_within10(featurizer.transform(archs), y, block_ms=table, seed=seed)
+
+    show = not as_json and console.is_terminal
+    with ProfileProgress(show) as bar:
+        session = Session(the_space, the_space.build_supernet(), the_device, store, plan,
+                          on_progress=bar.update, estimator=estimate)
+        summary = session.run()
+    report = build_predictors(
+        the_space, store, resolutions=resolutions, seed=seed,
+        force=None if predictor == "auto" else predictor,
+        extra_meta={"fingerprint": the_device.fingerprint(), "setup": session.setup,
+                    "session": summary},
+    )
+    _finish(report, store.root, device, as_json)
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="JSONL of {\"arch\"|\"block\", \"latency_ms\"}.")],
+    device: Annotated[str, typer.Option("--device", help="Name of the device measured.")],
+    run: RunOption = None,
+    space: SpaceOption = None,
+    num_classes: ClassesOption = None,
+    image_size: ImageSizeOption = None,
+    predictor: PredictorOption = "auto",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop earlier measurements of this device first.")
+    ] = False,
+    seed: SeedOption = 0,
+    runs_dir: RunsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build a device's predictors from measurements taken anywhere (subnets and blocks)."""
+    from nas.profile.fit import build_predictors, import_measurements
+    from nas.profile.session import resolutions_of
+    from nas.profile.store import open_target
+
+    the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
+                                   num_classes=num_classes, image_size=image_size, device=device)
+    subnets, blocks = import_measurements(the_space, store, file, replace=replace)
+    if not as_json:
+        console.print(f"imported {subnets} subnet and {blocks} block measurements from {file}")
+    report = build_predictors(
+        the_space, store, resolutions=resolutions_of(the_space), seed=seed,
+        force=None if predictor == "auto" else predictor,
+        extra_meta={"fingerprint": None, "setup": {"device": device, "imported_from": file.name}},
+    )
+    _finish(report, store.root, device, as_json)
+
+
+@app.command("predict")
+def predict_command(
+    file: Annotated[Path, typer.Argument(help="JSONL of subnet configs (canonical or OFA).")],
+    device: Annotated[str, typer.Option("--device", help="Device whose predictor to use.")],
+    run: RunOption = None,
+    space: SpaceOption = None,
+    num_classes: ClassesOption = None,
+    image_size: ImageSizeOption = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Use this predictor kind, not the chosen one.")
+    ] = None,
+    runs_dir: RunsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Predicted latency of each subnet of a JSONL file, in input order."""
+    from nas.arch import arch_id
+    from nas.profile.fit import read_archs
+    from nas.profile.store import open_target
+    from predictors import load_predictor, predictor_warning
+
+    the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
+                                   num_classes=num_classes, image_size=image_size, device=device)
+    archs = read_archs(the_space, file)
+    model, meta = load_predictor(store.root, device, kind=kind, space=the_space)
+    warning = predictor_warning(meta)
+    if warning:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    latency = model.predict(archs) if archs else np.zeros(0)
+    rows: list[dict[str, Any]] = [
+        {"arch_id": arch_id(a), "arch": a, "latency_ms": float(ms)}
+        for a, ms in zip(archs, latency, strict=True)
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"predicted latency on '{device}' ({model.kind})")
+    for column in ("#", "arch_id", "latency ms"):
+        table.add_column(column, justify="right")
+    for number, row in enumerate(rows, start=1):
+        table.add_row(str(number), str(row["arch_id"]), f"{row['latency_ms']:.3f}")
+    console.print(table)
+
+
+@app.command("bundle")
+def bundle_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the bundle to.")],
+    run: RunOption = None,
+    space: SpaceOption = None,
+    num_classes: ClassesOption = None,
+    image_size: ImageSizeOption = None,
+    samples: Annotated[int, typer.Option("--samples", help="Subnets to include.")] = 300,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of each call.")] = 1,
+    no_blocks: Annotated[
+        bool, typer.Option("--no-blocks", help="Leave the per-block models out.")
+    ] = False,
+    seed: SeedOption = 0,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Write ONNX models and a stand-alone runner (numpy + onnxruntime) for a remote device."""
+    from nas.profile.bundle import write_bundle
+    from nas.profile.store import open_target
+
+    the_space, _ = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
+                               num_classes=num_classes, image_size=image_size, device="bundle")
+    show = console.is_terminal
+    with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), console=console,
+                  disable=not show) as bar:
+        task = bar.add_task("export", total=None)
+        manifest = write_bundle(
+            the_space, the_space.build_supernet(), out, samples=samples, batch_size=batch_size,
+            blocks=not no_blocks, seed=seed,
+            on_item=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(f"bundle: {out} ({manifest['n_subnets']} subnets, "
+                  f"{manifest['n_blocks']} blocks)")
+    console.print(f"on the device: python run_bundle.py {out.name} --out results.jsonl; then "
+                  f"`nas profile import results.jsonl --device NAME "
+                  f"{'--run ' + run if run else '--space ' + str(space)}`")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `profile` (with its subcommands) to the root app."""
+    root.add_typer(app, name="profile")
+
+
+__all__ = ["app", "register"]

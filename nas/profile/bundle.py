@@ -1,0 +1,79 @@
+"""`nas profile bundle`: ONNX models of sampled subnets and blocks plus a stand-alone runner.
+
+The bundle folder holds `bundle.json` (space spec, batch size, and per model its file, input
+shape and subnet config or block key), `subnets/*.onnx`, `blocks/*.onnx`, and `run_bundle.py`,
+a copy of `nas/profile/bundle_runner.py` that needs only numpy and onnxruntime. Its results
+file is the input of `nas profile import`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.arch import arch_id
+from nas.artifacts import atomic_write_bytes, atomic_write_json, now_iso
+from nas.profile.devices import export_onnx
+from nas.profile.sampling import stratified_sample
+from nas.profile.session import resolutions_of
+from predictors.features import has_blocks, key_universe
+from search_spaces.base import SearchSpace
+
+RUNNER = Path(__file__).with_name("bundle_runner.py")
+RUNNER_NAME = "run_bundle.py"
+
+
+def _subnet_shape(
+    space: SearchSpace, supernet: Any, arch: dict[str, Any], batch: int
+) -> list[int]:
+    found = supernet.input_resolution(arch) if hasattr(supernet, "input_resolution") else None
+    side = int(found or arch.get("resolution") or getattr(space, "image_size", 32) or 32)
+    return [batch, int(getattr(space, "in_channels", 3)), side, side]
+
+
+def write_bundle(
+    space: SearchSpace, supernet: Any, out: Path, *, samples: int, batch_size: int = 1,
+    blocks: bool = True, seed: int = 0,
+    on_item: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Export the models to time on a remote device; returns the bundle manifest.
+
+    Args:
+        space: the search space.
+        supernet: its supernet (`extract_subnet`, and `block_module` for blocks).
+        out: the bundle folder (created).
+        samples: number of subnets (spread over MACs and resolutions like `nas profile`).
+        batch_size: batch size of the exported models.
+        blocks: include the per-block models (when the space and supernet provide them).
+        seed: seeds the subnet sample.
+        on_item: called with (done, total) after each exported model.
+    """
+    archs = stratified_sample(space, samples, np.random.default_rng(seed))
+    keys: list[str] = []
+    if blocks and has_blocks(space) and callable(getattr(supernet, "block_module", None)):
+        keys = key_universe(space, resolutions_of(space))
+    total, items = len(archs) + len(keys), []
+    for arch in archs:
+        shape = _subnet_shape(space, supernet, arch, batch_size)
+        name = f"subnets/{arch_id(arch)}.onnx"
+        atomic_write_bytes(out / name, export_onnx(supernet.extract_subnet(arch), tuple(shape)))
+        items.append({"file": name, "arch": arch, "input_shape": shape})
+        if on_item:
+            on_item(len(items), total)
+    for index, key in enumerate(keys):
+        module, shape = supernet.block_module(key)
+        full = [batch_size, *[int(s) for s in tuple(shape)[1:]]]
+        name = f"blocks/{index:05d}.onnx"
+        atomic_write_bytes(out / name, export_onnx(module, tuple(full)))
+        items.append({"file": name, "block": key, "input_shape": full})
+        if on_item:
+            on_item(len(items), total)
+    manifest = {"space": space.spec(), "batch_size": batch_size, "created": now_iso(),
+                "n_subnets": len(archs), "n_blocks": len(keys), "items": items}
+    atomic_write_json(out / "bundle.json", manifest)
+    shutil.copyfile(RUNNER, out / RUNNER_NAME)
+    return manifest

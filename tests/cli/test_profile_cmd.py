@@ -1,0 +1,93 @@
+"""`nas profile` end to end on the toy chain space (tiny convs, 8 px) and its error paths."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "nas" / "profile"))
+import toy_space  # noqa: E402  # type: ignore[import-not-found]
+
+from cli import app  # noqa: E402
+
+runner = CliRunner()
+TOY = ["--space", "toy-chain", "--image-size", "8"]
+
+
+def _one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_profile_measures_fits_and_predicts(runs_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["profile", *TOY, "--samples", "24", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n_subnets"] == 24 and report["chosen"] in report["predictors"]
+    assert report["fingerprint"]["cpu_model"]
+    root = runs_dir / "_profiles" / "toy-chain-12px-cpu"
+    assert (root / "profile" / "cpu" / "latency.jsonl").is_file()
+    assert (root / "predictor" / "cpu" / "report.json").is_file()
+
+    space = toy_space.ToyChainSpace()
+    queries = tmp_path / "q.jsonl"
+    archs = [space.largest(), space.smallest(), {"w": [8, 8, 8], "d": 2, "r": 8}]
+    queries.write_text("\n".join(json.dumps(a) for a in archs) + "\n")
+    predicted = runner.invoke(app, ["profile", "predict", str(queries), "--device", "cpu", *TOY,
+                                    "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    rows = json.loads(predicted.stdout)
+    assert [r["arch"] for r in rows[:2]] == archs[:2]
+    assert rows[0]["latency_ms"] > rows[1]["latency_ms"] > 0
+
+
+def test_import_then_predict(runs_dir: Path, tmp_path: Path) -> None:
+    space = toy_space.ToyChainSpace()
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(120):
+        arch = space.sample(rng)
+        ms = 0.05 + space.complexity(arch)["macs"] / 1e6
+        lines.append(json.dumps({"arch": {"w": arch["width"], "d": arch["depth"],
+                                          "r": arch["resolution"]}, "latency_ms": ms}))
+    data = tmp_path / "pixel.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["profile", "import", str(data), "--device", "pixel7", *TOY])
+    assert result.exit_code == 0, result.output
+    assert "imported 120 subnet" in result.output and "ridge" in result.output
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps(space.largest()) + "\n")
+    predicted = runner.invoke(app, ["profile", "predict", str(queries), "--device", "pixel7",
+                                    *TOY, "--json"])
+    truth = 0.05 + space.complexity(space.largest())["macs"] / 1e6
+    assert json.loads(predicted.stdout)[0]["latency_ms"] == pytest.approx(truth, rel=0.1)
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["profile", "--device", "cpu"], "expected exactly one of --run NAME or --space SPACE"),
+    (["profile", "--run", "nope"], "run 'nope' not found"),
+    (["profile", *TOY, "--device", "tpu"], "unknown device 'tpu'"),
+    (["profile", *TOY, "--samples", "1"], "expected --samples >= 2"),
+    (["profile", "predict", "missing.jsonl", "--device", "cpu", *TOY], "does not exist"),
+    (["profile", "predict", "q.jsonl", "--device", "cpu", *TOY], "no latency predictor"),
+    (["profile", "import", "bad.jsonl", "--device", "x", *TOY], "line 1: invalid JSON"),
+])
+def test_error_paths_are_one_line_exit_2(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.jsonl").write_text(json.dumps({"w": [4, 4, 4], "d": 1}) + "\n")
+    (tmp_path / "bad.jsonl").write_text("{nope\n")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    line = _one_error_line(result.output)
+    assert line.startswith("error:") and expected in line, line
