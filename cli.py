@@ -59,6 +59,7 @@ def _register_commands() -> None:
     app.add_typer(runs.app, name="runs")
     __import__("nas.commands.train", fromlist=["register"]).register(app)  # train-supernet, eval
     __import__("nas.commands.search", fromlist=["register"]).register(app)  # search
+    __import__("nas.commands.profile", fromlist=["register"]).register(app)  # profile
 
 
 _register_commands()
