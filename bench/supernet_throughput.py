@@ -1,0 +1,90 @@
+"""Forward+backward training throughput (images/s) of the largest and smallest subnets.
+
+Measures our `ofa-mbv3` supernet and, when run with the peers' python, OFA's `OFAMobileNetV3`
+on the same space (OFA strides, no small-input variant), random data, SGD step included:
+
+    python bench/supernet_throughput.py --threads 1 --res 32 --batch 32           # ours
+    /work/.peers/bin/python bench/supernet_throughput.py --peer --threads 1 ...   # OFA
+
+Prints one JSON line per (subnet, repeat median). Timings on a shared machine are noisy:
+compare medians of runs made one after the other, never concurrently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+
+def build(peer: bool, classes: int):
+    if peer:
+        sys.path.insert(0, "/work/shared/peers")
+        import peer_compat
+
+        peer_compat.apply()
+        from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
+
+        net = OFAMobileNetV3(n_classes=classes, ks_list=[3, 5, 7], expand_ratio_list=[3, 4, 6],
+                             depth_list=[2, 3, 4])
+        largest = {"ks": 7, "e": 6, "d": 4}
+        smallest = {"ks": 3, "e": 3, "d": 2}
+        return net, (lambda a: net.set_active_subnet(**a)), largest, smallest
+    from search_spaces import create_space
+
+    space = create_space("ofa-mbv3", num_classes=classes, image_size=224, small_input=False,
+                         resolutions=[32, 64, 128, 224])
+    net = space.build_supernet()
+    return net, net.set_active, space.largest(), space.smallest()
+
+
+def measure(net, step_images: int, res: int, batch: int, steps: int, channels_last: bool) -> float:
+    x = torch.randn(batch, 3, res, res)
+    y = torch.randint(0, 10, (batch,))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(2):
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    start = time.perf_counter()
+    for _ in range(steps):
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step_images * steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--peer", action="store_true")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--res", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net, set_active, largest, smallest = build(args.peer, 10)
+    net.train()
+    if args.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    for name, arch in (("largest", largest), ("smallest", smallest)):
+        set_active(arch)
+        runs = [measure(net, args.batch, args.res, args.batch, args.steps, args.channels_last)
+                for _ in range(args.repeats)]
+        print(json.dumps({"impl": "ofa" if args.peer else "nas", "subnet": name, "res": args.res,
+                          "batch": args.batch, "threads": args.threads,
+                          "channels_last": args.channels_last,
+                          "images_per_s": round(statistics.median(runs), 1)}))
+
+
+if __name__ == "__main__":
+    main()
