@@ -140,6 +140,10 @@ def profile(
     samples: Annotated[int, typer.Option("--samples", help="Subnets to measure.")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of each call.")] = 1,
     threads: Annotated[int, typer.Option("--threads", help="Intra-op threads.")] = 1,
+    clock: Annotated[
+        str, typer.Option("--clock", help="wall (elapsed time) or cpu (the thread's CPU time; "
+                          "steadier on a busy shared machine; cpu device, 1 thread).")
+    ] = "wall",
     budget_minutes: Annotated[
         float | None, typer.Option("--budget-minutes", help="Stop measuring after this long.")
     ] = None,
@@ -169,7 +173,7 @@ def profile(
                           f"{samples}, {batch_size}, {threads}")
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
                                    num_classes=num_classes, image_size=image_size, device=device)
-    the_device = create_device(device, threads=threads)
+    the_device = create_device(device, threads=threads, clock=clock)
     if fresh:
         store.clear()
     plan = ProfilePlan(samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,

@@ -16,7 +16,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 # fields that change latency; library patch versions and hostnames are recorded but not compared
-COMPARED = ("cpu_model", "logical_cores", "machine", "gpu_name", "threads", "torch", "onnxruntime")
+COMPARED = ("cpu_model", "logical_cores", "machine", "gpu_name", "torch", "onnxruntime")
 
 
 def cpu_model() -> str:

@@ -77,7 +77,8 @@ def resolutions_of(space: SearchSpace) -> list[int]:
 
 
 def setup_of(device: Device, batch_size: int) -> dict[str, Any]:
-    return {"device": device.name, "batch_size": batch_size, "threads": device.threads}
+    return {"device": device.name, "batch_size": batch_size, "threads": device.threads,
+            "clock": getattr(device, "clock", "wall")}
 
 
 def _record(timing: Timing, setup: dict[str, Any], **fields: Any) -> dict[str, Any]:

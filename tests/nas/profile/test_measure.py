@@ -57,3 +57,15 @@ def test_unknown_and_unavailable_devices() -> None:
         create_device("tpu")
     with pytest.raises(DeviceError, match="providers"):
         create_device("onnxruntime:Nope")
+
+
+def test_cpu_clock_needs_one_thread_and_counts_compute() -> None:
+    with pytest.raises(NasError, match="--threads 1"):
+        create_device("cpu", threads=2, clock="cpu")
+    with pytest.raises(NasError, match="clock"):
+        create_device("cpu", threads=1, clock="sundial")
+    device = create_device("cpu", threads=1, clock="cpu")
+    small = measure(device.prepare(_chain(0), (1, 3, 24, 24)), FAST)
+    large = measure(device.prepare(_chain(8), (1, 3, 24, 24)), FAST)
+    assert 0 < small.median_ms < large.median_ms
+    assert device.fingerprint()["clock"] == "cpu"
