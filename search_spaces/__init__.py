@@ -33,5 +33,6 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
 __all__ = ["SPACES", "SearchSpace", "create_space", "register_space", "space_from_spec"]
 
 # built-in spaces register themselves on import (kept last: they import register_space above)
-import search_spaces.ofa_mbv3.space  # noqa: E402, F401
 import search_spaces.nb201.space  # noqa: E402, F401
+import search_spaces.ofa_mbv3.space  # noqa: E402, F401
+import search_spaces.ofa_resnet50.space  # noqa: E402, F401
