@@ -163,3 +163,34 @@ def test_extract_matches_active(name: str) -> None:
             got = subnet(x)
         assert not any(type(m).__name__.startswith("Dynamic") for m in subnet.modules())
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_extracted_subnet_exports_to_torchscript_and_onnx(name: str, tmp_path: Any) -> None:
+    import warnings
+
+    import onnxruntime as ort
+
+    space = tiny_space(name)
+    net = supernet_of(space)
+    arch = space.smallest()
+    subnet = net.extract_subnet(arch).eval()
+    x = input_for(space, net, arch)
+    with torch.no_grad():
+        expected = subnet(x).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit / the legacy ONNX exporter are deprecated
+        scripted = torch.jit.script(subnet)
+        torch.onnx.export(
+            subnet,
+            (x,),
+            str(tmp_path / "m.onnx"),
+            dynamo=False,
+            input_names=["x"],
+            opset_version=17,
+        )
+    np.testing.assert_allclose(scripted(x).detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
