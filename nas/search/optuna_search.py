@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 import optuna
 
+from nas.errors import NasError
 from nas.search.base import register_searcher
 from nas.search.cache import Evaluator
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace
 
+MAX_MISSES = 2000  # rejected samples in a row, with nothing feasible yet, before giving up
 SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]
 
 
@@ -41,11 +43,20 @@ class OptunaSearcher:
         recorder.study.sampler = self.make_sampler(seed, self.population)
         recorder.fail_stale()
         evaluator.use_stored()
+        misses = 0
         while not evaluator.done:
             trial = recorder.study.ask()
             recorder.tag_running(trial)
             arch = space.suggest(trial)
-            evaluator.evaluate([arch], trials=[trial])
+            candidate = evaluator.evaluate([arch], trials=[trial])[0]
+            misses = 0 if candidate.arch_id in evaluator.used else misses + 1
+            if misses >= MAX_MISSES and not evaluator.used:
+                raise NasError(
+                    f"expected feasible subnets, got none among {misses} sampled by "
+                    f"{type(recorder.study.sampler).__name__} under constraints "
+                    f"({'; '.join(c.describe() for c in evaluator.constraints)}); "
+                    "relax the constraints"
+                )
             if evaluator.sync:
                 evaluator.use_stored()  # other processes' trials count against the budget too
 

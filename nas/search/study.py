@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from nas.errors import ConfigError
-from nas.search.base import Candidate, Objective
+from nas.errors import ArtifactError, ConfigError
+from nas.search.base import Candidate, Direction, Objective
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,39 @@ def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
 
+def _create_with_retries(
+    storage: str | None, study_name: str, directions: list[Direction], sampler: Any
+) -> optuna.Study:
+    """`create_study(load_if_exists=True)`, retried: processes starting together on a fresh
+    database race to create its tables and the study, and all but one lose that race once."""
+    import sqlalchemy.exc
+
+    attempts = 6
+    for attempt in range(attempts):
+        try:
+            backend: Any = storage
+            if storage is not None and storage.startswith("sqlite:"):
+                backend = _sqlite_storage(storage)
+            return optuna.create_study(
+                storage=backend,
+                study_name=study_name,
+                directions=directions,
+                load_if_exists=True,
+                sampler=sampler,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"study '{study_name}' in {storage}: {exc}") from None
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as exc:
+            if attempt == attempts - 1:
+                raise ArtifactError(
+                    f"could not open study '{study_name}' in {storage}: {exc.__class__.__name__}"
+                    f" ({str(exc).splitlines()[0]}); check the --storage URL"
+                ) from None
+            logger.info("retrying study creation after %s", exc.__class__.__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_study(
     storage: str | None,
     study_name: str,
@@ -114,19 +148,7 @@ def open_study(
         ConfigError: when an existing study has other objective directions.
     """
     directions = [o.direction for o in objectives]
-    backend: Any = storage
-    if storage is not None and storage.startswith("sqlite:"):
-        backend = _sqlite_storage(storage)
-    try:
-        study = optuna.create_study(
-            storage=backend,
-            study_name=study_name,
-            directions=directions,
-            load_if_exists=True,
-            sampler=seed_sampler,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"study '{study_name}' in {storage}: {exc}") from None
+    study = _create_with_retries(storage, study_name, directions, seed_sampler)
     stored = [d.name.lower() for d in study.directions]
     if stored != directions:
         raise ConfigError(
@@ -161,18 +183,19 @@ class StudyRecorder:
         self.layout = ParamLayout(space)
         self.pid = os.getpid()
         self.host = socket.gethostname()
+        self.owner = {"pid": self.pid, "host": self.host}
         self._seen_numbers: set[int] = set()
 
-    def _attrs(self, candidate: Candidate, **more: Any) -> dict[str, Any]:
-        return {
+    def _attrs(self, candidate: Candidate) -> dict[str, Any]:
+        # few attributes: each is one database write for asked trials (ask/tell samplers)
+        attrs: dict[str, Any] = {
             "arch": dict(candidate.arch),
             "arch_id": candidate.arch_id,
             "metrics": dict(candidate.values),
-            "violation": candidate.violation,
-            "pid": self.pid,
-            "host": self.host,
-            **more,
         }
+        if candidate.violation:
+            attrs["violation"] = candidate.violation
+        return attrs
 
     def record(self, candidate: Candidate) -> None:
         """Add a trial for a freshly scored candidate (FAIL when a value is missing or NaN)."""
@@ -183,7 +206,7 @@ class StudyRecorder:
             distributions=distributions,
             values=values,
             state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
-            user_attrs=self._attrs(candidate),
+            user_attrs={**self._attrs(candidate), "owner": self.owner},
         )
         self.study.add_trial(trial)
 
@@ -193,14 +216,16 @@ class StudyRecorder:
 
     def tag_running(self, trial: optuna.Trial) -> None:
         """Mark an asked trial with this process, so a killed run's leftovers can be found."""
-        trial.set_user_attr("pid", self.pid)
-        trial.set_user_attr("host", self.host)
+        trial.set_user_attr("owner", self.owner)
 
     def finish(
         self, trial: optuna.Trial, candidate: Candidate, *, duplicate_of: str | None
     ) -> None:
         """Tell an asked trial its result: values when scored, PRUNED when rejected unscored."""
-        for key, value in self._attrs(candidate, duplicate=duplicate_of is not None).items():
+        attrs = self._attrs(candidate)
+        if duplicate_of is not None:
+            attrs["duplicate"] = True
+        for key, value in attrs.items():
             trial.set_user_attr(key, value)
         values = self._values(candidate)
         if values is not None:
@@ -214,7 +239,8 @@ class StudyRecorder:
         """Mark RUNNING trials of dead processes on this host as FAIL; returns how many."""
         count = 0
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            pid, host = trial.user_attrs.get("pid"), trial.user_attrs.get("host")
+            owner = trial.user_attrs.get("owner") or {}
+            pid, host = owner.get("pid"), owner.get("host")
             if host == self.host and pid is not None and not _alive(int(pid)):
                 self.study.tell(trial.number, state=TrialState.FAIL)
                 count += 1
@@ -243,7 +269,8 @@ def _stored(trial: FrozenTrial) -> StoredEvaluation | None:
         values={k: float(v) for k, v in attrs["metrics"].items()},
         violation=float(attrs.get("violation", 0.0)),
     )
-    return StoredEvaluation(trial.number, candidate, attrs.get("pid"), attrs.get("host"))
+    owner = attrs.get("owner") or {}
+    return StoredEvaluation(trial.number, candidate, owner.get("pid"), owner.get("host"))
 
 
 def _alive(pid: int) -> bool:
