@@ -85,3 +85,10 @@ class Featurizer:
     def transform(self, archs: Sequence[Arch]) -> Features:
         """Features of `archs` (canonical, validated archs; use `space.normalize` first)."""
         return Features(encode_batch(self.space, archs), self.counts(archs))
+
+
+def make_featurizer(space: SearchSpace, keys: Sequence[str]) -> Featurizer:
+    """The fastest featurizer that gives exactly the generic features for `space`."""
+    from predictors.fast_ofa import fast_featurizer
+
+    return fast_featurizer(space, keys, Featurizer(space, keys))

@@ -24,7 +24,7 @@ from nas.arch import Arch
 from nas.artifacts import atomic_write_json, read_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
 from predictors.base import Features, LatencyPredictor, load_kind
-from predictors.features import Featurizer
+from predictors.features import Featurizer, make_featurizer
 from predictors.report import POOR_WITHIN10
 from search_spaces.base import SearchSpace
 
@@ -115,7 +115,7 @@ def load_model(directory: Path, *, space: SearchSpace | None = None) -> LatencyM
         space = space_from_spec(meta["space"], source=str(directory / META))
     check_compatible(meta, space, directory / META)
     predictor = load_kind(directory)
-    return LatencyModel(predictor, Featurizer(space, meta.get("block_keys", [])), meta)
+    return LatencyModel(predictor, make_featurizer(space, meta.get("block_keys", [])), meta)
 
 
 def predictor_root(run_or_dir: Path, device: str) -> Path:

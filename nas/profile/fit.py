@@ -21,7 +21,7 @@ from nas.artifacts import atomic_write_json, now_iso
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from nas.profile.store import REPORT, ProfileStore
 from predictors.base import Features
-from predictors.features import Featurizer, block_keys, key_universe
+from predictors.features import Featurizer, block_keys, key_universe, make_featurizer
 from predictors.io import SELECTED, LatencyModel, save_model
 from predictors.report import POOR_WITHIN10, noise_floor
 from predictors.select import Selection, fit_and_select
@@ -78,7 +78,7 @@ def training_data(
     used = {key for arch in archs for key in block_keys(space, arch)}
     keys = key_universe(space, resolutions, extra=used | set(blocks))
     table = np.array([np.median(blocks[k]) if k in blocks else np.nan for k in keys])
-    return archs, latency, Featurizer(space, keys), (table if blocks else None)
+    return archs, latency, make_featurizer(space, keys), (table if blocks else None)
 
 
 def _meta(

@@ -58,3 +58,23 @@ def test_featurizer_counts_match_block_keys(space) -> None:  # type: ignore[no-u
     features = featurizer.transform([arch, space.smallest()])
     assert features.counts[0].sum() == len(space.block_keys(arch))
     assert features.encoded.shape == (2, space.dim)
+
+
+def test_fast_featurizer_matches_generic_and_reports_bad_archs(
+    space,  # type: ignore[no-untyped-def]
+) -> None:
+    from nas.errors import InvalidArchError
+    from predictors.fast_ofa import SlottedOFAFeaturizer
+    from predictors.features import make_featurizer
+
+    keys = key_universe(space, space.resolutions)
+    fast, generic = make_featurizer(space, keys), Featurizer(space, keys)
+    assert isinstance(fast, SlottedOFAFeaturizer)
+    rng = np.random.default_rng(3)
+    archs = [space.sample(rng) for _ in range(200)]
+    want, got = generic.transform(archs), fast.transform(archs)
+    np.testing.assert_array_equal(got.encoded, want.encoded)
+    np.testing.assert_array_equal(got.counts, want.counts)
+    bad = dict(archs[0], resolution=224)  # not in the space: validation names the key
+    with pytest.raises(InvalidArchError, match="resolution"):
+        fast.transform([bad])
