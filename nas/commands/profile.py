@@ -147,6 +147,10 @@ def profile(
     budget_minutes: Annotated[
         float | None, typer.Option("--budget-minutes", help="Stop measuring after this long.")
     ] = None,
+    reference: Annotated[
+        bool, typer.Option("--reference", help="Time each model against a reference subnet, "
+                           "call by call: steadier when the machine's load changes.")
+    ] = False,
     predictor: PredictorOption = "auto",
     no_blocks: Annotated[
         bool, typer.Option("--no-blocks", help="Skip the per-block table (no lookup table).")
@@ -177,6 +181,7 @@ def profile(
     if fresh:
         store.clear()
     plan = ProfilePlan(samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
+                       reference=reference,
                        budget_s=None if budget_minutes is None else 60 * budget_minutes,
                        settings=MeasureSettings())
     resolutions = resolutions_of(the_space)

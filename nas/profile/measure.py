@@ -88,3 +88,39 @@ def measure(runner: Runner, settings: MeasureSettings | None = None) -> Timing:
         remeasured += int(outliers.size)
     q1, median, q3 = np.percentile(timings, [25, 50, 75])
     return Timing(float(median), float(q1), float(q3), int(timings.size), remeasured)
+
+
+def measure_relative(
+    runner: Runner, reference: Runner, scale_ms: float, settings: MeasureSettings | None = None
+) -> Timing:
+    """Time a model against a reference model, call by call, in the reference's units.
+
+    On a machine shared with other work the speed of every model drifts with the load, by
+    tens of percent over minutes. Calls of the model and of a fixed reference model alternate,
+    so each pair sees the same load; the median of the per-pair ratios, times `scale_ms` (the
+    reference's own latency, measured once), is far steadier than raw timings.
+    """
+    settings = settings or MeasureSettings()
+    per_call = _warm_up(runner, settings)
+
+    def pairs(n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            own = runner(1)[0]
+            out.append(own / max(reference(1)[0], 1e-9))
+        return out
+
+    wanted = int(settings.target_ms / max(per_call, 1e-6))
+    ratios = np.asarray(pairs(min(settings.max_repeats, max(settings.repeats, wanted))))
+    remeasured = 0
+    for _ in range(settings.max_rounds):
+        q1, q3 = np.percentile(ratios, [25, 75])
+        spread = max(q3 - q1, 0.01 * float(np.median(ratios)))
+        outliers = np.flatnonzero((ratios > q3 + settings.outlier_iqr * spread)
+                                  | (ratios < q1 - settings.outlier_iqr * spread))
+        if outliers.size == 0:
+            break
+        ratios[outliers] = pairs(int(outliers.size))
+        remeasured += int(outliers.size)
+    q1, median, q3 = np.percentile(ratios * scale_ms, [25, 50, 75])
+    return Timing(float(median), float(q1), float(q3), int(ratios.size), remeasured)

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
-from nas.profile.devices import Device
-from nas.profile.measure import MeasureSettings, Timing, measure
+from nas.artifacts import atomic_write_json, read_json
+from nas.profile.devices import Device, Runner
+from nas.profile.measure import MeasureSettings, Timing, measure, measure_relative
 from nas.profile.sampling import stratified_sample
 from nas.profile.store import ProfileStore
 from predictors.features import has_blocks, key_universe
@@ -43,6 +44,8 @@ class ProfilePlan:
         repeat_share: share of subnets measured a second time for the noise floor.
         seed: seeds the subnet sample.
         settings: how each model is timed.
+        reference: time every model relative to a fixed reference subnet, call by call
+            (`measure_relative`): steadier on a machine whose load changes.
     """
 
     samples: int = 300
@@ -52,6 +55,7 @@ class ProfilePlan:
     repeat_share: float = 0.1
     seed: int = 0
     settings: MeasureSettings = field(default_factory=MeasureSettings)
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ class Session:
         self.on_progress = on_progress or (lambda progress: None)
         self.estimator = estimator
         self.start = time.perf_counter()
+        self.reference: Runner | None = None
+        self.reference_ms = 0.0
+        if plan.reference:
+            self.setup = {**self.setup, "reference": True}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -113,7 +121,30 @@ class Session:
         if shape is None:
             channels = int(getattr(self.space, "in_channels", 3))
             shape = (self.plan.batch_size, channels, int(side or 32), int(side or 32))
-        return measure(self.device.prepare(model, shape), self.plan.settings)
+        runner = self.device.prepare(model, shape)
+        if self.reference is None:
+            return measure(runner, self.plan.settings)
+        return measure_relative(runner, self.reference, self.reference_ms, self.plan.settings)
+
+    def _prepare_reference(self) -> None:
+        """The reference subnet (the space's smallest) and its latency, kept for resumes."""
+        if not self.plan.reference:
+            return
+        arch = self.space.smallest()
+        side = self.supernet.input_resolution(arch) if hasattr(self.supernet, "input_resolution") \
+            else arch.get("resolution")
+        channels = int(getattr(self.space, "in_channels", 3))
+        shape = (self.plan.batch_size, channels, int(side or 32), int(side or 32))
+        runner = self.device.prepare(self.supernet.extract_subnet(arch), shape)
+        stored = self.store.profile_dir / "reference.json"
+        known = read_json(stored) if stored.is_file() else {}
+        if known.get("setup") == self.setup:
+            self.reference_ms = float(known["latency_ms"])
+        else:
+            self.reference_ms = measure(runner, self.plan.settings).median_ms
+            atomic_write_json(stored, {"setup": self.setup, "arch": arch,
+                                       "latency_ms": self.reference_ms})
+        self.reference = runner
 
     def _emit(
         self, phase: str, done: int, total: int, started: float, estimate: float | None
@@ -186,9 +217,10 @@ class Session:
 
     def run(self) -> dict[str, Any]:
         """Blocks, subnets, repeats; returns a summary of what was measured and the time taken."""
+        self._prepare_reference()
         blocks = self.measure_blocks()
         measured = self.measure_subnets()
         repeats = self.measure_repeats(measured) if measured else 0
         return {"blocks_measured": blocks, "subnets_total": len(measured),
                 "repeats_measured": repeats, "seconds": round(self.elapsed(), 1),
-                "setup": self.setup}
+                "setup": self.setup, "reference_ms": self.reference_ms or None}

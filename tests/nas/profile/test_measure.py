@@ -69,3 +69,26 @@ def test_cpu_clock_needs_one_thread_and_counts_compute() -> None:
     large = measure(device.prepare(_chain(8), (1, 3, 24, 24)), FAST)
     assert 0 < small.median_ms < large.median_ms
     assert device.fingerprint()["clock"] == "cpu"
+
+
+def test_relative_timing_cancels_a_drifting_load() -> None:
+    from nas.profile.measure import measure_relative
+
+    clock = {"t": 0}
+
+    def load() -> float:  # the machine slows down 3x over the measurement
+        clock["t"] += 1
+        return 1.0 + clock["t"] / 50
+
+    def model(n: int) -> list[float]:
+        return [4.0 * load() for _ in range(n)]
+
+    def reference(n: int) -> list[float]:
+        return [2.0 * load() for _ in range(n)]
+
+    settings = MeasureSettings(warmup=2, warmup_ms=0, repeats=40, target_ms=0)
+    raw = measure(model, settings)
+    assert raw.q3_ms / raw.q1_ms > 1.2  # drift shows in plain timings
+    relative = measure_relative(model, reference, 2.0, settings)
+    assert relative.median_ms == pytest.approx(4.0, rel=0.03)
+    assert relative.q3_ms / relative.q1_ms < 1.03

@@ -56,6 +56,17 @@ def test_session_measures_resumes_and_builds_predictors(tmp_path: Path) -> None:
     assert predicted[0] > predicted[1] > 0
 
 
+def test_session_with_reference_records_it(tmp_path: Path) -> None:
+    space = toy_space.ToyChainSpace(resolutions=(8,))
+    store = ProfileStore(tmp_path, "cpu")
+    plan = ProfilePlan(samples=4, settings=FAST, blocks=False, reference=True)
+    summary = Session(space, space.build_supernet(), create_device("cpu", threads=1), store,
+                      plan).run()
+    assert summary["reference_ms"] > 0 and summary["setup"]["reference"] is True
+    assert (store.profile_dir / "reference.json").is_file()
+    assert all(r["setup"]["reference"] for r in store.records(store.latency_path))
+
+
 def test_import_ofa_like_format_and_incompatible_load(tmp_path: Path) -> None:
     space = create_space("toy-chain", resolutions=[8])
     rng = np.random.default_rng(0)
