@@ -199,7 +199,7 @@ def _progress(enabled: bool, budget: int, label: str) -> tuple[Progress | None, 
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
-        transient=False,
+        transient=True,  # a failed search then ends with its one-line error only
     )
     return progress, progress.add_task(label, total=budget, new=0)
 
@@ -324,6 +324,11 @@ def _search_one(
         },
     )
     if not quiet:
+        console.print(
+            f"{algorithm}: scored {len(result.history)} subnets ({result.new_evaluations} new, "
+            f"the rest from the study) in {result.seconds:.1f} s; {result.rejected} rejected "
+            "before scoring"
+        )
         console.print(
             _table(
                 f"Pareto front: {run.name} / {tag} ({len(result.front)} of "

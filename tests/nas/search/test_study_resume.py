@@ -78,7 +78,9 @@ def test_resume_after_kill_loses_and_repeats_nothing(
         assert [c.arch_id for c in resumed.history] == [c.arch_id for c in reference.history]
 
 
-def test_trials_carry_params_and_metrics(oracle: Oracle, space: NB201Space, tmp_path: Path) -> None:
+def test_trials_carry_params_and_metrics(
+    oracle: Oracle, space: NB201Space, tmp_path: Path
+) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     run_search(space, objectives(oracle), algorithm="nsga2", budget=8, seed=0, population=4,
                storage=storage)

@@ -1,0 +1,103 @@
+"""`nas search` on a tabular oracle (no supernet needed), and its error paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from search_spaces.nb201 import to_string
+from search_spaces.nb201.synthetic import synthetic_table
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("oracle") / "nb201.jsonl"
+    rows = synthetic_table(0)
+    with path.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps({**row, "arch": to_string(row["arch"])}) + "\n")
+    return path
+
+
+def search(table: Path, *extra: str) -> list[str]:
+    return ["search", "--oracle", str(table), "--space", "nb201",
+            "--objectives", "top1,latency_ms", "--budget", "12", "--population", "6", *extra]
+
+
+def test_oracle_search_writes_front_table_and_files(table_file: Path, runs_dir: Path) -> None:
+    result = runner.invoke(app, [*search(table_file, "--latency-max", "3")])
+    assert result.exit_code == 0, result.output
+    assert "Pareto front" in result.stdout and "arch_id" in result.stdout
+    out = runs_dir / "oracle-nb201" / "search" / "oracle"
+    for name in ("pareto.json", "pareto.csv", "trials.jsonl", "pareto.png", "study.db"):
+        assert (out / name).is_file(), name
+    pareto = json.loads((out / "pareto.json").read_text())
+    front = pareto["front"]
+    assert front and all(m["values"]["latency_ms"] <= 3 for m in front)
+    assert pareto["constraints"] == [{"metric": "latency_ms", "max": 3.0, "min": None}]
+    assert [o["name"] for o in pareto["objectives"]] == ["top1", "latency_ms"]
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 12
+    csv_rows = (out / "pareto.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("arch_id,edge_1_0") and len(csv_rows) == len(front) + 1
+    manifest = json.loads((runs_dir / "oracle-nb201" / "manifest.json").read_text())
+    assert manifest["stages"]["search-oracle"]["status"] == "done"
+
+
+def test_rerun_resumes_without_new_trials(table_file: Path, runs_dir: Path) -> None:
+    args = search(table_file, "--tag", "again", "--json")
+    first = runner.invoke(app, args)
+    second = runner.invoke(app, args)
+    assert first.exit_code == second.exit_code == 0, second.output
+    front = json.loads(first.stdout)
+    assert front and all({"arch", "top1", "latency_ms"} <= set(row) for row in front)
+    assert json.loads(second.stdout) == front
+    db = runs_dir / "oracle-nb201" / "search" / "again" / "study.db"
+    study = optuna.load_study(study_name="again", storage=f"sqlite:///{db}")
+    assert len(study.get_trials()) == 12  # the rerun scored nothing again
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--device", "cpu"], "expected --run NAME and --device D"),
+        (["search", "--oracle", "ORACLE"], "expected --space SPACE"),
+        (["search", "--oracle", "ORACLE", "--space", "nb201", "--algorithm", "nsga3"],
+         "unknown search algorithm 'nsga3'"),
+        (["search", "--oracle", "ORACLE", "--space", "nb201", "--objectives", "top5"],
+         "got 'top5'"),
+        (["search", "--oracle", "ORACLE", "--space", "nb201", "--budget", "0"],
+         "--budget: expected >= 1"),
+        (["search", "--oracle", "missing.jsonl", "--space", "nb201"], "does not exist"),
+        (["search", "--run", "nope", "--device", "cpu"], "run 'nope' not found"),
+    ],
+)
+def test_error_paths_exit_2_with_one_line(
+    args: list[str], message: str, table_file: Path, runs_dir: Path
+) -> None:
+    args = [str(table_file) if a == "ORACLE" else a for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_missing_arch_is_an_error_unless_skipped(tmp_path: Path, runs_dir: Path) -> None:
+    table = tmp_path / "tiny.jsonl"
+    rows = synthetic_table(0)[:50]  # most cells are missing
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, search(table))
+    assert result.exit_code == 2
+    assert "--skip-missing" in result.output and len(result.output.strip().splitlines()) == 1
+    skipped = runner.invoke(app, [*search(table, "--skip-missing", "--tag", "s", "--json",
+                                          "--algorithm", "random")])
+    assert skipped.exit_code == 0, skipped.output
+    known = {json.dumps(r["arch"], sort_keys=True) for r in rows}
+    front = json.loads(skipped.stdout)
+    assert all(json.dumps(row["arch"], sort_keys=True) in known for row in front)
