@@ -165,11 +165,12 @@ def profile(
     """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
     if ctx.invoked_subcommand is not None:
         return
+    from nas.artifacts import RunDir
     from nas.profile.devices import create_device
     from nas.profile.fit import build_predictors, training_data
     from nas.profile.measure import MeasureSettings
     from nas.profile.session import ProfilePlan, Session, resolutions_of
-    from nas.profile.store import open_target
+    from nas.profile.store import device_dirname, open_target
     from predictors.select import quick_within10
 
     if samples < 2 or batch_size < 1 or threads < 1:
@@ -190,6 +191,12 @@ def profile(
         archs, y, featurizer, table = training_data(the_space, store, resolutions)
         return quick_within10(featurizer.transform(archs), y, block_ms=table, seed=seed)
 
+    stage = f"profile-{device_dirname(device)}"
+    run_dir = RunDir(resolve_runs_dir(runs_dir), run) if run else None
+    if run_dir is not None:
+        run_dir.begin_stage(stage, config={k: v for k, v in ctx.params.items()
+                                           if k not in ("runs_dir", "as_json")},
+                            seed=seed, device=device)
     show = not as_json and console.is_terminal
     with ProfileProgress(show) as bar:
         session = Session(the_space, the_space.build_supernet(), the_device, store, plan,
@@ -201,6 +208,8 @@ def profile(
         extra_meta={"fingerprint": the_device.fingerprint(), "setup": session.setup,
                     "session": summary},
     )
+    if run_dir is not None:
+        run_dir.end_stage(stage, summary={"chosen": report["chosen"], **summary})
     _finish(report, store.root, device, as_json)
 
 

@@ -49,6 +49,7 @@ def test_profile_measures_fits_and_predicts(runs_dir: Path, tmp_path: Path) -> N
     assert rows[0]["latency_ms"] > rows[1]["latency_ms"] > 0
 
 
+@pytest.mark.slow
 def test_import_then_predict(runs_dir: Path, tmp_path: Path) -> None:
     space = toy_space.ToyChainSpace()
     rng = np.random.default_rng(0)
@@ -91,3 +92,20 @@ def test_error_paths_are_one_line_exit_2(
     assert result.exit_code == 2, result.output
     line = _one_error_line(result.output)
     assert line.startswith("error:") and expected in line, line
+
+
+@pytest.mark.slow
+def test_profile_a_run_records_the_stage(runs_dir: Path) -> None:
+    from nas.artifacts import RunDir
+    from predictors import load_predictor
+
+    run = RunDir(runs_dir, "r1")
+    run.update_manifest(space=toy_space.ToyChainSpace(resolutions=[8]).spec())
+    result = runner.invoke(app, ["profile", "--run", "r1", "--samples", "12", "--no-blocks",
+                                 "--clock", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    stage = run.manifest()["stages"]["profile-cpu"]
+    assert stage["status"] == "done" and stage["summary"]["subnets_total"] == 12
+    model, meta = load_predictor(run, "cpu")
+    assert meta["setup"]["clock"] == "cpu" and meta["space_name"] == "toy-chain"
+    assert model.predict([toy_space.ToyChainSpace(resolutions=[8]).largest()])[0] > 0
