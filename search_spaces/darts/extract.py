@@ -1,0 +1,66 @@
+"""Copy a DARTS supernet's shared weights into the evaluation network of one genotype.
+
+The supernet stores each state's edges batched (see `mixed.py`); an edge's weights are the
+slice `[edge * C, (edge + 1) * C)` of the batched tensors. Batch norms of the search network
+are affine-free, so the evaluation network's BN scales stay at 1 and shifts at 0.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from search_spaces.darts.mixed import BNStats, ConvOp, ConvStage, FactorizedReduceOp
+from search_spaces.darts.network import EvalCell, NetworkCIFAR
+from search_spaces.darts.ops import FactorizedReduce
+
+if TYPE_CHECKING:
+    from search_spaces.darts.supernet import DartsSupernet, SearchCell
+
+
+def _copy_bn(source: BNStats, part: slice, target: nn.BatchNorm2d) -> None:
+    assert target.running_mean is not None and target.running_var is not None
+    target.running_mean.copy_(source.running_mean[part])  # type: ignore[index]
+    target.running_var.copy_(source.running_var[part])  # type: ignore[index]
+
+
+def _copy_stage(stage: ConvStage, edge: int, target: nn.Sequential) -> None:
+    part = slice(edge * stage.channels, (edge + 1) * stage.channels)
+    target[1].weight.copy_(stage.depthwise[part])
+    target[2].weight.copy_(stage.pointwise[part])
+    _copy_bn(stage.bn, part, target[3])
+
+
+def _copy_op(cell: SearchCell, source: int, node: int, op_name: str, target: nn.Module) -> None:
+    ops = cell.states[source]
+    edge = cell.targets[source].index(node)
+    if op_name in ops.convs:
+        conv: ConvOp = ops.convs[op_name]  # type: ignore[assignment]
+        stages: list[nn.Module] = list(target) if op_name.startswith("sep") else [target]
+        for stage, module in zip(conv.stages, stages, strict=True):
+            _copy_stage(stage, edge, module)  # type: ignore[arg-type]
+    elif op_name == "skip_connect" and isinstance(target, FactorizedReduce):
+        fr: FactorizedReduceOp = ops.reduce_skip  # type: ignore[assignment]
+        half = fr.channels // 2
+        target.conv_1.weight.copy_(fr.conv_1[edge * half: (edge + 1) * half])
+        target.conv_2.weight.copy_(fr.conv_2[edge * half: (edge + 1) * half])
+        _copy_bn(fr.bn, slice(edge * fr.channels, (edge + 1) * fr.channels), target.bn)
+
+
+def _copy_cell(cell: SearchCell, target: EvalCell, edges: list[list[Any]]) -> None:
+    target.preprocess0.load_state_dict(cell.preprocess0.state_dict(), strict=False)
+    target.preprocess1.load_state_dict(cell.preprocess1.state_dict(), strict=False)
+    for slot, (op_name, source) in enumerate(edges):
+        _copy_op(cell, int(source), slot // 2, op_name, target.ops[slot])
+
+
+def copy_weights(supernet: DartsSupernet, net: NetworkCIFAR, genotype: dict[str, Any]) -> None:
+    """Fill `net` (same width and depth, K = 1) with the supernet's weights for `genotype`."""
+    with torch.no_grad():
+        net.stem.load_state_dict(supernet.stem.state_dict())
+        net.classifier.load_state_dict(supernet.classifier.state_dict())
+        for cell, target in zip(supernet.cells, net.cells, strict=True):
+            edges = genotype["reduce" if cell.reduction else "normal"]
+            _copy_cell(cell, target, edges)  # type: ignore[arg-type]

@@ -1,0 +1,233 @@
+"""Mixed operations of the DARTS search cell, batched over the edges that share an input.
+
+In a DARTS cell every state feeds several nodes: the two cell inputs feed all 4 nodes, node 0
+feeds 3, and so on. The reference code runs one `MixedOp` module per edge (14 per cell, each
+with its own ReLU, pools and batch norms). Here the edges that leave one state are computed
+together:
+
+* the ReLU, both pools and their (affine-free) batch norms are shared: on the same input they
+  give the same output for every edge;
+* each convolution op of all those edges is one grouped convolution (`groups = edges * C`
+  depthwise, `groups = edges` pointwise), so the number of kernel launches does not grow with
+  the number of edges;
+* the architecture weight of a convolution op is folded into its last batch norm's `weight`
+  (an affine-free batch norm times a scalar is a batch norm with that scale), and the
+  parameter-free ops are mixed with one batched matmul;
+* `none` contributes exactly zero, so it is never computed (its alpha still gets its gradient
+  through the softmax).
+
+`single()` runs one operation of one edge on the same weights: the single-path mode (GDAS).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces.darts.genotypes import PRIMITIVES
+
+CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+# (kernel, dilation, stages): separable convs apply dw+pw twice, dilated once
+CONV_SHAPES = {
+    "sep_conv_3x3": (3, 1, 2),
+    "sep_conv_5x5": (5, 1, 2),
+    "dil_conv_3x3": (3, 2, 1),
+    "dil_conv_5x5": (5, 2, 1),
+}
+OP_INDEX = {name: index for index, name in enumerate(PRIMITIVES)}
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+
+
+class BNStats(nn.Module):
+    """Running statistics of an affine-free batch norm whose scale is given per call."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(
+        self, x: torch.Tensor, weight: torch.Tensor | None = None, part: slice | None = None
+    ) -> torch.Tensor:
+        mean: torch.Tensor = self.running_mean  # type: ignore[assignment]
+        var: torch.Tensor = self.running_var  # type: ignore[assignment]
+        if part is not None:  # one edge's channels: views, updated in place
+            mean, var = mean[part], var[part]
+        return F.batch_norm(
+            x, mean, var, weight=weight, bias=None, training=self.training,
+            momentum=BN_MOMENTUM, eps=BN_EPS,
+        )
+
+
+def _kaiming(shape: tuple[int, ...], generator: torch.Generator) -> nn.Parameter:
+    # the default init of nn.Conv2d (kaiming uniform with a=sqrt(5)): bound = 1/sqrt(fan_in)
+    fan_in = shape[1] * shape[2] * shape[3]
+    bound = 1.0 / fan_in**0.5
+    return nn.Parameter((torch.rand(shape, generator=generator) * 2 - 1) * bound)
+
+
+class ConvStage(nn.Module):
+    """ReLU'd input -> depthwise k x k -> pointwise 1 x 1 -> BN, for `edges` edges at once."""
+
+    def __init__(self, edges: int, channels: int, kernel: int, dilation: int, stride: int,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        self.edges, self.channels = edges, channels
+        self.stride, self.dilation = stride, dilation
+        self.padding = dilation * (kernel - 1) // 2
+        self.depthwise = _kaiming((edges * channels, 1, kernel, kernel), generator)
+        self.pointwise = _kaiming((edges * channels, channels, 1, 1), generator)
+        self.bn = BNStats(edges * channels)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None."""
+        y = F.conv2d(x, self.depthwise, stride=self.stride, padding=self.padding,
+                     dilation=self.dilation, groups=self.edges * self.channels)
+        y = F.conv2d(y, self.pointwise, groups=self.edges)
+        return self.bn(y, scale)
+
+    def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
+        part = slice(edge * self.channels, (edge + 1) * self.channels)
+        y = F.conv2d(x, self.depthwise[part], stride=self.stride, padding=self.padding,
+                     dilation=self.dilation, groups=self.channels)
+        y = F.conv2d(y, self.pointwise[part])
+        return self.bn(y, scale, part)
+
+
+class ConvOp(nn.Module):
+    """A separable (two stages) or dilated (one stage) convolution op for several edges."""
+
+    def __init__(self, name: str, edges: int, channels: int, stride: int,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        kernel, dilation, stages = CONV_SHAPES[name]
+        self.stages = nn.ModuleList(
+            ConvStage(edges, channels, kernel, dilation, stride if i == 0 else 1, generator)
+            for i in range(stages)
+        )
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        for index, stage in enumerate(self.stages):
+            if index > 0:
+                x = F.relu(x)
+            x = stage(x, scale if index == len(self.stages) - 1 else None)
+        return x
+
+    def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
+        for index, stage in enumerate(self.stages):
+            if index > 0:
+                x = F.relu(x)
+            x = stage.single(x, edge, scale if index == len(self.stages) - 1 else None)
+        return x
+
+
+class FactorizedReduceOp(nn.Module):
+    """The stride-2 skip connection (factorized reduce) of several edges, batched."""
+
+    def __init__(self, edges: int, channels: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.edges, self.channels = edges, channels
+        half = channels // 2
+        self.conv_1 = _kaiming((edges * half, channels, 1, 1), generator)
+        self.conv_2 = _kaiming((edges * half, channels, 1, 1), generator)
+        self.bn = BNStats(edges * channels)
+
+    def _halves(self, relu_x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+        a = F.conv2d(relu_x, w1, stride=2)
+        b = F.conv2d(relu_x[:, :, 1:, 1:], w2, stride=2)
+        n, _, h, w = a.shape
+        edges = w1.shape[0] * 2 // self.channels
+        # per edge: [conv_1 half, conv_2 half], as in the single-edge module
+        return torch.stack(
+            [a.view(n, edges, -1, h, w), b.view(n, edges, -1, h, w)], dim=2
+        ).view(n, edges * self.channels, h, w)
+
+    def forward(self, relu_x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return self.bn(self._halves(relu_x, self.conv_1, self.conv_2), scale)
+
+    def single(self, relu_x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
+        half = self.channels // 2
+        rows = slice(edge * half, (edge + 1) * half)
+        y = self._halves(relu_x, self.conv_1[rows], self.conv_2[rows])
+        return self.bn(y, scale, slice(edge * self.channels, (edge + 1) * self.channels))
+
+
+class StateOps(nn.Module):
+    """All mixed operations on the edges leaving one state of a search cell.
+
+    Args:
+        edges: number of edges leaving the state.
+        channels: channels each op works on (C, or C/K with partial channels).
+        stride: 2 for the inputs of a reduction cell, else 1.
+        generator: initialisation randomness.
+    """
+
+    def __init__(self, edges: int, channels: int, stride: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.edges, self.channels, self.stride = edges, channels, stride
+        self.convs = nn.ModuleDict(
+            {name: ConvOp(name, edges, channels, stride, generator) for name in CONV_OPS}
+        )
+        self.pool_bn = nn.ModuleDict({"max": BNStats(channels), "avg": BNStats(channels)})
+        self.reduce_skip = FactorizedReduceOp(edges, channels, generator) if stride == 2 else None
+
+    def _pools(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mx = F.max_pool2d(x, 3, stride=self.stride, padding=1)
+        av = F.avg_pool2d(x, 3, stride=self.stride, padding=1, count_include_pad=False)
+        return self.pool_bn["max"](mx), self.pool_bn["avg"](av)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Mixed outputs of every edge, `(batch, edges, channels, H', W')`.
+
+        Args:
+            x: the state, `(batch, channels, H, W)`.
+            weights: `(edges, 8)` op weights in `PRIMITIVES` order (column 0, `none`, unused).
+        """
+        n, c = x.shape[0], self.channels
+        relu_x = F.relu(x)
+        wide = relu_x.repeat(1, self.edges, 1, 1) if self.edges > 1 else relu_x
+        mx, av = self._pools(x)
+        shared = [mx, av] + ([x] if self.stride == 1 else [])
+        shared_cols = [OP_INDEX["max_pool_3x3"], OP_INDEX["avg_pool_3x3"]]
+        if self.stride == 1:
+            shared_cols.append(OP_INDEX["skip_connect"])
+        h, w = mx.shape[-2:]
+        stacked = torch.stack(shared, dim=1).reshape(n, len(shared), -1)
+        out = torch.matmul(weights[:, shared_cols], stacked).view(n, self.edges * c, h, w)
+        for name, op in self.convs.items():
+            scale = weights[:, OP_INDEX[name]].repeat_interleave(c)
+            out = out + op(wide, scale)
+        if self.reduce_skip is not None:
+            scale = weights[:, OP_INDEX["skip_connect"]].repeat_interleave(c)
+            out = out + self.reduce_skip(relu_x, scale)
+        return out.view(n, self.edges, c, h, w)
+
+    def single(self, x: torch.Tensor, edge: int, op: int, weight: torch.Tensor,
+               cache: dict[str, torch.Tensor], *, pool_bn: bool = True) -> torch.Tensor:
+        """`weight * op(x)` for one edge and one op (GDAS); `cache` shares pools per state.
+
+        `pool_bn=False` leaves out the pools' batch norm, as in the evaluation network (used
+        when a discrete genotype runs in the supernet).
+        """
+        name = PRIMITIVES[op]
+        scale = weight.expand(self.channels)
+        if name in CONV_OPS:
+            return self.convs[name].single(F.relu(x), edge, scale)
+        if name == "skip_connect":
+            if self.reduce_skip is None:
+                return x * weight
+            return self.reduce_skip.single(F.relu(x), edge, scale)
+        if name in ("max_pool_3x3", "avg_pool_3x3"):
+            if "max" not in cache:
+                if pool_bn:
+                    cache["max"], cache["avg"] = self._pools(x)
+                else:
+                    cache["max"] = F.max_pool2d(x, 3, stride=self.stride, padding=1)
+                    cache["avg"] = F.avg_pool2d(
+                        x, 3, stride=self.stride, padding=1, count_include_pad=False
+                    )
+            return cache[name[:3]] * weight
+        size = [x.shape[0], self.channels, x.shape[2] // self.stride, x.shape[3] // self.stride]
+        return x.new_zeros(size)  # none

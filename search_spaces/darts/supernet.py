@@ -1,0 +1,308 @@
+"""The DARTS search network (`DartsSupernet`): every op on every edge, mixed by alphas.
+
+Modes (`supernet.mode`):
+* `"softmax"`: DARTS, `softmax(alpha)` mixes all ops of an edge;
+* `"gumbel"`: GDAS, one op per edge is sampled from a Gumbel-softmax (hard, straight-through):
+  only that op is computed, so activations of one path per edge are kept in memory;
+* `"fixed"`: the op weights in `supernet.fixed_weights` are used as given (DARTS-PT's
+  perturbation masks);
+* `"active"`: a discrete genotype set by `set_active()`: only its edges and ops run, pools
+  without their search-time batch norm, so the output equals the extracted network's.
+
+Partial channels (PC-DARTS, `partial_channels=K`): each edge's mixed op sees 1/K of the
+channels, the rest bypasses it, then channels are shuffled; `edge_norm=True` adds PC-DARTS'
+edge-normalisation weights `betas` (softmax over the inputs of each node).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.arch import Arch
+from nas.errors import ConfigError
+from nas.supernet import Supernet
+from search_spaces.darts.counting import STEM_MULTIPLIER, CellPlan, cell_plans
+from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS
+from search_spaces.darts.mixed import StateOps
+from search_spaces.darts.ops import FactorizedReduce, ReLUConvBN
+
+if TYPE_CHECKING:
+    from search_spaces.darts.space import DartsSpace
+
+NUM_EDGES = sum(node + 2 for node in range(STEPS))  # 14
+MODES = ("softmax", "gumbel", "fixed", "active")
+
+
+def edge_index(node: int, source: int) -> int:
+    """Row of edge `source -> node` in the (14, 8) alpha matrix (DARTS' order)."""
+    return sum(n + 2 for n in range(node)) + source
+
+
+def node_softmax(betas: torch.Tensor) -> torch.Tensor:
+    """PC-DARTS edge normalisation: softmax of `betas` over each node's incoming edges."""
+    parts = []
+    for node in range(STEPS):
+        start = edge_index(node, 0)
+        parts.append(F.softmax(betas[start: start + node + 2], dim=-1))
+    return torch.cat(parts)
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class SearchCell(nn.Module):
+    """A search cell: states 0..5, each state's outgoing edges computed by one `StateOps`."""
+
+    def __init__(self, plan: CellPlan, partial: int, generator: torch.Generator) -> None:
+        super().__init__()
+        c = plan.channels
+        self.reduction, self.partial, self.channels = plan.reduction, partial, c
+        if plan.reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(plan.c_prev_prev, c, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(plan.c_prev_prev, c, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(plan.c_prev, c, 1, 1, 0, affine=False)
+        self.op_channels = c // partial
+        # targets[j]: nodes fed by state j; rows[j]: their rows in the alpha matrix
+        self.targets = [list(range(max(0, j - 1), STEPS)) for j in range(STEPS + 1)]
+        self.rows = [[edge_index(k, j) for k in self.targets[j]] for j in range(STEPS + 1)]
+        self.states = nn.ModuleList(
+            StateOps(len(self.targets[j]), self.op_channels,
+                     2 if plan.reduction and j < 2 else 1, generator)
+            for j in range(STEPS + 1)
+        )
+
+    def _split(self, h: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.partial == 1:
+            return h, None
+        rest = h[:, self.op_channels:]
+        if stride == 2:
+            rest = F.max_pool2d(rest, 2, 2)
+        return h[:, : self.op_channels], rest
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                edge_weights: torch.Tensor | None, hard: torch.Tensor | None = None,
+                pool_bn: bool = True) -> torch.Tensor:
+        """Mix with `weights` (14, 8); `edge_weights` (14,) scales edges (PC-DARTS betas).
+
+        With `hard` (14,) op indices, only that op per edge runs (GDAS single path).
+        """
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        mixed: list[torch.Tensor | None] = [None] * STEPS
+        rest: list[torch.Tensor | None] = [None] * STEPS
+        for j, ops in enumerate(self.states):
+            part, bypass = self._split(states[j], ops.stride)
+            rows = self.rows[j]
+            w = weights[rows]
+            if edge_weights is not None:
+                w = w * edge_weights[rows].unsqueeze(1)
+            if hard is not None:
+                outs = self._edges_single(ops, part, w, hard[rows], pool_bn)
+            else:
+                outs = list(ops(part, w).unbind(1))
+            for slot, node in enumerate(self.targets[j]):
+                mixed[node] = outs[slot] if mixed[node] is None else mixed[node] + outs[slot]
+                if bypass is not None:
+                    scaled = bypass if edge_weights is None else bypass * edge_weights[rows[slot]]
+                    rest[node] = scaled if rest[node] is None else rest[node] + scaled
+            if j >= 1:  # node j - 1 has now received all its edges
+                states.append(self._finish(mixed[j - 1], rest[j - 1]))
+        return torch.cat([states[i] for i in CONCAT], dim=1)
+
+    def _finish(self, mixed: torch.Tensor | None, rest: torch.Tensor | None) -> torch.Tensor:
+        assert mixed is not None
+        if rest is None:
+            return mixed
+        return channel_shuffle(torch.cat([mixed, rest], dim=1), self.partial)
+
+    @staticmethod
+    def _edges_single(ops: StateOps, x: torch.Tensor, w: torch.Tensor,
+                      hard: torch.Tensor, pool_bn: bool) -> list[torch.Tensor]:
+        cache: dict[str, torch.Tensor] = {}
+        outs = []
+        for slot in range(w.shape[0]):
+            op = int(hard[slot])
+            y = ops.single(x, slot, op, w[slot, op], cache, pool_bn=pool_bn)
+            # GDAS' straight-through trick: the unchosen weights are 0 in value but pass the
+            # gradient, so every alpha of the edge learns from this sample
+            others = w[slot].sum() - w[slot, op]
+            outs.append(y + others)
+        return outs
+
+
+class DartsSupernet(Supernet):
+    """The DARTS search network for a `DartsSpace`.
+
+    Args:
+        space: the space (channels, layers, classes, image size).
+        partial_channels: K of PC-DARTS (1 = every channel through the mixed ops).
+        edge_norm: learn PC-DARTS' edge-normalisation betas.
+        seed: initialisation of weights and alphas.
+    """
+
+    def __init__(self, space: DartsSpace, *, partial_channels: int = 1, edge_norm: bool = False,
+                 seed: int = 0) -> None:
+        super().__init__()
+        c = space.init_channels
+        if partial_channels < 1 or c % (2 * partial_channels):
+            raise ConfigError(
+                f"partial_channels: expected K dividing init_channels/2 ({c // 2}), got {partial_channels}"
+            )
+        generator = torch.Generator().manual_seed(seed)
+        self.space = space
+        self.partial_channels, self.edge_norm = partial_channels, edge_norm
+        self.mode = "softmax"
+        self.tau = 1.0
+        self.gumbel_generator = torch.Generator().manual_seed(seed + 1)
+        self.fixed_weights: dict[str, torch.Tensor] | None = None
+        self._active: dict[str, Any] | None = None
+        stem_c = STEM_MULTIPLIER * c
+        self.stem = nn.Sequential(
+            nn.Conv2d(space.in_channels, stem_c, 3, padding=1, bias=False), nn.BatchNorm2d(stem_c)
+        )
+        plans = list(cell_plans(c, space.layers, space.image_size))
+        self.cells = nn.ModuleList(SearchCell(p, partial_channels, generator) for p in plans)
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(STEPS * plans[-1].channels, space.num_classes)
+        shape = (NUM_EDGES, len(PRIMITIVES))
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
+        self.betas_normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, generator=generator))
+        self.betas_reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, generator=generator))
+
+    # ------------------------------------------------------------- parameters
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture parameters (alphas, plus betas with edge normalisation)."""
+        params = [self.alphas_normal, self.alphas_reduce]
+        if self.edge_norm:
+            params += [self.betas_normal, self.betas_reduce]
+        return params
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not an architecture parameter."""
+        arch = {"alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce"}
+        return [p for name, p in self.named_parameters() if name not in arch]
+
+    # ------------------------------------------------------------- mixing weights
+    def op_weights(self, cell: str) -> torch.Tensor:
+        """Current softmax op weights (14, 8) of `cell` ("normal" or "reduce")."""
+        return F.softmax(getattr(self, f"alphas_{cell}"), dim=-1)
+
+    def edge_weights(self, cell: str) -> torch.Tensor | None:
+        if not self.edge_norm:
+            return None
+        return node_softmax(getattr(self, f"betas_{cell}"))
+
+    def _gumbel(self, cell: str) -> tuple[torch.Tensor, torch.Tensor]:
+        alphas = getattr(self, f"alphas_{cell}")
+        noise = torch.rand(alphas.shape, generator=self.gumbel_generator).to(alphas.device)
+        gumbels = -torch.log(-torch.log(noise.clamp_min(1e-20)).clamp_min(1e-20))
+        probs = F.softmax((F.log_softmax(alphas, dim=-1) + gumbels) / self.tau, dim=-1)
+        index = probs.argmax(dim=-1)
+        one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+        return one_hot - probs.detach() + probs, index
+
+    def _cell_weights(
+        self, cell: str
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if self.mode in ("fixed", "active"):
+            assert self.fixed_weights is not None, f"mode '{self.mode}' needs fixed_weights"
+            weights = self.fixed_weights[cell]
+            if self.mode == "fixed":
+                return weights, self.edge_weights(cell), None
+            # discrete: unselected edges run `none` (index 0) and contribute nothing
+            mask = weights.sum(dim=1)
+            return weights, mask if self.partial_channels > 1 else None, weights.argmax(dim=1)
+        if self.mode == "gumbel":
+            weights, index = self._gumbel(cell)
+            return weights, self.edge_weights(cell), index
+        return self.op_weights(cell), self.edge_weights(cell), None
+        if self.mode == "gumbel":
+            weights, index = self._gumbel(cell)
+            return weights, self.edge_weights(cell), index
+        return self.op_weights(cell), self.edge_weights(cell), None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode not in MODES:
+            raise ConfigError(f"supernet mode: expected one of {MODES}, got '{self.mode}'")
+        cells = {name: self._cell_weights(name) for name in ("normal", "reduce")}
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            weights, edges, hard = cells["reduce" if cell.reduction else "normal"]
+            s0, s1 = s1, cell(s0, s1, weights, edges, hard, self.mode != "active")
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+    # ------------------------------------------------------------- genotypes
+    def derive(self) -> dict[str, Any]:
+        """The DARTS genotype: per node the 2 strongest edges, each with its best non-none op.
+
+        Edge strength is the largest non-none op weight (times the edge weight with PC-DARTS'
+        edge normalisation), exactly as the DARTS and PC-DARTS repositories parse alphas.
+        """
+        with torch.no_grad():
+            result: dict[str, Any] = {}
+            for cell in ("normal", "reduce"):
+                weights = self.op_weights(cell)
+                edges = self.edge_weights(cell)
+                if edges is not None:
+                    weights = weights * edges.unsqueeze(1)
+                result[cell] = parse_weights(weights.cpu())
+                result[f"{cell}_concat"] = list(CONCAT)
+        return result
+
+    def set_active(self, arch: Arch) -> None:
+        """Run only `arch`'s edges and ops (weight 1), in mode "active"."""
+        genotype = self.space.normalize(arch)
+        self.fixed_weights = {
+            cell: genotype_weights(genotype[cell]).to(self.alphas_normal.device)
+            for cell in ("normal", "reduce")
+        }
+        self.mode, self._active = "active", genotype
+
+    def active(self) -> dict[str, Any]:
+        return dict(self._active) if self._active is not None else self.derive()
+
+    def extract_subnet(self, arch: Arch) -> nn.Module:
+        """The evaluation network of `arch` at this supernet's width and depth.
+
+        With K = 1 the weights (and BN statistics) are copied from the supernet, so in eval
+        mode its output equals the supernet's with `set_active(arch)`. With partial channels
+        the shapes differ and the network is returned freshly initialised.
+        """
+        from search_spaces.darts.extract import copy_weights
+
+        genotype = self.space.normalize(arch)
+        net = self.space.build_network(genotype)
+        if self.partial_channels == 1:
+            copy_weights(self, net, genotype)
+        return net.to(self.alphas_normal.device)
+
+
+def parse_weights(weights: torch.Tensor) -> list[list[Any]]:
+    """Genotype edges from a (14, 8) weight matrix, as `DartsSupernet.derive` describes."""
+    none = PRIMITIVES.index("none")
+    edges: list[list[Any]] = []
+    for node in range(STEPS):
+        start = edge_index(node, 0)
+        block = weights[start: start + node + 2].clone()
+        block[:, none] = -float("inf")
+        strength = block.max(dim=1).values
+        # stable: ties keep the lower input first, like Python's sorted()
+        order = sorted(range(node + 2), key=lambda j: -float(strength[j]))[:2]
+        for j in order:
+            edges.append([PRIMITIVES[int(block[j].argmax())], j])
+    return edges
+
+
+def genotype_weights(edges: list[list[Any]]) -> torch.Tensor:
+    """One-hot (14, 8) weights selecting a genotype cell's edges and ops."""
+    weights = torch.zeros(NUM_EDGES, len(PRIMITIVES))
+    for slot, (op, source) in enumerate(edges):
+        weights[edge_index(slot // 2, int(source)), PRIMITIVES.index(op)] += 1.0
+    return weights
