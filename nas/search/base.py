@@ -130,33 +130,73 @@ def costs(candidates: Sequence[Candidate], objectives: Sequence[Objective]) -> n
     return matrix
 
 
-def non_dominated_sort(points: np.ndarray) -> list[np.ndarray]:
+def non_dominated_sort(points: np.ndarray, *, limit: int | None = None) -> list[np.ndarray]:
     """Fronts of an (n, m) cost matrix, best first, as arrays of row indices.
 
     Vectorised O(n^2 m): fine for populations of a few hundred, which is all NSGA-II sorts.
+
+    Args:
+        points: costs (smaller is better).
+        limit: stop once the fronts returned hold at least this many rows (NSGA-II survival
+            needs only as many fronts as fill the population).
     """
     n = points.shape[0]
     if n == 0:
         return []
     le = (points[:, None, :] <= points[None, :, :]).all(axis=2)
     lt = (points[:, None, :] < points[None, :, :]).any(axis=2)
-    dominates = np.asarray(le & lt)  # dominates[i, j]: i dominates j
+    dominates = np.asarray(le & lt, dtype=np.int32)  # dominates[i, j]: i dominates j
     dominated_by = dominates.sum(axis=0)
     fronts: list[np.ndarray] = []
     remaining = np.ones(n, dtype=bool)
-    while remaining.any():
+    taken = 0
+    while remaining.any() and (limit is None or taken < limit):
         front = np.flatnonzero(remaining & (dominated_by == 0))
         fronts.append(front)
+        taken += front.size
         remaining[front] = False
         dominated_by = dominated_by - dominates[front].sum(axis=0)
         dominated_by[~remaining] = -1  # never picked again
     return fronts
 
 
-def constrained_fronts(points: np.ndarray, violations: np.ndarray) -> list[np.ndarray]:
-    """Fronts under constraint domination: feasible fronts first, then infeasible by violation."""
+def first_front(points: np.ndarray) -> np.ndarray:
+    """Row indices of the non-dominated rows of an (n, m) cost matrix (ties all kept).
+
+    Two objectives: one sort and a sweep, O(n log n). More: blockwise O(n^2 m) comparisons.
+    """
+    n = points.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if points.shape[1] == 2:
+        order = np.lexsort((points[:, 1], points[:, 0]))
+        keep, best_y, last = [], np.inf, None
+        for i in order:
+            x, y = points[i]
+            if y < best_y or (last is not None and x == last[0] and y == last[1]):
+                keep.append(i)
+                best_y, last = min(best_y, y), (x, y)
+        return np.sort(np.asarray(keep, dtype=np.int64))
+    dominated = np.zeros(n, dtype=bool)
+    for start in range(0, n, 256):
+        block = points[start : start + 256]
+        le = (points[:, None, :] <= block[None, :, :]).all(axis=2)
+        lt = (points[:, None, :] < block[None, :, :]).any(axis=2)
+        dominated[start : start + 256] = (le & lt).any(axis=0)
+    return np.flatnonzero(~dominated)
+
+
+def constrained_fronts(
+    points: np.ndarray, violations: np.ndarray, *, limit: int | None = None
+) -> list[np.ndarray]:
+    """Fronts under constraint domination: feasible fronts first, then infeasible by violation.
+
+    With `limit`, stops once the fronts hold at least `limit` rows.
+    """
     feasible = np.flatnonzero(violations == 0)
-    fronts = [feasible[f] for f in non_dominated_sort(points[feasible])]
+    fronts = [feasible[f] for f in non_dominated_sort(points[feasible], limit=limit)]
+    if limit is not None and sum(f.size for f in fronts) >= limit:
+        return fronts
     infeasible = np.flatnonzero(violations > 0)
     for level in np.unique(violations[infeasible]):
         fronts.append(infeasible[violations[infeasible] == level])
@@ -190,7 +230,7 @@ def pareto_front(
     if not feasible:
         return []
     points = costs(feasible, objectives)
-    front = non_dominated_sort(points)[0]
+    front = first_front(points)
     ordered = sorted(front.tolist(), key=lambda i: (points[i].tolist(), feasible[i].arch_id))
     return [feasible[i] for i in ordered]
 

@@ -80,6 +80,7 @@ class Evaluator:
         self.used: dict[str, Candidate] = {}
         self.rejected: dict[str, Candidate] = {}
         self._cheap: dict[str, dict[str, float]] = {}
+        self._id_memo: dict[int, tuple[Arch, str]] = {}
         self.proposals = 0
         self.new_evaluations = 0
         self.expensive_calls = 0
@@ -117,6 +118,18 @@ class Evaluator:
             for callback in self.on_use:
                 callback(candidate, fresh)
 
+    def ids(self, archs: Sequence[Arch]) -> list[str]:
+        """`arch_id`s, remembered per arch object between `screen` and `evaluate` (hashing
+        canonical JSON is the machinery's largest cost per evaluation otherwise)."""
+        ids = []
+        for arch in archs:
+            known = self._id_memo.get(id(arch))
+            if known is None or known[0] is not arch:
+                known = (arch, arch_id(arch))
+                self._id_memo[id(arch)] = known
+            ids.append(known[1])
+        return ids
+
     # --- cheap stage -----------------------------------------------------------------------
     def _cheap_metrics(self, archs: Sequence[Arch], ids: Sequence[str]) -> None:
         """Fill `self._cheap` for archs not seen yet (batched per metric)."""
@@ -133,7 +146,7 @@ class Evaluator:
 
     def screen(self, archs: Sequence[Arch]) -> list[bool]:
         """Whether each arch passes the constraints on cheap metrics (nothing expensive runs)."""
-        ids = [arch_id(a) for a in archs]
+        ids = self.ids(archs)
         self._cheap_metrics(archs, ids)
         verdicts = []
         for arch, aid in zip(archs, ids, strict=True):
@@ -158,7 +171,8 @@ class Evaluator:
             One candidate per arch; rejected ones have only cheap metrics and a violation > 0.
         """
         self.proposals += len(archs)
-        ids = [arch_id(a) for a in archs]
+        ids = self.ids(archs)
+        self._id_memo.clear()  # screened archs are evaluated next or dropped
         if self.sync and any(aid not in self.store for aid in ids):
             self._poll()
         fresh = [i for i, aid in enumerate(ids) if aid not in self.store]

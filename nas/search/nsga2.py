@@ -28,14 +28,18 @@ from search_spaces.base import SearchSpace
 
 
 def rank_and_crowding(
-    candidates: Sequence[Candidate], evaluator: Evaluator
+    candidates: Sequence[Candidate], evaluator: Evaluator, *, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Front index (0 = best) and crowding distance of each candidate."""
+    """Front index (0 = best) and crowding distance of each candidate.
+
+    With `limit`, only the fronts needed to hold `limit` candidates are ranked; the rest get
+    the worst rank.
+    """
     points = costs(candidates, evaluator.objectives)
     violations = np.array([c.violation for c in candidates])
-    rank = np.zeros(len(candidates), dtype=np.int64)
+    rank = np.full(len(candidates), len(candidates), dtype=np.int64)
     crowd = np.zeros(len(candidates))
-    for level, front in enumerate(constrained_fronts(points, violations)):
+    for level, front in enumerate(constrained_fronts(points, violations, limit=limit)):
         rank[front] = level
         crowd[front] = crowding_distance(points[front])
     return rank, crowd
@@ -43,7 +47,7 @@ def rank_and_crowding(
 
 def survive(candidates: Sequence[Candidate], evaluator: Evaluator, size: int) -> list[Candidate]:
     """The `size` best candidates by rank, then crowding (ties keep the earlier candidate)."""
-    rank, crowd = rank_and_crowding(candidates, evaluator)
+    rank, crowd = rank_and_crowding(candidates, evaluator, limit=size)
     order = np.lexsort((np.arange(len(candidates)), -crowd, rank))
     return [candidates[i] for i in order[:size]]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from nas.arch import arch_id
 from nas.errors import NasError
 from nas.search.cache import Evaluator
 from search_spaces.base import SearchSpace
@@ -38,7 +37,7 @@ def feasible_novel(
         if len(chosen) >= count:
             break
         batch = make(2 * (count - len(chosen)) + 2)
-        ids = [arch_id(a) for a in batch]
+        ids = evaluator.ids(batch)
         fresh = [(a, i) for a, i in zip(batch, ids, strict=True) if i not in seen]
         ok = evaluator.screen([a for a, _ in fresh]) if fresh else []
         for (arch, aid), feasible in zip(fresh, ok, strict=True):
@@ -84,10 +83,9 @@ def mutate_until_changed(
 ) -> dict[str, Any]:
     """`space.mutate`, retried until the child differs from `arch` (at a low `prob` it often
     does not, and evaluating a copy of the parent wastes a proposal)."""
-    parent = arch_id(arch)
     child = space.mutate(arch, rng, prob=prob)
     for _ in range(tries):
-        if arch_id(child) != parent:
+        if child != arch:  # canonical archs: equal dicts are equal subnets
             break
         child = space.mutate(arch, rng, prob=prob)
     return child
