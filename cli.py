@@ -60,6 +60,7 @@ def _register_commands() -> None:
     __import__("nas.commands.train", fromlist=["register"]).register(app)  # train-supernet, eval
     __import__("nas.commands.search", fromlist=["register"]).register(app)  # search
     __import__("nas.commands.profile", fromlist=["register"]).register(app)  # profile
+    __import__("nas.commands.export", fromlist=["register"]).register(app)  # export, finetune, qs
     app.add_typer(__import__("nas.commands.space", fromlist=["app"]).app, name="space")
 
 

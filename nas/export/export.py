@@ -116,7 +116,7 @@ def export_subnet(
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
-    latency_threads: int | None = None,
+    latency_threads: int | Mapping[str, int | None] | None = None,
 ) -> ExportReport:
     """Export `arch` of `supernet` as a static network with recalibrated BN statistics.
 
@@ -139,7 +139,8 @@ def export_subnet(
         predicted_latency: `{device: milliseconds}` from the run's latency predictors.
         latency_devices: devices of this machine (`nas profile` names: cpu, onnxruntime,
             cuda) to time the exported model on, batch 1, as the profiler does; () skips it.
-        latency_threads: intra-op threads for the timing (None: the library default).
+        latency_threads: intra-op threads for the timing, one number or per device (None:
+            the library default).
 
     Raises:
         ParityError: a format's outputs or accuracy differ from the supernet's subnet.
@@ -182,7 +183,7 @@ def export_model(
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
-    latency_threads: int | None = None,
+    latency_threads: int | Mapping[str, int | None] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Write `model` in `formats` to `out_dir` and check each against `reference` (CPU).
@@ -275,7 +276,8 @@ def _write_formats(
 
 
 def measure_latency(
-    model: nn.Module, input_shape: tuple[int, ...], devices: Sequence[str], threads: int | None
+    model: nn.Module, input_shape: tuple[int, ...], devices: Sequence[str],
+    threads: int | Mapping[str, int | None] | None,
 ) -> dict[str, Any]:
     """`{device: timing}` of `model` at `input_shape`, measured like `nas profile` does.
 
@@ -290,14 +292,15 @@ def measure_latency(
     previous_threads = torch.get_num_threads()
     try:
         for name in devices:
+            count = threads.get(name) if isinstance(threads, Mapping) else threads
             try:
-                device = create_device(name, threads=threads)
+                device = create_device(name, threads=count)
                 timing = measure(device.prepare(model, input_shape))
             except NasError as exc:
                 out[name] = {"error": str(exc)}
                 continue
             out[name] = {**timing.to_dict(), "batch_size": input_shape[0],
-                         "threads": threads if threads is not None else previous_threads}
+                         "threads": count if count is not None else previous_threads}
     finally:
         torch.set_num_threads(previous_threads)  # the cpu device sets it process-wide
     return out

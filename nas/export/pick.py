@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Front:
     objectives: tuple[dict[str, Any], ...]
     constraints: tuple[dict[str, Any], ...]
     device: str | None
+    config: dict[str, Any] = field(default_factory=dict)  # the search's resolved options
 
     @property
     def accuracy_key(self) -> str:
@@ -121,14 +122,15 @@ def read_front(path: Path) -> Front:
     if not isinstance(raw_front, list):
         raise ArtifactError(f"{path}: expected a 'front' list of subnets, got none")
     constraints = [dict(c) for c in data.get("constraints") or [] if isinstance(c, Mapping)]
-    search_cfg = data.get("config") if isinstance(data.get("config"), Mapping) else {}
-    device = data.get("device") or (search_cfg or {}).get("device")
+    search_cfg = dict(data["config"]) if isinstance(data.get("config"), Mapping) else {}
+    device = data.get("device") or search_cfg.get("device")
     return Front(
         path=path,
         entries=tuple(_entry(i, raw, path) for i, raw in enumerate(raw_front)),
         objectives=tuple(dict(o) for o in data.get("objectives") or [] if isinstance(o, Mapping)),
         constraints=tuple(constraints),
         device=str(device) if device else None,
+        config=search_cfg,
     )
 
 

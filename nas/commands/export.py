@@ -1,0 +1,108 @@
+"""`nas export`: write the chosen subnet as a deployable model (see `nas.export`).
+
+Also registers `nas finetune` and `nas quickstart` (their modules sit beside this one).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from nas.artifacts import RunDir
+from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+
+PICK_HELP = (
+    "Which subnet: 'best' (highest top-1 on the search's front that meets its constraints), "
+    "an INDEX into the front, 'latency<=MS' (most accurate within MS on --device), or a subnet "
+    "config as inline JSON or a JSON file (canonical or Once-for-All ks/e/d format)."
+)
+
+
+def export_command(
+    run: Annotated[str, typer.Option("--run", help="Run with a trained supernet.",
+                                     show_default=False)],
+    pick: Annotated[str, typer.Option("--pick", help=PICK_HELP)] = "best",
+    search: Annotated[str | None, typer.Option(
+        "--search", help="Search tag whose Pareto front to pick from (default: the newest).",
+        show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="Device that 'latency<=MS' refers to (default: the search's).",
+        show_default=False)] = None,
+    formats: Annotated[str, typer.Option(
+        "--format", help="Comma-separated formats: pytorch (safetensors + arch.json), "
+        "torchscript (model.pt), onnx (model.onnx).")] = "pytorch,torchscript,onnx",
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="Export folder (default: RUNS_DIR/NAME/export/ARCH_ID/).",
+        show_default=False)] = None,
+    calib_batches: Annotated[int | None, typer.Option(
+        "--calib-batches", help="Training batches for BN recalibration (default: the run's "
+        "bn_calibration_batches).", show_default=False)] = None,
+    runs_dir: RunsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a subnet as a static model with recalibrated BN, checked against the supernet."""
+    from nas.export.formats import parse_formats
+    from nas.export.run import export_from_run
+
+    chosen_formats = parse_formats(formats)  # bad --format fails before any loading
+    the_run = RunDir(resolve_runs_dir(runs_dir), run).require()
+    result = export_from_run(
+        the_run, pick_rule=pick, search_tag=search, device=device, formats=chosen_formats,
+        out_dir=out, calib_batches=calib_batches, argv=sys.argv,
+    )
+    metrics = result.report.metrics
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True, default=str))
+        return
+    print_export(metrics, result.report.out_dir, result.pick.reason)
+
+
+def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
+    """The export summary: choice, accuracy, size, parity per format, latency, files."""
+    acc, cx = metrics["accuracy"], metrics["complexity"]
+    console.print(f"[bold]exported subnet {metrics['arch_id']}[/bold] ({reason})")
+    console.print(f"  {metrics['summary']}")
+    macs = cx.get("macs")
+    console.print(
+        f"  val top-1 {_pct(acc['val_top1'])}, test top-1 {_pct(acc['test_top1'])}, "
+        f"{cx['params'] / 1e6:.2f} M params"
+        + (f", {macs / 1e6:.1f} M MACs" if isinstance(macs, (int, float)) else "")
+    )
+    table = Table(title="parity with the supernet (validation batch and split)")
+    for column in ("format", "file", "max |diff|", "limit", "val top-1", "ok"):
+        table.add_column(column)
+    for name, p in metrics["parity"].items():
+        table.add_row(
+            name, metrics["files"][name], f"{p['max_abs_diff']:.1e}", f"{p['tolerance']:g}",
+            f"{p['val_correct']}/{p['val_total']}", "yes" if p["passed"] else "[red]NO[/red]",
+        )
+    console.print(table)
+    latency = metrics["latency"]
+    for device, stats in (latency.get("measured") or {}).items():
+        if "median_ms" in stats:
+            predicted = (latency.get("predicted") or {}).get(device)
+            note = f" (predicted {predicted:.3f} ms)" if predicted is not None else ""
+            console.print(f"  latency on {device}, batch 1: {stats['median_ms']:.3f} ms{note}")
+    console.print(f"wrote {out_dir}/ (model card: {out_dir / 'model_card.md'})")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}%"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `export`, `finetune` and `quickstart` to the root app."""
+    from nas.commands.finetune import finetune_command
+    from nas.commands.quickstart import quickstart_command
+
+    app.command("export")(export_command)
+    app.command("finetune")(finetune_command)
+    app.command("quickstart")(quickstart_command)
+
+
+__all__ = ["export_command", "print_export", "register"]

@@ -1,0 +1,46 @@
+"""`nas finetune DIR`: fine-tune an exported subnet and export the result (see `nas.finetune`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nas.commands._common import RunsDirOption, console
+
+
+def finetune_command(
+    directory: Annotated[Path, typer.Argument(help="Export folder written by `nas export`.")],
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 5,
+    distill: Annotated[bool, typer.Option(
+        "--distill", help="Also distil from the supernet's largest subnet.")] = False,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (cosine decay).")] = 0.01,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and dropout.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="Torch device to train on.")] = "cpu",
+    out: Annotated[Path | None, typer.Option(
+        "-o", "--out", help="Output folder (default: DIR/finetuned/); rerun to resume.",
+        show_default=False)] = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Fine-tune an exported subnet on its run's data; resumes an interrupted fine-tune."""
+    from nas.commands.export import print_export
+    from nas.finetune import EpochLog, FinetuneConfig, finetune_export
+
+    cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, distill=distill,
+                         seed=seed, device=device)
+
+    def show(log: EpochLog) -> None:
+        console.print(f"epoch {log.epoch}/{log.epochs}: loss {log.loss:.3f}, train top-1 "
+                      f"{log.train_top1:.2f}%, val top-1 {log.val_top1:.2f}% "
+                      f"({log.seconds:.1f} s)")
+
+    result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_epoch=show,
+                             argv=sys.argv)
+    console.print(f"val top-1 {result.val_top1_before:.2f}% -> {result.val_top1_after:.2f}%")
+    print_export(result.metrics, result.out_dir, f"fine-tuned from {directory}")
+
+
+__all__ = ["finetune_command"]

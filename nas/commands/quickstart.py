@@ -1,0 +1,166 @@
+"""`nas quickstart`: the whole pipeline on the digits dataset with small settings.
+
+train-supernet -> profile (this CPU) -> search under a latency budget -> export the best subnet,
+each stage run through the same command functions users call, so the run folder is exactly what
+the individual commands would have made. Stages already done are skipped and interrupted ones
+resume (training from its checkpoint, profiling from its measurements, search from its study),
+so running the command again is safe and cheap.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nas.artifacts import RunDir, read_json, read_jsonl
+from nas.commands._common import RunsDirOption, console, resolve_runs_dir
+from nas.errors import ArtifactError, NasError
+
+TAG = "quickstart"
+DEVICE = "cpu"
+
+
+@dataclass(frozen=True)
+class QuickstartSettings:
+    """The small settings: a few minutes on a 2-core CPU (see the README)."""
+
+    epochs: int = 3
+    max_steps: int = 45  # training stops here even if the epochs are not done
+    image_size: int = 16
+    resolutions: str = "12,16"
+    profile_samples: int = 40
+    profile_minutes: float = 1.5
+    search_budget: int = 40
+    population: int = 12
+
+
+def _invoke(args: list[str]) -> None:
+    """Run a `nas` command in this process; a failure stops the quickstart with its code."""
+    from cli import app
+
+    code = app(args, standalone_mode=False)
+    if isinstance(code, int) and code != 0:
+        raise typer.Exit(code=code)
+
+
+def _stage(index: int, title: str, done: bool, action: Callable[[], None]) -> float:
+    """Run one stage unless it is done; returns its wall time in seconds."""
+    if done:
+        console.print(f"[bold][{index}/4] {title}[/bold]: already done, skipped")
+        return 0.0
+    console.print(f"[bold][{index}/4] {title}[/bold]")
+    start = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - start
+    console.print(f"[dim]  {title}: {seconds:.0f} s[/dim]")
+    return seconds
+
+
+def latency_budget(run: RunDir) -> float:
+    """A latency bound (ms) that about half of the profiled subnets meet: the median."""
+    from nas.profile.store import ProfileStore
+
+    records = list(read_jsonl(ProfileStore(run.path, DEVICE).latency_path))
+    values = [float(r["latency_ms"]) for r in records if "latency_ms" in r]
+    if not values:
+        raise ArtifactError(f"run '{run.name}' has no profile of '{DEVICE}' to set a budget from")
+    return round(statistics.median(values), 3)
+
+
+def _stage_done(run: RunDir, stage: str) -> bool:
+    if not run.exists():
+        return False
+    return (run.manifest().get("stages", {}).get(stage) or {}).get("status") == "done"
+
+
+def quickstart_command(
+    run: Annotated[str, typer.Option("--run", help="Run name.")] = "quickstart",
+    runs_dir: RunsDirOption = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every stage.")] = 0,
+) -> None:
+    """Train, profile this CPU, search under a latency budget and export, on digits."""
+    settings = QuickstartSettings()
+    root = resolve_runs_dir(runs_dir)
+    the_run = RunDir(root, run)
+    common = ["--run", run, "--runs-dir", str(root)]
+    start = time.perf_counter()
+    console.print(f"quickstart: run '{run}' in {root} (digits, {settings.image_size}px, "
+                  f"seed {seed}); rerun the same command to resume")
+    weights = the_run.path / "supernet" / "weights.safetensors"
+    resume = ["--resume"] if (the_run.path / "supernet" / "checkpoint.pt").is_file() else []
+    _stage(1, "train a supernet", weights.is_file(), lambda: _invoke([
+        "train-supernet", *common, "--dataset", "digits", "--image-size",
+        str(settings.image_size), "--resolutions", settings.resolutions, "--epochs",
+        str(settings.epochs), "--max-steps", str(settings.max_steps), "--seed", str(seed),
+        *resume]))
+    profiled = (the_run.path / "predictor" / DEVICE / "selected.json").is_file()
+    _stage(2, "profile this CPU", profiled, lambda: _invoke([
+        "profile", *common, "--device", DEVICE, "--samples", str(settings.profile_samples),
+        "--budget-minutes", str(settings.profile_minutes), "--threads", "1",
+        "--seed", str(seed)]))
+    budget = latency_budget(the_run)
+    pareto = the_run.path / "search" / TAG / "pareto.json"
+    _stage(3, f"search under {budget} ms on {DEVICE}", pareto.is_file(), lambda: _invoke([
+        "search", *common, "--device", DEVICE, "--tag", TAG, "--latency-max", str(budget),
+        "--budget", str(settings.search_budget), "--population", str(settings.population),
+        "--seed", str(seed)]))
+    out = _export(the_run)
+    _summary(the_run, out, budget, time.perf_counter() - start)
+
+
+def _export(run: RunDir) -> Path:
+    """Stage 4: export the best subnet of the quickstart search (skipped when done)."""
+    from nas.commands.export import print_export
+    from nas.export.run import export_from_run
+
+    stage = (run.manifest().get("stages", {}).get("export") or {})
+    previous = Path(str((stage.get("summary") or {}).get("out_dir", "")))
+    if _stage_done(run, "export") and (previous / "metrics.json").is_file():
+        console.print("[bold][4/4] export the best subnet[/bold]: already done, skipped")
+        return previous
+    console.print("[bold][4/4] export the best subnet[/bold]")
+    result = export_from_run(run, pick_rule="best", search_tag=TAG, argv=sys.argv)
+    print_export(result.report.metrics, result.report.out_dir, result.pick.reason)
+    return result.report.out_dir
+
+
+def _summary(run: RunDir, out: Path, budget: float, seconds: float) -> None:
+    try:
+        metrics = read_json(out / "metrics.json")
+    except NasError:
+        metrics = {}
+    acc = metrics.get("accuracy") or {}
+    name, root = run.name, run.root
+    console.print(f"\n[bold green]done[/bold green] in {seconds:.0f} s. Everything is in "
+                  f"{run.path}/:")
+    for label, path in (
+        ("supernet", run.path / "supernet"), ("latency profile", run.path / "profile" / DEVICE),
+        ("predictors", run.path / "predictor" / DEVICE),
+        ("Pareto front", run.path / "search" / TAG / "pareto.json"),
+        ("exported model", out), ("model card", out / "model_card.md"),
+    ):
+        console.print(f"  {label:15} {path}")
+    if acc:
+        console.print(f"  chosen subnet: val top-1 {acc.get('val_top1', 0):.2f}%, test top-1 "
+                      f"{acc.get('test_top1') or 0:.2f}%, latency budget {budget} ms")
+    flags = f"--run {name}" + (f" --runs-dir {root}" if str(root) != "runs" else "")
+    console.print("next:")
+    for line in (
+        f"nas runs show {name}" + (f" --runs-dir {root}" if str(root) != "runs" else ""),
+        f"nas search {flags} --device cpu --tag wider --latency-max {2 * budget:g} --budget 200",
+        f"nas export {flags} --search {TAG} --pick 0",
+        f"nas finetune {out} --epochs 3 --distill",
+        f"python -c \"import nas; print(nas.load_exported('{out}'))\"",
+        "nas train-supernet --run big --epochs 30   # a better supernet (longer)",
+    ):
+        console.print(f"  {line}")
+
+
+__all__ = ["QuickstartSettings", "latency_budget", "quickstart_command"]

@@ -1,0 +1,232 @@
+"""Export from a run folder: what `nas export --run NAME` does, minus the printing.
+
+Reads the trained supernet (`supernet/weights.safetensors`), the run's dataset, a search's
+Pareto front (`search/TAG/pareto.json`) and the latency predictors of every profiled device
+(`predictor/<device>/`), then calls `export_subnet` into `export/<arch_id>/` and records the
+stage in the run's manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.arch import arch_id
+from nas.artifacts import RunDir
+from nas.errors import ArtifactError, ConfigError, NasError
+from nas.export.export import ExportReport, export_subnet
+from nas.export.formats import FORMATS
+from nas.export.pick import Front, Pick, pick, read_front
+from search_spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+STAGE = "export"
+PARETO = "pareto.json"
+
+
+@dataclass(frozen=True)
+class RunExport:
+    """An export made from a run, and how its subnet was chosen."""
+
+    report: ExportReport
+    pick: Pick
+    search_tag: str | None
+
+
+def search_tags(run: RunDir) -> list[str]:
+    """Tags of the run's searches that wrote a front, newest first."""
+    root = run.path / "search"
+    if not root.is_dir():
+        return []
+    fronts = [p for p in root.glob(f"*/{PARETO}") if p.is_file()]
+    return [p.parent.name for p in sorted(fronts, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def find_front(run: RunDir, tag: str | None) -> tuple[Front | None, str | None]:
+    """The front of search `tag` (default: the newest search), or (None, None) if none ran."""
+    tags = search_tags(run)
+    if tag is None:
+        if not tags:
+            return None, None
+        tag = tags[0]
+        if len(tags) > 1:
+            logger.info("run %s has searches %s; using the newest, '%s'", run.name, tags, tag)
+    path = run.path / "search" / tag / PARETO
+    if not path.is_file():
+        raise ArtifactError(
+            f"run '{run.name}' has no search '{tag}' ({path} is missing); "
+            f"searches there: {', '.join(tags) or 'none'} (run `nas search --run {run.name}`)"
+        )
+    return read_front(path), tag
+
+
+def profiled_devices(run: RunDir) -> list[str]:
+    """Device folder names under `predictor/` that hold a fitted predictor."""
+    root = run.path / "predictor"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.rglob("meta.json")))
+
+
+def predictor_latencies(
+    run: RunDir, space: SearchSpace, archs: Sequence[Mapping[str, Any]], devices: Sequence[str]
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+    """Predicted ms of `archs` per profiled device (by device name), and each predictor's meta.
+
+    Args:
+        devices: device names or their `predictor/` folder names.
+    """
+    from predictors.io import load_predictor
+
+    predicted: dict[str, list[float]] = {}
+    metas: dict[str, dict[str, Any]] = {}
+    for folder in devices:
+        try:
+            model, meta = load_predictor(run, folder, space=space)
+        except NasError as exc:  # an unreadable predictor should not block the export
+            logger.warning("skipping the latency predictor of %s: %s", folder, exc)
+            continue
+        # the folder name is filesystem-safe (`cuda-1`); the recorded setup has the real name
+        device = str((meta.get("setup") or {}).get("device") or folder)
+        predicted[device] = [float(v) for v in model.predict(list(archs))]
+        metas[device] = meta
+    return predicted, metas
+
+
+def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+    """Devices to time the export on: `cpu` always, plus profiled devices of this very
+    machine, each with the thread count it was profiled with (so numbers compare)."""
+    from nas.profile.fingerprint import mismatch_warning
+
+    local: dict[str, int | None] = {"cpu": 1}
+    for name, meta in metas.items():
+        setup = meta.get("setup") or {}
+        device = str(setup.get("device") or name)
+        recorded = meta.get("fingerprint")
+        if device == "cpu" or (isinstance(recorded, dict) and "cpu_model" in recorded
+                               and mismatch_warning(recorded) is None):
+            threads = setup.get("threads")
+            local[device] = int(threads) if threads else None
+    return local
+
+
+def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[str]:
+    """The command lines of the stages that produced this export, oldest first."""
+    stages = run.manifest().get("stages", {})
+    wanted = ["train-supernet", *sorted(s for s in stages if s.startswith("profile"))]
+    if tag is not None:
+        wanted.append(f"search-{tag}")
+    lines = []
+    for stage in wanted:
+        command = (stages.get(stage) or {}).get("command")
+        if isinstance(command, list) and command:
+            lines.append(_as_nas(command))
+    if argv:
+        lines.append(_as_nas(list(argv)))
+    return lines
+
+
+def _as_nas(argv: list[str]) -> str:
+    """`/venv/bin/nas export ...` -> `nas export ...` (the program path is machine-specific)."""
+    program = Path(str(argv[0])).name
+    head = "nas" if program in ("nas", "cli.py", "__main__.py") or program.startswith("python") \
+        else program
+    return shlex.join([head, *map(str, argv[1:])])
+
+
+def export_from_run(
+    run: RunDir,
+    *,
+    pick_rule: str = "best",
+    search_tag: str | None = None,
+    device: str | None = None,
+    formats: Sequence[str] = FORMATS,
+    out_dir: Path | None = None,
+    calib_batches: int | None = None,
+    argv: Sequence[str] | None = None,
+) -> RunExport:
+    """Pick a subnet of `run` and export it (see `nas export --help` for the rules).
+
+    Args:
+        run: a run with a trained supernet.
+        pick_rule: `best`, `INDEX`, `latency<=MS` or a subnet config (JSON or file).
+        search_tag: which search's front (default: the newest).
+        device: the device `latency<=MS` refers to (default: the search's).
+        formats: export formats.
+        out_dir: export folder (default `runs/NAME/export/<arch_id>/`).
+        calib_batches: BN recalibration batches (default: the run's `bn_calibration_batches`).
+        argv: the command line, recorded in the model card and the manifest.
+    """
+    from nas.train.checkpoint import load_trained_supernet, read_weights_metadata, weights_path
+    from nas.train.evaluation import run_dataset
+
+    run.require()
+    meta = read_weights_metadata(weights_path(run))
+    train_cfg = dict(meta["train_config"])
+    supernet = load_trained_supernet(run, "cpu")
+    space = supernet.space
+    front, tag = find_front(run, search_tag)
+    if front is None and search_tag is not None:
+        raise ArtifactError(f"run '{run.name}' has no search '{search_tag}'")
+    devices = profiled_devices(run)
+    latency_fn = _latency_fn(run, space, device) if device is not None else None
+    chosen = pick(pick_rule, front=front, normalize=space.normalize, device=device,
+                  latency_fn=latency_fn)
+    if chosen.rule == "config":
+        tag = None  # the front played no part
+    predicted, metas = predictor_latencies(run, space, [chosen.arch], devices)
+    target = out_dir or run.path / "export" / arch_id(chosen.arch)
+    search_cfg: Mapping[str, Any] = front.config if front is not None else {}
+    batch_size = int(search_cfg.get("batch_size") or train_cfg.get("eval_batch_size") or 256)
+    config = {
+        "pick": pick_rule, "search_tag": tag, "device": device, "formats": list(formats),
+        "out_dir": str(target), "arch_id": arch_id(chosen.arch),
+    }
+    run.begin_stage(STAGE, config=config, seed=int(train_cfg.get("seed", 0)), device="cpu",
+                    argv=list(argv) if argv else None)
+    provenance = {
+        "run": run.name, "runs_dir": str(run.root), "search_tag": tag, "pick": pick_rule,
+        "pick_reason": chosen.reason, "supernet": str(weights_path(run)),
+        "commands": _commands(run, tag, argv),
+    }
+    try:
+        report = export_subnet(
+            supernet, chosen.arch, target, splits=run_dataset(train_cfg), formats=formats,
+            calib_batches=int(calib_batches if calib_batches is not None
+                              else train_cfg.get("bn_calibration_batches", 10)),
+            batch_size=batch_size, seed=int(train_cfg.get("seed", 0)), provenance=provenance,
+            predicted_latency={d: v[0] for d, v in predicted.items()},
+            latency_devices=tuple(_local_devices(metas)),
+            latency_threads=_local_devices(metas),
+        )
+    except BaseException:
+        run.end_stage(STAGE, status="failed")
+        raise
+    run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
+                                  "status": report.metrics["status"]})
+    return RunExport(report, chosen, tag)
+
+
+def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
+    """Predicted latencies on `device` for `--pick latency<=MS` (None when not profiled)."""
+    def predict(archs: Sequence[Mapping[str, Any]]) -> list[float]:
+        from nas.profile.store import device_dirname
+
+        predicted, _ = predictor_latencies(run, space, archs, [device_dirname(device)])
+        if device not in predicted:
+            raise ConfigError(
+                f"--device {device}: run '{run.name}' has no latency predictor for it "
+                f"(profiled: {', '.join(profiled_devices(run)) or 'none'}); "
+                f"run `nas profile --run {run.name} --device {device}`"
+            )
+        return predicted[device]
+
+    return predict
+
+
+__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags"]

@@ -1,0 +1,259 @@
+"""Fine-tune an exported subnet on its run's data, optionally distilling from the supernet.
+
+Weights inherited from a supernet are good but not the best the architecture can reach (OFA
+fine-tunes its chosen subnets for a few epochs). `finetune_export` trains the static network of
+an export folder with SGD + cosine learning rate, optionally adding a KD term from the
+supernet's largest subnet (with recalibrated BN), then exports the result into a new folder
+through the same writers and parity checks as `nas export`.
+
+Resume: `checkpoint.pt` in the output folder (model, optimizer, epoch, config) is written
+atomically after every epoch; running again with the same options continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.artifacts import RunDir, append_jsonl, atomic_save_with, read_json
+from nas.config import config_to_dict
+from nas.errors import ArtifactError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "finetune.jsonl"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Options of `nas finetune`."""
+
+    epochs: int = 5
+    lr: float = 0.01  # peak lr at batch 64 (a tenth of supernet training's: weights are good)
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    batch_size: int = 64
+    label_smoothing: float = 0.1
+    distill: bool = False  # KD from the supernet's largest subnet
+    distill_weight: float = 1.0
+    calib_batches: int = 10  # BN recalibration of the teacher
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"expected epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}"
+            )
+        if self.lr <= 0:
+            raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    epochs: int
+    loss: float
+    train_top1: float
+    val_top1: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    out_dir: Path
+    val_top1_before: float
+    val_top1_after: float
+    epochs_run: int
+    metrics: dict[str, Any]
+
+
+def _source_run(export_dir: Path, runs_dir: Path | None) -> RunDir:
+    """The run an export came from (recorded in its metrics.json provenance)."""
+    metrics = read_json(export_dir / "metrics.json")
+    provenance = metrics.get("provenance") or {}
+    name = provenance.get("run")
+    if not name:
+        raise ArtifactError(
+            f"{export_dir / 'metrics.json'}: no source run recorded; fine-tuning needs the run's "
+            "data (export with `nas export --run NAME`)"
+        )
+    root = runs_dir or Path(provenance.get("runs_dir") or "runs")
+    return RunDir(root, str(name)).require()
+
+
+def _teacher(run: RunDir, splits: Any, cfg: FinetuneConfig, resolution: int) -> nn.Module:
+    """The supernet's largest subnet, BN recalibrated at the student's input side."""
+    from nas.evaluate import calibration_images
+    from nas.train.bn_calibrate import recalibrate_bn
+    from nas.train.checkpoint import load_trained_supernet
+
+    device = torch.device(cfg.device)
+    supernet = load_trained_supernet(run, device)
+    supernet.set_active(supernet.space.largest())
+    images = calibration_images(splits, batch_size=cfg.batch_size, device=device, seed=cfg.seed,
+                                resolution=resolution)
+    recalibrate_bn(supernet, images, num_batches=cfg.calib_batches)
+    return supernet.eval()
+
+
+def _evaluate(model: nn.Module, splits: Any, which: str, resolution: int, device: Any) -> float:
+    from nas.data import BatchLoader
+    from nas.evaluate import resize_to
+
+    loader = BatchLoader.for_splits(splits, which, batch_size=256, device=device)
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for images, labels in loader.epoch(0):
+            logits = model(resize_to(images, resolution))
+            correct += int((logits.argmax(1) == labels).sum())
+            total += int(labels.numel())
+    return 100.0 * correct / max(total, 1)
+
+
+def _load_state(path: Path, cfg: FinetuneConfig) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved = json.loads(state["config"])
+    if saved != config_to_dict(cfg):
+        differing = sorted(k for k in saved if saved.get(k) != config_to_dict(cfg).get(k))
+        raise ConfigError(
+            f"{path}: a fine-tune with other options is in progress ({', '.join(differing)} "
+            "differ); use the same options to resume, or another --out folder"
+        )
+    return dict(state)
+
+
+def finetune_export(
+    export_dir: Path,
+    cfg: FinetuneConfig,
+    *,
+    out_dir: Path | None = None,
+    runs_dir: Path | None = None,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+    argv: list[str] | None = None,
+) -> FinetuneResult:
+    """Fine-tune the pytorch format of `export_dir` and export it to `out_dir`.
+
+    Args:
+        export_dir: a folder written by `nas export` (needs the pytorch format).
+        cfg: options.
+        out_dir: where the fine-tuned export goes (default `export_dir/finetuned/`); also
+            holds the resume checkpoint and `finetune.jsonl`.
+        runs_dir: where the source run lives (default: as recorded at export).
+        on_epoch: progress callback.
+        argv: the command line, for the model card.
+    """
+    from nas.data import BatchLoader
+    from nas.export.export import export_model
+    from nas.export.formats import FORMATS, read_arch_json
+    from nas.export.load import load_exported
+    from nas.train.checkpoint import read_weights_metadata, weights_path
+    from nas.train.evaluation import run_dataset
+
+    out = out_dir or export_dir / "finetuned"
+    meta = read_arch_json(export_dir)
+    run = _source_run(export_dir, runs_dir)
+    splits = run_dataset(dict(read_weights_metadata(weights_path(run))["train_config"]))
+    resolution = int(meta["input"]["shape"][-1])
+    device = torch.device(cfg.device)
+    model = load_exported(export_dir, device=cfg.device)
+    before = _evaluate(model, splits, "val", resolution, device)
+    teacher = _teacher(run, splits, cfg, resolution) if cfg.distill else None
+    loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
+                                    seed=cfg.seed, train=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                nesterov=True, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * len(loader)
+    start_epoch = 0
+    state = _load_state(out / CHECKPOINT, cfg)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        logger.info("resuming fine-tuning at epoch %d of %d", start_epoch, cfg.epochs)
+    for epoch in range(start_epoch, cfg.epochs):
+        # dropout draws from torch's global generator: fork it and seed it per epoch, so a
+        # resumed run repeats exactly and callers' random state is left alone
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed * 100_003 + epoch)
+            log = _train_epoch(
+                model, teacher, loader, optimizer, cfg, epoch, total_steps, resolution
+            )
+        val = _evaluate(model, splits, "val", resolution, device)
+        record = EpochLog(epoch + 1, cfg.epochs, log[0], log[1], val, log[2])
+        append_jsonl(out / LOG, record.__dict__)
+        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "epoch": epoch + 1, "config": json.dumps(config_to_dict(cfg))}
+        atomic_save_with(out / CHECKPOINT, lambda tmp, p=payload: torch.save(p, tmp))
+        if on_epoch is not None:
+            on_epoch(record)
+    model.cpu().eval()
+    report = export_model(
+        model, out, meta={k: meta[k] for k in ("builder", "space", "arch", "complexity",
+                                               "builder_kwargs") if k in meta},
+        reference=model, splits=splits, formats=_formats_of(meta, FORMATS), resolution=resolution,
+        provenance={**_provenance(export_dir), "finetuned_from": str(export_dir),
+                    "finetune": config_to_dict(cfg),
+                    "commands": [*_provenance(export_dir).get("commands", []),
+                                 *([" ".join(["nas", *argv[1:]])] if argv else [])]},
+        extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
+    )
+    after = float(report.metrics["accuracy"]["val_top1"] or 0.0)
+    return FinetuneResult(out, before, after, cfg.epochs - start_epoch, report.metrics)
+
+
+def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats the source export was written in (the fine-tuned one gets the same)."""
+    files = meta.get("files")
+    if not isinstance(files, dict) or not files:
+        return default
+    return tuple(f for f in default if f in files)
+
+
+def _provenance(export_dir: Path) -> dict[str, Any]:
+    metrics = read_json(export_dir / "metrics.json")
+    return dict(metrics.get("provenance") or {})
+
+
+def _train_epoch(
+    model: nn.Module, teacher: nn.Module | None, loader: Any, optimizer: torch.optim.Optimizer,
+    cfg: FinetuneConfig, epoch: int, total_steps: int, resolution: int,
+) -> tuple[float, float, float]:
+    """One epoch; returns (mean loss, train top-1 %, seconds)."""
+    from nas.evaluate import resize_to
+
+    model.train()
+    start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+    for index, (images, labels) in enumerate(loader.epoch(epoch)):
+        step = epoch * len(loader) + index
+        for group in optimizer.param_groups:  # cosine decay to zero, set per step
+            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / total_steps))
+        images = resize_to(images, resolution)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
+        if teacher is not None:
+            with torch.no_grad():
+                target = F.softmax(teacher(images), dim=1)
+            kd = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+            loss = loss + cfg.distill_weight * kd
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        loss_sum += float(loss.detach()) * int(labels.numel())
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += int(labels.numel())
+    return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1), time.perf_counter() - start
