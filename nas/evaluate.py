@@ -12,6 +12,7 @@ from torch import Tensor
 from nas.arch import Arch
 from nas.data import BatchLoader, DatasetSplits
 from nas.errors import ConfigError
+from nas.layers.fuse import fuse_conv_bn
 from nas.supernet import Supernet
 from nas.train.bn_calibrate import recalibrate_bn
 
@@ -73,19 +74,24 @@ def evaluate_subnet(
         raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
     arch = supernet.space.normalize(arch)
     resolution = supernet.input_resolution(arch)
-    subnet = supernet.extract_subnet(arch).to(device)
+    # NHWC activations: oneDNN's convolutions (depthwise above all) run ~2x faster on CPU
+    layout = torch.channels_last
+    subnet = supernet.extract_subnet(arch).to(device).to(memory_format=layout)  # type: ignore[call-overload]
     recalibrate_bn(
         subnet,
-        calibration_images(
-            splits, batch_size=batch_size, device=device, seed=seed, resolution=resolution
+        (
+            images.contiguous(memory_format=layout)
+            for images in calibration_images(
+                splits, batch_size=batch_size, device=device, seed=seed, resolution=resolution
+            )
         ),
         num_batches=calibration_batches,
     )
-    subnet.eval()
+    subnet = fuse_conv_bn(subnet)  # eval mode; BN folded into the convs: same outputs, faster
     loader = BatchLoader.for_splits(splits, split, batch_size=batch_size, device=device)
     correct, loss_sum, n = 0, 0.0, 0
     for images, labels in loader.epoch(0):
-        logits = subnet(resize_to(images, resolution))
+        logits = subnet(resize_to(images, resolution).contiguous(memory_format=layout))
         loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
         correct += int((logits.argmax(dim=1) == labels).sum())
         n += int(labels.numel())

@@ -246,4 +246,6 @@ def activation(name: str) -> nn.Module:
 
 
 def apply_activation(x: Tensor, name: str) -> Tensor:
-    return F.relu(x) if name == "relu" else F.hardswish(x)
+    """In place: the input is always a fresh BN output that nothing else reads, and skipping the
+    allocation of a large activation tensor is measurably faster on CPU."""
+    return F.relu(x, inplace=True) if name == "relu" else F.hardswish(x, inplace=True)

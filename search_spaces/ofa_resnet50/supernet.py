@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 class ConvBNReLU(nn.Module):
     """3x3 conv-BN-ReLU, optionally residual (`x + relu(bn(conv(x)))`, OFA's stem block)."""
 
+    conv_then_bn = True  # lets nas.layers.fuse fold the BN for evaluation
+
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, skip: bool) -> None:
         super().__init__()
         self.conv, self.bn, self.skip = conv, bn, skip
@@ -140,15 +142,16 @@ class DynamicBottleneck(nn.Module):
         self.out_channels, self.mid = out_channels, mid_width(out_channels, expand_ratio)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.relu(self.conv1(x, self.mid))
-        y = F.relu(self.conv2(y, self.mid))
+        # in-place ReLUs: each input is a fresh BN output or sum that nothing else reads
+        y = F.relu(self.conv1(x, self.mid), inplace=True)
+        y = F.relu(self.conv2(y, self.mid), inplace=True)
         y = self.conv3(y, self.out_channels)
         if self.shortcut is None:
-            return F.relu(y + x)
+            return F.relu(y + x, inplace=True)
         pooled = (
             F.avg_pool2d(x, self.stride, self.stride, ceil_mode=True) if self.stride > 1 else x
         )
-        return F.relu(y + self.shortcut(pooled, self.out_channels))
+        return F.relu(y + self.shortcut(pooled, self.out_channels), inplace=True)
 
     def export(self, in_channels: int) -> Bottleneck:
         mid, out = self.mid, self.out_channels
@@ -204,6 +207,7 @@ class OFAResNet50Supernet(Supernet):
         self.dropout = nn.Dropout(space.dropout)
         self._active: dict[str, Any] = {}
         self._running: list[int] = []
+        self.channels_last = True  # NHWC activations are faster for oneDNN convs on CPU
         self._stem: tuple[int, int, bool] = (stem_mid, stem_out, True)
         self.init_weights(seed)
         self.set_active(space.largest())
@@ -254,10 +258,12 @@ class OFAResNet50Supernet(Supernet):
 
     def forward(self, x: Tensor) -> Tensor:
         stem_mid, stem_out, residual = self._stem
-        x = F.relu(self.stem1(x, stem_mid))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = F.relu(self.stem1(x, stem_mid), inplace=True)
         if residual:
-            x = x + F.relu(self.stem2(x, stem_mid))
-        x = F.relu(self.stem3(x, stem_out))
+            x = x + F.relu(self.stem2(x, stem_mid), inplace=True)
+        x = F.relu(self.stem3(x, stem_out), inplace=True)
         if not self.space.small_input:
             x = F.max_pool2d(x, 3, 2, 1)
         for i in self._running:

@@ -110,3 +110,25 @@ def test_small_map_kernel_crop_is_exact(side: int, stride: int) -> None:
     (grad_full,) = torch.autograd.grad(full.square().sum(), layer.weight)
     (grad_crop,) = torch.autograd.grad(cropped.square().sum(), layer.weight)
     torch.testing.assert_close(grad_crop, grad_full)
+
+
+def test_fuse_conv_bn_keeps_outputs() -> None:
+    from nas.layers.fuse import fuse_conv_bn
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
+    from search_spaces.ofa_resnet50.space import OFAResNet50Space
+
+    for space in (OFAMobileNetV3Space.tiny(), OFAResNet50Space.tiny()):
+        torch.manual_seed(0)
+        subnet = space.build_supernet().extract_subnet(space.smallest())
+        for module in subnet.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+        subnet.eval()
+        x = torch.randn(2, 3, 16, 16)
+        with torch.no_grad():
+            expected = subnet(x)
+            fused = fuse_conv_bn(subnet)
+            got = fused(x)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
