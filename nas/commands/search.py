@@ -160,11 +160,6 @@ def _supernet_problems(
     wanted = parse_objectives(cfg.objectives)
     accuracy = None
     if any(n == "top1" for n, _ in wanted):
-        if cfg.accuracy == "predictor":
-            raise ConfigError(
-                "--accuracy predictor: online accuracy-predictor screening is not available in "
-                "this version; use --accuracy supernet"
-            )
         accuracy = SupernetAccuracy.load(
             run, device=cfg.eval_device, split=cfg.split, batch_size=cfg.batch_size
         )
@@ -186,6 +181,23 @@ def _supernet_problems(
         objectives, extra = _assemble(wanted, constraints, available)
         problems.append(Problem(device, objectives, constraints, extra, latency))
     return problems, accuracy
+
+
+def _accuracy_screen(cfg: SearchConfig, problem: Problem, space: Any) -> Any:
+    """With `--accuracy predictor`: screen candidates of the expensive maximised metric."""
+    if cfg.accuracy != "predictor":
+        return None
+    from nas.search.screen import AccuracyScreen
+
+    target = next(
+        (o for o in problem.objectives if o.direction == "maximize" and not o.cheap), None
+    )
+    if target is None:
+        raise ConfigError(
+            "--accuracy predictor: expected an expensive maximised objective (top1) to screen, "
+            f"got {', '.join(o.name for o in problem.objectives)}"
+        )
+    return AccuracyScreen(space, metric=target.name, warmup=min(30, max(cfg.budget // 5, 5)))
 
 
 def _progress(enabled: bool, budget: int, label: str) -> tuple[Progress | None, Any]:
@@ -284,6 +296,7 @@ def _search_one(
             study_name=tag,
             sync=cfg.storage is not None,
             on_use=on_use,
+            screen=_accuracy_screen(cfg, problem, space),
         )
     except BaseException:
         run.end_stage(stage, status="failed")
@@ -320,6 +333,7 @@ def _search_one(
             "scored": len(result.history),
             "new_evaluations": result.new_evaluations,
             "rejected": result.rejected,
+            "screened": result.screened,
             "seconds": round(result.seconds, 3),
         },
     )
@@ -328,6 +342,7 @@ def _search_one(
             f"{algorithm}: scored {len(result.history)} subnets ({result.new_evaluations} new, "
             f"the rest from the study) in {result.seconds:.1f} s; {result.rejected} rejected "
             "before scoring"
+            + (f"; {result.screened} skipped by the accuracy predictor" if result.screened else "")
         )
         console.print(
             _table(
@@ -446,7 +461,8 @@ def search(
         str | None,
         typer.Option(
             "--accuracy",
-            help="supernet: evaluate on data after BN recalibration.",
+            help="supernet: evaluate every candidate on data after BN recalibration; predictor:"
+            " an online accuracy predictor skips candidates that cannot reach the front.",
             show_default=False,
         ),
     ] = None,

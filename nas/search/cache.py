@@ -31,6 +31,7 @@ from nas.search.base import Candidate, Constraint, Objective
 if TYPE_CHECKING:
     import optuna
 
+    from nas.search.screen import AccuracyScreen
     from nas.search.study import StudyRecorder
 
 Arch = Mapping[str, Any]
@@ -60,6 +61,7 @@ class Evaluator:
         recorder: StudyRecorder | None = None,
         sync: bool = False,
         max_proposals: int | None = None,
+        screen: AccuracyScreen | None = None,
     ) -> None:
         if budget < 1:
             raise ConfigError(f"expected a search budget >= 1, got {budget}")
@@ -85,6 +87,8 @@ class Evaluator:
         self.new_evaluations = 0
         self.expensive_calls = 0
         self.on_use: list[Callable[[Candidate, bool], None]] = []
+        self.accuracy_screen = screen
+        self.screened: dict[str, Candidate] = {}
         self._poll()
 
     # --- state -----------------------------------------------------------------------------
@@ -188,7 +192,7 @@ class Evaluator:
         self._score([archs[i] for i in to_score.values()], list(to_score), record=trials is None)
         results = []
         for i, aid in enumerate(ids):
-            candidate = self.store.get(aid) or self.rejected[aid]
+            candidate = self.store.get(aid) or self.rejected.get(aid) or self.screened[aid]
             duplicate = aid in self.store and not (aid in to_score and to_score[aid] == i)
             if trials is not None and self.recorder is not None:
                 self.recorder.finish(trials[i], candidate, duplicate_of=aid if duplicate else None)
@@ -200,6 +204,7 @@ class Evaluator:
     def _score(self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool) -> None:
         if not archs:
             return
+        archs, ids = self._screen(archs, ids)
         expensive = [m for m in self.metrics.values() if not m.cheap]
         self.expensive_calls += len(archs) if expensive else 0
         columns = {m.name: np.asarray(m.evaluate(archs), dtype=np.float64) for m in expensive}
@@ -214,3 +219,25 @@ class Evaluator:
             self.new_evaluations += 1
             if self.recorder is not None and record:
                 self.recorder.record(candidate)
+        if self.accuracy_screen is not None and self.accuracy_screen.metric in columns:
+            self.accuracy_screen.observe(archs, columns[self.accuracy_screen.metric])
+
+    def _screen(
+        self, archs: Sequence[Arch], ids: Sequence[str]
+    ) -> tuple[Sequence[Arch], Sequence[str]]:
+        """Drop the archs the accuracy screen deems hopeless (kept in `self.screened`)."""
+        if self.accuracy_screen is None or not archs:
+            return archs, ids
+        cheap = [self._cheap[aid] for aid in ids]
+        keep = self.accuracy_screen.promising(
+            archs, cheap, list(self.used.values()), self.objectives
+        )
+        for arch, aid, ok in zip(archs, ids, keep, strict=True):
+            if not ok:  # not scored: no budget, no trial; a later batch may propose it again
+                self.screened[aid] = Candidate(
+                    dict(arch), aid, self._cheap[aid], math.inf, extra={"screened": True}
+                )
+        return (
+            [a for a, ok in zip(archs, keep, strict=True) if ok],
+            [i for i, ok in zip(ids, keep, strict=True) if ok],
+        )

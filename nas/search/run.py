@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from nas.search.base import Candidate, Constraint, Objective, create_searcher, pareto_front
 from nas.search.cache import Evaluator
+from nas.search.screen import AccuracyScreen
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace
 
@@ -22,6 +23,7 @@ class SearchResult:
         rejected: proposals rejected on cheap constraints (never scored).
         new_evaluations: subnets actually scored by this process (others came from the study).
         seconds: wall time of the search.
+        screened: candidates the accuracy screen kept from evaluation.
     """
 
     history: list[Candidate]
@@ -29,6 +31,7 @@ class SearchResult:
     rejected: int
     new_evaluations: int
     seconds: float
+    screened: int = 0
 
 
 def run_search(
@@ -45,6 +48,7 @@ def run_search(
     study_name: str = "search",
     sync: bool = False,
     on_use: Callable[[Candidate, bool], None] | None = None,
+    screen: AccuracyScreen | None = None,
 ) -> SearchResult:
     """Search `space` for the Pareto front of `objectives` under `constraints`.
 
@@ -61,6 +65,7 @@ def run_search(
         study_name: the study's name in `storage`.
         sync: re-read the study before scoring (several processes share it).
         on_use: called with each subnet the search uses and whether it was newly scored.
+        screen: an online accuracy predictor that skips hopeless candidates' evaluation.
     """
     recorder = None
     if storage is not None:
@@ -72,6 +77,7 @@ def run_search(
         extra=extra,
         recorder=recorder,
         sync=sync,
+        screen=screen,
     )
     if on_use is not None:
         evaluator.on_use.append(on_use)
@@ -86,4 +92,5 @@ def run_search(
         rejected=len(evaluator.rejected),
         new_evaluations=evaluator.new_evaluations,
         seconds=seconds,
+        screened=len(evaluator.screened),
     )

@@ -230,7 +230,7 @@ class StudyRecorder:
         values = self._values(candidate)
         if values is not None:
             self.study.tell(trial, values)
-        elif candidate.violation > 0 and math.isfinite(candidate.violation):
+        elif candidate.extra.get("screened") or math.isfinite(candidate.violation):
             self.study.tell(trial, state=TrialState.PRUNED)  # rejected unscored (cheap constraint)
         else:
             self.study.tell(trial, state=TrialState.FAIL)  # a metric could not be computed

@@ -97,3 +97,14 @@ def test_constraint_violation_and_bounds() -> None:
         Constraint("x", max=1, min=2)
     with pytest.raises(ConfigError, match="max or a min"):
         Constraint("x")
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_first_front_matches_full_sort_with_ties(m: int) -> None:
+    from nas.search.base import first_front
+
+    rng = np.random.default_rng(m)
+    for _ in range(20):
+        points = rng.integers(0, 6, size=(40, m)).astype(float)  # many ties and duplicates
+        expected = np.sort(non_dominated_sort(points)[0])
+        assert first_front(points).tolist() == expected.tolist()
