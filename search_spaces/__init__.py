@@ -36,3 +36,4 @@ __all__ = ["SPACES", "SearchSpace", "create_space", "register_space", "space_fro
 import search_spaces.nb201.space  # noqa: E402, F401
 import search_spaces.ofa_mbv3.space  # noqa: E402, F401
 import search_spaces.ofa_resnet50.space  # noqa: E402, F401
+import search_spaces.darts.space  # noqa: E402, F401

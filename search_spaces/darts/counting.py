@@ -65,6 +65,17 @@ def cell_plans(init_channels: int, layers: int, image_size: int) -> Iterator[Cel
         reduction_prev = reduction
 
 
+def edge_geometry(plan: CellPlan, source: int) -> tuple[int, int]:
+    """(stride, input side) of an edge leaving state `source` of cell `plan`.
+
+    In a reduction cell only the two cell inputs are strided; intermediate nodes are already
+    at the reduced size.
+    """
+    if plan.reduction:
+        return (2, plan.size) if source < 2 else (1, plan.out_size)
+    return 1, plan.size
+
+
 def _conv(c_in: int, c_out: int, k: int, out_size: int, groups: int = 1) -> tuple[int, int]:
     weights = c_out * (c_in // groups) * k * k
     return weights, weights * out_size * out_size
@@ -114,8 +125,8 @@ def cell_cost(genotype: Arch, plan: CellPlan) -> tuple[int, int]:
     parts = [pre0, relu_conv_bn_cost(plan.c_prev, c, plan.size)]
     edges = genotype["reduce" if plan.reduction else "normal"]
     for op, source in edges:
-        stride = 2 if plan.reduction and source < 2 else 1
-        parts.append(op_cost(op, c, plan.size, stride))
+        stride, size = edge_geometry(plan, int(source))
+        parts.append(op_cost(op, c, size, stride))
     return _sum(*parts)
 
 

@@ -30,29 +30,36 @@ class EvalCell(nn.Module):
             self.preprocess0 = ReLUConvBN(plan.c_prev_prev, c, 1, 1, 0)
         self.preprocess1 = ReLUConvBN(plan.c_prev, c, 1, 1, 0)
         cell = "reduce" if plan.reduction else "normal"
-        self.inputs = [int(source) for _, source in genotype[cell]]
-        self.concat = [int(i) for i in genotype[f"{cell}_concat"]]
+        self.inputs: list[int] = [int(source) for _, source in genotype[cell]]
+        self.concat: list[int] = [int(i) for i in genotype[f"{cell}_concat"]]
         self.ops = nn.ModuleList(
             build_op(op, c, 2 if plan.reduction and source < 2 else 1)
             for op, source in genotype[cell]
         )
+        # drop-path skips identities, as in DARTS
+        self.droppable: list[bool] = [not isinstance(op, Identity) for op in self.ops]
         self.multiplier = len(self.concat)
+        self.drop_generator: torch.Generator | None = None
+        self.drop_prob = 0.0
 
-    def forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
+    @torch.jit.unused
+    def _drop(self, x):  # type: ignore[no-untyped-def]
+        # unannotated on purpose: TorchScript cannot read postponed annotations of an unused
+        # method; scripted (exported) networks never train, so this never runs there
+        return drop_path(x, self.drop_prob, self.drop_generator)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for node in range(len(self.ops) // 2):
-            total: torch.Tensor | None = None
-            for slot in (2 * node, 2 * node + 1):
-                op = self.ops[slot]
-                h = op(states[self.inputs[slot]])
-                if self.training and drop_prob > 0 and not isinstance(op, Identity):
-                    h = drop_path(h, drop_prob, generator)
-                total = h if total is None else total + h
-            assert total is not None
-            states.append(total)
+        first = states[0]
+        for index, op in enumerate(self.ops):  # edges come in pairs: one node per pair
+            h = op(states[self.inputs[index]])
+            if self.training and drop_prob > 0.0 and self.droppable[index]:
+                self.drop_prob = drop_prob
+                h = self._drop(h)
+            if index % 2 == 0:
+                first = h
+            else:
+                states.append(first + h)
         return torch.cat([states[i] for i in self.concat], dim=1)
 
 
@@ -97,7 +104,6 @@ class NetworkCIFAR(nn.Module):
         super().__init__()
         self.genotype: dict[str, Any] = dict(genotype)
         self.drop_path_prob = drop_path_prob
-        self.generator: torch.Generator | None = None  # drop-path randomness (set by trainers)
         stem_c = STEM_MULTIPLIER * init_channels
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, stem_c, 3, padding=1, bias=False), nn.BatchNorm2d(stem_c)
@@ -117,11 +123,16 @@ class NetworkCIFAR(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_last, num_classes)
 
+    def set_drop_path_generator(self, generator: torch.Generator | None) -> None:
+        """The randomness of drop-path (trainers pass a seeded generator)."""
+        for cell in self.cells:
+            cell.drop_generator = generator  # type: ignore[assignment]
+
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         aux: torch.Tensor | None = None
         s0 = s1 = self.stem(x)
         for index, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob, self.generator)
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
             if index == self.aux_index and self.auxiliary_head is not None and self.training:
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(self.global_pooling(s1).flatten(1))

@@ -265,6 +265,9 @@ class DartsSupernet(Supernet):
         }
         self.mode, self._active = "active", genotype
 
+    def input_resolution(self, arch: Arch) -> int | None:
+        return self.space.image_size
+
     def active(self) -> dict[str, Any]:
         return dict(self._active) if self._active is not None else self.derive()
 
