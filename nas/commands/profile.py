@@ -275,18 +275,20 @@ def predict_command(
     if warning:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     latency = model.predict(archs) if archs else np.zeros(0)
+    # exact MACs and parameters beside the prediction, so users can constrain those too
     rows: list[dict[str, Any]] = [
-        {"arch_id": arch_id(a), "arch": a, "latency_ms": float(ms)}
+        {"arch_id": arch_id(a), "arch": a, "latency_ms": float(ms), **the_space.complexity(a)}
         for a, ms in zip(archs, latency, strict=True)
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"predicted latency on '{device}' ({model.kind})")
-    for column in ("#", "arch_id", "latency ms"):
+    for column in ("#", "arch_id", "latency ms", "MMACs", "params (M)"):
         table.add_column(column, justify="right")
     for number, row in enumerate(rows, start=1):
-        table.add_row(str(number), str(row["arch_id"]), f"{row['latency_ms']:.3f}")
+        table.add_row(str(number), str(row["arch_id"]), f"{row['latency_ms']:.3f}",
+                      f"{row['macs'] / 1e6:.1f}", f"{row['params'] / 1e6:.2f}")
     console.print(table)
 
 

@@ -20,7 +20,6 @@ from nas.arch import arch_id
 from nas.artifacts import atomic_write_json, now_iso
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from nas.profile.store import REPORT, ProfileStore
-from predictors.base import Features
 from predictors.features import Featurizer, block_keys, key_universe, make_featurizer
 from predictors.io import SELECTED, LatencyModel, save_model
 from predictors.report import POOR_WITHIN10, noise_floor
@@ -216,7 +215,3 @@ def read_archs(space: SearchSpace, path: Path) -> list[dict[str, Any]]:
         except InvalidArchError as exc:
             raise InvalidArchError(f"{path} line {number}: {exc}") from None
     return archs
-
-
-def features_of(model: LatencyModel, archs: Sequence[dict[str, Any]]) -> Features:
-    return model.featurizer.transform(archs)

@@ -69,7 +69,9 @@ def test_import_then_predict(runs_dir: Path, tmp_path: Path) -> None:
     predicted = runner.invoke(app, ["profile", "predict", str(queries), "--device", "pixel7",
                                     *TOY, "--json"])
     truth = 0.05 + space.complexity(space.largest())["macs"] / 1e6
-    assert json.loads(predicted.stdout)[0]["latency_ms"] == pytest.approx(truth, rel=0.1)
+    row = json.loads(predicted.stdout)[0]
+    assert row["latency_ms"] == pytest.approx(truth, rel=0.1)
+    assert row["macs"] == space.complexity(space.largest())["macs"]
 
 
 @pytest.mark.parametrize("args,expected", [
