@@ -22,13 +22,31 @@ def table_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = synthetic_table(0)
     with path.open("w") as handle:
         for row in rows:
-            handle.write(json.dumps({**row, "arch": to_string(row["arch"])}) + "\n")
+            # a second device, twice as fast, as a per-device column
+            record = {
+                **row,
+                "arch": to_string(row["arch"]),
+                "latency_ms_fast": row["latency_ms"] / 2,
+            }
+            handle.write(json.dumps(record) + "\n")
     return path
 
 
 def search(table: Path, *extra: str) -> list[str]:
-    return ["search", "--oracle", str(table), "--space", "nb201",
-            "--objectives", "top1,latency_ms", "--budget", "12", "--population", "6", *extra]
+    return [
+        "search",
+        "--oracle",
+        str(table),
+        "--space",
+        "nb201",
+        "--objectives",
+        "top1,latency_ms",
+        "--budget",
+        "12",
+        "--population",
+        "6",
+        *extra,
+    ]
 
 
 def test_oracle_search_writes_front_table_and_files(table_file: Path, runs_dir: Path) -> None:
@@ -68,12 +86,18 @@ def test_rerun_resumes_without_new_trials(table_file: Path, runs_dir: Path) -> N
     [
         (["search", "--device", "cpu"], "expected --run NAME and --device D"),
         (["search", "--oracle", "ORACLE"], "expected --space SPACE"),
-        (["search", "--oracle", "ORACLE", "--space", "nb201", "--algorithm", "nsga3"],
-         "unknown search algorithm 'nsga3'"),
-        (["search", "--oracle", "ORACLE", "--space", "nb201", "--objectives", "top5"],
-         "got 'top5'"),
-        (["search", "--oracle", "ORACLE", "--space", "nb201", "--budget", "0"],
-         "--budget: expected >= 1"),
+        (
+            ["search", "--oracle", "ORACLE", "--space", "nb201", "--algorithm", "nsga3"],
+            "unknown search algorithm 'nsga3'",
+        ),
+        (
+            ["search", "--oracle", "ORACLE", "--space", "nb201", "--objectives", "top5"],
+            "got 'top5'",
+        ),
+        (
+            ["search", "--oracle", "ORACLE", "--space", "nb201", "--budget", "0"],
+            "--budget: expected >= 1",
+        ),
         (["search", "--oracle", "missing.jsonl", "--space", "nb201"], "does not exist"),
         (["search", "--run", "nope", "--device", "cpu"], "run 'nope' not found"),
     ],
@@ -95,9 +119,36 @@ def test_missing_arch_is_an_error_unless_skipped(tmp_path: Path, runs_dir: Path)
     result = runner.invoke(app, search(table))
     assert result.exit_code == 2
     assert "--skip-missing" in result.output and len(result.output.strip().splitlines()) == 1
-    skipped = runner.invoke(app, [*search(table, "--skip-missing", "--tag", "s", "--json",
-                                          "--algorithm", "random")])
+    skipped = runner.invoke(
+        app, [*search(table, "--skip-missing", "--tag", "s", "--json", "--algorithm", "random")]
+    )
     assert skipped.exit_code == 0, skipped.output
     known = {json.dumps(r["arch"], sort_keys=True) for r in rows}
     front = json.loads(skipped.stdout)
     assert all(json.dumps(row["arch"], sort_keys=True) in known for row in front)
+
+
+def test_one_front_per_device(table_file: Path, runs_dir: Path) -> None:
+    args = search(
+        table_file,
+        "--device",
+        "fast",
+        "--device",
+        "slow",
+        "--tag",
+        "dev",
+        "--objectives",
+        "top1,latency",
+        "--latency-max",
+        "2",
+        "--json",
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["device"] for row in rows} == {"fast", "slow"}
+    fast = [row for row in rows if row["device"] == "fast"]
+    assert all("latency_ms_fast" in row and row["latency_ms_fast"] <= 2 for row in fast)
+    base = runs_dir / "oracle-nb201" / "search"
+    assert (base / "dev-fast" / "pareto.json").is_file()
+    assert (base / "dev-slow" / "pareto.json").is_file()
