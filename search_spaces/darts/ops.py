@@ -116,3 +116,21 @@ def drop_path(x: torch.Tensor, drop_prob: float, generator: torch.Generator | No
     mask = torch.rand((x.size(0), 1, 1, 1), generator=generator, device="cpu")
     mask = (mask < keep).to(x.dtype).to(x.device)
     return x * mask / keep
+
+
+def init_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """Seeded re-initialisation of every conv and linear layer (torch's default scheme).
+
+    Module constructors draw from the global RNG; this makes a network a pure function of a
+    seed. Weights are uniform in +-1/sqrt(fan_in) (kaiming uniform with a = sqrt(5)).
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                fan_in = layer.weight[0].numel()
+                bound = 1.0 / fan_in**0.5
+                layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1)
+                                   * bound)
+                if layer.bias is not None:
+                    layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1)
+                                     * bound)

@@ -28,7 +28,7 @@ from nas.supernet import Supernet
 from search_spaces.darts.counting import STEM_MULTIPLIER, CellPlan, cell_plans
 from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS
 from search_spaces.darts.mixed import StateOps
-from search_spaces.darts.ops import FactorizedReduce, ReLUConvBN
+from search_spaces.darts.ops import FactorizedReduce, ReLUConvBN, init_weights
 
 if TYPE_CHECKING:
     from search_spaces.darts.space import DartsSpace
@@ -170,6 +170,7 @@ class DartsSupernet(Supernet):
         self.cells = nn.ModuleList(SearchCell(p, partial_channels, generator) for p in plans)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(STEPS * plans[-1].channels, space.num_classes)
+        init_weights(self, generator)  # stem, preprocessing, classifier: seeded too
         shape = (NUM_EDGES, len(PRIMITIVES))
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
@@ -202,7 +203,8 @@ class DartsSupernet(Supernet):
     def _gumbel(self, cell: str) -> tuple[torch.Tensor, torch.Tensor]:
         alphas = getattr(self, f"alphas_{cell}")
         noise = torch.rand(alphas.shape, generator=self.gumbel_generator).to(alphas.device)
-        gumbels = -torch.log(-torch.log(noise.clamp_min(1e-20)).clamp_min(1e-20))
+        exponential = (-torch.log(noise.clamp_min(1e-20))).clamp_min(1e-20)
+        gumbels = -torch.log(exponential)
         probs = F.softmax((F.log_softmax(alphas, dim=-1) + gumbels) / self.tau, dim=-1)
         index = probs.argmax(dim=-1)
         one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
