@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,12 +384,24 @@ def _measure(
         return {}
     from nas.search.objectives import measure_latency
 
-    return measure_latency(
+    measured = measure_latency(
         accuracy.supernet,
         [c.arch for c in front],
         device=str(problem.device),
         meta=problem.latency.meta,
     )
+    if not quiet and measured:
+        errors = [
+            abs(c.values[LATENCY] - measured[c.arch_id]) / measured[c.arch_id]
+            for c in front
+            if LATENCY in c.values and measured.get(c.arch_id)
+        ]
+        if errors:
+            console.print(
+                f"front measured on this machine ({problem.device}): predicted latency is off by "
+                f"{100 * statistics.median(errors):.1f}% (median), {100 * max(errors):.1f}% (max)"
+            )
+    return measured
 
 
 def search(

@@ -152,3 +152,60 @@ def test_one_front_per_device(table_file: Path, runs_dir: Path) -> None:
     base = runs_dir / "oracle-nb201" / "search"
     assert (base / "dev-fast" / "pareto.json").is_file()
     assert (base / "dev-slow" / "pareto.json").is_file()
+
+
+def test_supernet_mode_wiring_with_stand_ins(
+    table_file: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--run/--device` path: accuracy and latency objectives from the run (stubbed here)."""
+    from nas.artifacts import RunDir
+    from nas.search import objectives as objs
+    from nas.search.oracle import Oracle
+    from search_spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    RunDir(runs_dir, "r1").update_manifest(space=space.spec())
+    oracle = Oracle.load(table_file, space)
+
+    class FakeAccuracy:
+        supernet = None
+
+        @classmethod
+        def load(cls, run: RunDir, **kwargs: object) -> FakeAccuracy:
+            assert run.name == "r1" and kwargs["split"] == "val"
+            return cls()
+
+        def objective(self) -> objs.Objective:
+            return oracle.objective("top1", "maximize", cheap=False, unit="%")
+
+    def fake_latency(run: RunDir, device: str, space_: object) -> objs.LatencySource:
+        objective = oracle.objective("latency_ms", "minimize", cheap=True, unit="ms")
+        return objs.LatencySource(objective, {"fingerprint": None}, None)
+
+    monkeypatch.setattr(objs, "SupernetAccuracy", FakeAccuracy)
+    monkeypatch.setattr(objs, "predictor_latency", fake_latency)
+    result = runner.invoke(
+        app,
+        [
+            "search",
+            "--run",
+            "r1",
+            "--device",
+            "cpu",
+            "--budget",
+            "12",
+            "--population",
+            "6",
+            "--latency-max",
+            "3",
+            "--macs-max",
+            "100",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    front = json.loads(result.stdout)
+    assert front and all(row["latency_ms"] <= 3 and row["macs"] <= 100e6 for row in front)
+    assert all({"arch", "top1", "latency_ms", "device"} <= set(row) for row in front)
+    pareto = json.loads((runs_dir / "r1" / "search" / "cpu" / "pareto.json").read_text())
+    assert pareto["device"] == "cpu" and len(pareto["constraints"]) == 2
