@@ -23,6 +23,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.artifacts import atomic_write_json, read_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
+from predictors._threads import one_blas_thread
 from predictors.base import Features, LatencyPredictor, load_kind
 from predictors.features import Featurizer, make_featurizer
 from predictors.report import POOR_WITHIN10
@@ -58,10 +59,12 @@ class LatencyModel:
 
     def predict(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted latency (ms) of canonical archs, vectorised over the batch."""
-        return self.predictor.predict(self.featurizer.transform(archs))
+        return self.predict_features(self.featurizer.transform(archs))
 
     def predict_features(self, features: Features) -> np.ndarray:
-        return self.predictor.predict(features)
+        """Predicted latency (ms) of pre-computed features (one BLAS thread)."""
+        with one_blas_thread():
+            return self.predictor.predict(features)
 
 
 def save_model(model: LatencyModel, directory: Path) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nas.errors import ConfigError
+from predictors._threads import one_blas_thread
 from predictors.base import (
     PREDICTORS,
     Features,
@@ -128,7 +129,8 @@ def fit_and_select(
     if force is not None and force not in names:
         names.append(PREDICTORS.get(force).kind)
     train, held_out = split(len(y), holdout=holdout, seed=seed)
-    fitted = [_fit_one(kind, features, y, block_ms, train, held_out) for kind in names]
+    with one_blas_thread():
+        fitted = [_fit_one(kind, features, y, block_ms, train, held_out) for kind in names]
     usable = [item for item in fitted if item.predictor is not None]
     if force is not None:
         chosen = next((item for item in usable if item.kind == force), None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,3 +41,12 @@ def synthetic() -> Synthetic:
 def make_data() -> Callable[..., Synthetic]:
     """The generator itself, for tests that need several data sets."""
     return make_synthetic
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Tests call predictors directly: keep numpy's BLAS on one thread as the library does."""
+    from predictors._threads import one_blas_thread
+
+    with one_blas_thread():
+        yield
