@@ -101,7 +101,9 @@ def measure_relative(
     reference's own latency, measured once), is far steadier than raw timings.
     """
     settings = settings or MeasureSettings()
-    per_call = _warm_up(runner, settings)
+    # the duration target covers both calls of a pair: a 1 ms block paired with a 15 ms
+    # reference must not be called 250 times
+    per_call = _warm_up(runner, settings) + _warm_up(reference, settings)
 
     def pairs(n: int) -> list[float]:
         out = []
