@@ -7,12 +7,12 @@ are affine-free, so the evaluation network's BN scales stay at 1 and shifts at 0
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
-from search_spaces.darts.mixed import BNStats, ConvOp, ConvStage, FactorizedReduceOp
+from search_spaces.darts.mixed import BNStats, ConvOp, ConvStage, FactorizedReduceOp, StateOps
 from search_spaces.darts.network import EvalCell, NetworkCIFAR
 from search_spaces.darts.ops import FactorizedReduce
 
@@ -26,21 +26,22 @@ def _copy_bn(source: BNStats, part: slice, target: nn.BatchNorm2d) -> None:
     target.running_var.copy_(source.running_var[part])  # type: ignore[index]
 
 
-def _copy_stage(stage: ConvStage, edge: int, target: nn.Sequential) -> None:
+def _copy_stage(stage: ConvStage, edge: int, target: nn.Module) -> None:
     part = slice(edge * stage.channels, (edge + 1) * stage.channels)
-    target[1].weight.copy_(stage.depthwise[part])
-    target[2].weight.copy_(stage.pointwise[part])
-    _copy_bn(stage.bn, part, target[3])
+    layers = list(cast(nn.Sequential, target))
+    cast(nn.Conv2d, layers[1]).weight.copy_(stage.depthwise[part])
+    cast(nn.Conv2d, layers[2]).weight.copy_(stage.pointwise[part])
+    _copy_bn(stage.bn, part, cast(nn.BatchNorm2d, layers[3]))
 
 
 def _copy_op(cell: SearchCell, source: int, node: int, op_name: str, target: nn.Module) -> None:
-    ops = cell.states[source]
+    ops = cast(StateOps, cell.states[source])
     edge = cell.targets[source].index(node)
     if op_name in ops.convs:
-        conv: ConvOp = ops.convs[op_name]  # type: ignore[assignment]
-        stages: list[nn.Module] = list(target) if op_name.startswith("sep") else [target]
+        conv = cast(ConvOp, ops.convs[op_name])
+        stages = list(cast(nn.Sequential, target)) if op_name.startswith("sep") else [target]
         for stage, module in zip(conv.stages, stages, strict=True):
-            _copy_stage(stage, edge, module)  # type: ignore[arg-type]
+            _copy_stage(cast(ConvStage, stage), edge, module)
     elif op_name == "skip_connect" and isinstance(target, FactorizedReduce):
         fr: FactorizedReduceOp = ops.reduce_skip  # type: ignore[assignment]
         half = fr.channels // 2

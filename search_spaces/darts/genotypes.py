@@ -102,7 +102,9 @@ def _literal(node: ast.expr, field: str) -> Any:
     ):
         bounds = [ast.literal_eval(arg) for arg in node.args]
         if not all(isinstance(b, int) for b in bounds) or not 1 <= len(bounds) <= 2:
-            raise InvalidArchError(f"{field}: expected range(start, stop), got {ast.unparse(node)}")
+            raise InvalidArchError(
+                f"{field}: expected range(start, stop), got {ast.unparse(node)}"
+            )
         return list(range(*bounds))
     try:
         return ast.literal_eval(node)
@@ -129,7 +131,9 @@ def parse_genotype_string(text: str) -> dict[str, Any]:
     if not isinstance(call, ast.Call) or not (
         isinstance(call.func, ast.Name) and call.func.id == "Genotype"
     ):
-        raise InvalidArchError("expected a genotype string starting with 'Genotype(', got other text")
+        raise InvalidArchError(
+            "expected a genotype string starting with 'Genotype(', got other text"
+        )
     if len(call.args) > len(FIELDS):
         raise InvalidArchError(f"Genotype(...): expected at most 4 fields, got {len(call.args)}")
     raw: dict[str, Any] = {}
@@ -157,10 +161,12 @@ def raw_genotype(obj: Any) -> dict[str, Any]:
             try:
                 return raw_genotype(json.loads(text))
             except json.JSONDecodeError as exc:
-                raise InvalidArchError(f"expected a JSON genotype, got invalid JSON ({exc.msg})") from None
+                raise InvalidArchError(
+                    f"expected a JSON genotype, got invalid JSON ({exc.msg})"
+                ) from None
         raise InvalidArchError(
-            f"expected a genotype (JSON, Genotype(...) text or one of {', '.join(published_names())}),"
-            f" got '{text[:60]}'"
+            "expected a genotype (JSON, Genotype(...) text or one of "
+            f"{', '.join(published_names())}), got '{text[:60]}'"
         )
     if isinstance(obj, Mapping):
         return dict(obj)
@@ -188,7 +194,9 @@ def load_genotype_argument(text: str) -> Any:
             try:
                 data = json.loads(content)
             except json.JSONDecodeError as exc:
-                raise InvalidArchError(f"{path}: expected a JSON genotype, got invalid JSON ({exc.msg})") from None
+                raise InvalidArchError(
+                    f"{path}: expected a JSON genotype, got invalid JSON ({exc.msg})"
+                ) from None
             if isinstance(data, dict) and "genotype" in data:
                 return data["genotype"]
             return data

@@ -21,6 +21,8 @@ together:
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +49,11 @@ class BNStats(nn.Module):
         super().__init__()
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor | None = None, part: slice | None = None
+    ) -> torch.Tensor:
+        return cast(torch.Tensor, super().__call__(x, weight, part))
 
     def forward(
         self, x: torch.Tensor, weight: torch.Tensor | None = None, part: slice | None = None
@@ -119,7 +126,8 @@ class ConvOp(nn.Module):
         for index, stage in enumerate(self.stages):
             if index > 0:
                 x = F.relu(x)
-            x = stage.single(x, edge, scale if index == len(self.stages) - 1 else None)
+            last = index == len(self.stages) - 1
+            x = cast(ConvStage, stage).single(x, edge, scale if last else None)
         return x
 
 
@@ -198,7 +206,7 @@ class StateOps(nn.Module):
         out = torch.matmul(weights[:, shared_cols], stacked).view(n, self.edges * c, h, w)
         for name, op in self.convs.items():
             scale = weights[:, OP_INDEX[name]].repeat_interleave(c)
-            out = out + op(wide, scale)
+            out = out + cast(ConvOp, op)(wide, scale)
         if self.reduce_skip is not None:
             scale = weights[:, OP_INDEX["skip_connect"]].repeat_interleave(c)
             out = out + self.reduce_skip(relu_x, scale)
@@ -214,7 +222,7 @@ class StateOps(nn.Module):
         name = PRIMITIVES[op]
         scale = weight.expand(self.channels)
         if name in CONV_OPS:
-            return self.convs[name].single(F.relu(x), edge, scale)
+            return cast(ConvOp, self.convs[name]).single(F.relu(x), edge, scale)
         if name == "skip_connect":
             if self.reduce_skip is None:
                 return x * weight

@@ -69,7 +69,7 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution with two offset 1 x 1 stride-2 convolutions (half the channels each)."""
+    """Halve the resolution: two offset 1 x 1 stride-2 convolutions, half the channels each."""
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
         super().__init__()
@@ -82,7 +82,10 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        out: torch.Tensor = self.bn(
+            torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
+        )
+        return out
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]
@@ -108,7 +111,9 @@ def build_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.M
     return OPS[name](channels, stride, affine)
 
 
-def drop_path(x: torch.Tensor, drop_prob: float, generator: torch.Generator | None) -> torch.Tensor:
+def drop_path(
+    x: torch.Tensor, drop_prob: float, generator: torch.Generator | None
+) -> torch.Tensor:
     """Zero whole samples of a branch with probability `drop_prob`, rescaling the rest."""
     if drop_prob <= 0.0:
         return x

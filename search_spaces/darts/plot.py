@@ -40,7 +40,8 @@ def _draw_cell(ax: Any, edges: list[list[Any]], concat: list[int], title: str) -
     for node in concat:
         (x0, y0), (x1, y1) = pos[node], pos["out"]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops={"arrowstyle": "->", "color": "lightgray", "shrinkA": 14, "shrinkB": 14})
+                    arrowprops={"arrowstyle": "->", "color": "lightgray", "shrinkA": 14,
+                                "shrinkB": 14})
     for key, (x, y) in pos.items():
         label = names.get(key, str(int(key) - 2) if isinstance(key, int) else str(key))
         ax.text(x, y, label, ha="center", va="center", fontsize=8,
@@ -61,7 +62,8 @@ def plot_genotype(genotype: Arch, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
     _draw_cell(axes[0], list(genotype["normal"]), list(genotype["normal_concat"]), "normal cell")
-    _draw_cell(axes[1], list(genotype["reduce"]), list(genotype["reduce_concat"]), "reduction cell")
+    _draw_cell(axes[1], list(genotype["reduce"]), list(genotype["reduce_concat"]),
+               "reduction cell")
     fig.tight_layout()
     atomic_save_with(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)

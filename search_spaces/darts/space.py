@@ -33,8 +33,8 @@ from search_spaces.darts.genotypes import (
 
 if TYPE_CHECKING:
     import optuna
-    from torch import nn
 
+    from search_spaces.darts.network import NetworkCIFAR
     from search_spaces.darts.supernet import DartsSupernet
 
 CELLS = ("normal", "reduce")
@@ -88,7 +88,9 @@ class DartsSpace(SearchSpace):
                 f"image_size: expected a multiple of 4 (two stride-2 reductions), got {image_size}"
             )
         if num_classes < 1 or in_channels < 1:
-            raise ConfigError(f"expected num_classes, in_channels >= 1, got {num_classes}, {in_channels}")
+            raise ConfigError(
+                f"expected num_classes, in_channels >= 1, got {num_classes}, {in_channels}"
+            )
         self.init_channels = int(init_channels)
         self.layers = int(layers)
         self.num_classes = int(num_classes)
@@ -148,7 +150,9 @@ class DartsSpace(SearchSpace):
         arch: dict[str, Any] = {}
         for cell in CELLS:
             if cell not in raw:
-                raise InvalidArchError(f"genotype: missing '{cell}' (expected 8 [op, input] edges)")
+                raise InvalidArchError(
+                    f"genotype: missing '{cell}' (expected 8 [op, input] edges)"
+                )
             edges = raw[cell]
             if not isinstance(edges, (list, tuple)):
                 raise InvalidArchError(f"{cell}: expected a list of [op, input], got {edges!r}")
@@ -157,7 +161,9 @@ class DartsSpace(SearchSpace):
             try:
                 arch[f"{cell}_concat"] = [int(i) for i in concat]
             except (TypeError, ValueError):
-                raise InvalidArchError(f"{cell}_concat: expected [2, 3, 4, 5], got {concat!r}") from None
+                raise InvalidArchError(
+                    f"{cell}_concat: expected [2, 3, 4, 5], got {concat!r}"
+                ) from None
         self.validate(arch)
         return arch
 
@@ -249,12 +255,12 @@ class DartsSpace(SearchSpace):
         for cell in CELLS:
             edges: list[list[Any]] = []
             for node in range(STEPS):
-                pairs = [
-                    f"{i},{j}" for i in range(node_inputs(node)) for j in range(i + 1, node_inputs(node))
-                ]
+                n = node_inputs(node)
+                pairs = [f"{i},{j}" for i in range(n) for j in range(i + 1, n)]
                 pair = str(trial.suggest_categorical(f"{cell}_node{node}_inputs", pairs))
                 for slot, index in enumerate(pair.split(",")):
-                    op = str(trial.suggest_categorical(f"{cell}_node{node}_op{slot}", list(CELL_OPS)))
+                    name = f"{cell}_node{node}_op{slot}"
+                    op = str(trial.suggest_categorical(name, list(CELL_OPS)))
                     edges.append([op, int(index)])
             cells[cell] = edges
         return self._arch(cells["normal"], cells["reduce"])
@@ -274,7 +280,9 @@ class DartsSpace(SearchSpace):
     def decode(self, vector: np.ndarray) -> dict[str, Any]:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
-            raise InvalidArchError(f"expected a vector of length {self.dim}, got {vector.shape[0]}")
+            raise InvalidArchError(
+                f"expected a vector of length {self.dim}, got {vector.shape[0]}"
+            )
         width = len(CELL_OPS) + MAX_INPUTS
         cells: dict[str, list[list[Any]]] = {}
         for c, cell in enumerate(CELLS):
@@ -310,7 +318,7 @@ class DartsSpace(SearchSpace):
 
         return DartsSupernet(self, **kwargs)
 
-    def build_network(self, arch: Arch, *, drop_path_prob: float = 0.0) -> nn.Module:
+    def build_network(self, arch: Arch, *, drop_path_prob: float = 0.0) -> NetworkCIFAR:
         """The evaluation network (`NetworkCIFAR`) of a genotype, freshly initialised."""
         from search_spaces.darts.network import NetworkCIFAR
 
@@ -331,4 +339,6 @@ def _edge(cell: str, index: int, edge: Any) -> list[Any]:
     try:
         return [str(op), int(source)]
     except (TypeError, ValueError):
-        raise InvalidArchError(f"{cell}[{index}]: expected an integer input, got {source!r}") from None
+        raise InvalidArchError(
+            f"{cell}[{index}]: expected an integer input, got {source!r}"
+        ) from None

@@ -16,7 +16,7 @@ edge-normalisation weights `betas` (softmax over the inputs of each node).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -96,7 +96,8 @@ class SearchCell(nn.Module):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         mixed: list[torch.Tensor | None] = [None] * STEPS
         rest: list[torch.Tensor | None] = [None] * STEPS
-        for j, ops in enumerate(self.states):
+        for j, module in enumerate(self.states):
+            ops = cast(StateOps, module)
             part, bypass = self._split(states[j], ops.stride)
             rows = self.rows[j]
             w = weights[rows]
@@ -107,10 +108,12 @@ class SearchCell(nn.Module):
             else:
                 outs = list(ops(part, w).unbind(1))
             for slot, node in enumerate(self.targets[j]):
-                mixed[node] = outs[slot] if mixed[node] is None else mixed[node] + outs[slot]
+                previous = mixed[node]
+                mixed[node] = outs[slot] if previous is None else previous + outs[slot]
                 if bypass is not None:
                     scaled = bypass if edge_weights is None else bypass * edge_weights[rows[slot]]
-                    rest[node] = scaled if rest[node] is None else rest[node] + scaled
+                    before = rest[node]
+                    rest[node] = scaled if before is None else before + scaled
             if j >= 1:  # node j - 1 has now received all its edges
                 states.append(self._finish(mixed[j - 1], rest[j - 1]))
         return torch.cat([states[i] for i in CONCAT], dim=1)
@@ -152,10 +155,11 @@ class DartsSupernet(Supernet):
         c = space.init_channels
         if partial_channels < 1 or c % (2 * partial_channels):
             raise ConfigError(
-                f"partial_channels: expected K dividing init_channels/2 ({c // 2}), got {partial_channels}"
+                f"partial_channels: expected K dividing init_channels/2 ({c // 2}), "
+                f"got {partial_channels}"
             )
         generator = torch.Generator().manual_seed(seed)
-        self.space = space
+        self.space: DartsSpace = space
         self.partial_channels, self.edge_norm = partial_channels, edge_norm
         self.mode = "softmax"
         self.tau = 1.0
@@ -238,7 +242,8 @@ class DartsSupernet(Supernet):
         for cell in self.cells:
             weights, edges, hard = cells["reduce" if cell.reduction else "normal"]
             s0, s1 = s1, cell(s0, s1, weights, edges, hard, self.mode != "active")
-        return self.classifier(self.global_pooling(s1).flatten(1))
+        logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
+        return logits
 
     # ------------------------------------------------------------- genotypes
     def derive(self) -> dict[str, Any]:

@@ -122,7 +122,8 @@ def test_sample_mutate_crossover_encode_stay_valid() -> None:
 
 def test_largest_has_more_params_than_smallest() -> None:
     space = DartsSpace()
-    assert space.complexity(space.largest())["params"] > space.complexity(space.smallest())["params"]
+    largest, smallest = space.largest(), space.smallest()
+    assert space.complexity(largest)["params"] > space.complexity(smallest)["params"]
 
 
 def test_suggest_with_optuna() -> None:

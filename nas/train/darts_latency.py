@@ -1,0 +1,164 @@
+"""Expected latency of DARTS cells, differentiable in the alphas (FBNet, ProxylessNAS).
+
+A latency table maps one op on one edge shape to milliseconds: keys are
+`darts/<op>/c<channels>/s<size>/x<stride>` (see `latency_key`). `measure_latency_table` times
+each op module of `search_spaces.darts.ops` on CPU at every edge shape of a network;
+`toy_latency_table` gives a deterministic analytic stand-in (MACs plus a memory term) for tests
+and quick runs without profiling.
+
+The expected latency of a cell is the sum over its 14 edges of the op latencies weighted by the
+softmax of the non-`none` alphas (`none` is never kept by `derive()`, so letting its weight lower
+the latency would only reward a choice that is then discarded), scaled by `2 / inputs` per node
+because a derived node keeps 2 of its `node + 2` incoming edges.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from nas.errors import ArtifactError
+from search_spaces.darts.counting import cell_plans, edge_geometry, op_cost
+from search_spaces.darts.genotypes import CELL_OPS, STEPS
+from search_spaces.darts.space import DartsSpace
+
+EdgeShape = tuple[int, int, int]  # channels, input size, stride
+
+
+def latency_key(op: str, channels: int, size: int, stride: int) -> str:
+    """The table key of `op` on an edge of `channels` at input side `size` with `stride`."""
+    return f"darts/{op}/c{channels}/s{size}/x{stride}"
+
+
+def edge_shapes(space: DartsSpace) -> list[EdgeShape]:
+    """Every distinct edge shape of the space's network."""
+    shapes: set[EdgeShape] = set()
+    for plan in cell_plans(space.init_channels, space.layers, space.image_size):
+        for source in (0, 2):
+            stride, size = edge_geometry(plan, source)
+            shapes.add((plan.channels, size, stride))
+    return sorted(shapes)
+
+
+def toy_latency_table(space: DartsSpace) -> dict[str, float]:
+    """An analytic table: 1 ms per 10 MMACs plus 0.002 ms per kilo-element written."""
+    table: dict[str, float] = {}
+    for channels, size, stride in edge_shapes(space):
+        out_elements = channels * (size // stride) ** 2
+        for op in CELL_OPS:
+            _, macs = op_cost(op, channels, size, stride)
+            memory = 0.0 if op == "skip_connect" and stride == 1 else out_elements / 1000
+            table[latency_key(op, channels, size, stride)] = macs / 1e7 + 0.002 * memory
+    return table
+
+
+def measure_latency_table(
+    space: DartsSpace, *, batch_size: int = 1, warmup: int = 3, repeats: int = 10
+) -> dict[str, float]:
+    """Median CPU milliseconds of each op (eval mode, no grad) at each edge shape."""
+    from search_spaces.darts.ops import build_op
+
+    table: dict[str, float] = {}
+    for channels, size, stride in edge_shapes(space):
+        x = torch.randn(batch_size, channels, size, size)
+        for op_name in CELL_OPS:
+            module = build_op(op_name, channels, stride).eval()
+            times = []
+            with torch.no_grad():
+                for index in range(warmup + repeats):
+                    start = time.perf_counter()
+                    module(x)
+                    if index >= warmup:
+                        times.append((time.perf_counter() - start) * 1000.0)
+            table[latency_key(op_name, channels, size, stride)] = statistics.median(times)
+    return table
+
+
+def load_latency_table(path: Path) -> dict[str, float]:
+    """A table from JSON (`{key: ms}` or `{"entries": {key: ms}}`) or JSONL (`{"key", "ms"}`)."""
+    if not path.is_file():
+        raise ArtifactError(f"latency table {path} does not exist; build one with "
+                            "nas.train.darts_latency.measure_latency_table or omit it")
+    text = path.read_text()
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            return {str(r["key"]): float(r.get("ms", r.get("latency_ms"))) for r in rows}
+        data = json.loads(text)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{path}: expected {{key: ms}} JSON or key/ms JSONL ({exc})") from None
+    if isinstance(data, Mapping) and isinstance(data.get("entries"), Mapping):
+        data = data["entries"]
+    if not isinstance(data, Mapping):
+        raise ArtifactError(f"{path}: expected a JSON object of key -> milliseconds")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+class ExpectedLatency:
+    """Differentiable expected latency of the cells of a DARTS supernet.
+
+    Args:
+        space: the supernet's space (shapes of every edge).
+        table: latency table (see `latency_key`); a missing shape raises `ArtifactError`.
+    """
+
+    def __init__(self, space: DartsSpace, table: Mapping[str, float]) -> None:
+        self.costs = {"normal": torch.zeros(14, len(CELL_OPS)),
+                      "reduce": torch.zeros(14, len(CELL_OPS))}
+        for plan in cell_plans(space.init_channels, space.layers, space.image_size):
+            cell = "reduce" if plan.reduction else "normal"
+            row = 0
+            for node in range(STEPS):
+                for source in range(node + 2):
+                    stride, size = edge_geometry(plan, source)
+                    for o, op in enumerate(CELL_OPS):
+                        key = latency_key(op, plan.channels, size, stride)
+                        if key not in table:
+                            raise ArtifactError(
+                                f"latency table has no entry '{key}'; rebuild it for this space "
+                                f"(init_channels={space.init_channels}, layers={space.layers}, "
+                                f"image_size={space.image_size})"
+                            )
+                        self.costs[cell][row, o] += 2.0 / (node + 2) * float(table[key])
+                    row += 1
+
+    def __call__(self, alphas_normal: torch.Tensor, alphas_reduce: torch.Tensor) -> torch.Tensor:
+        """Expected milliseconds of all cells' derived operations."""
+        total = alphas_normal.new_zeros(())
+        for cell, alphas in (("normal", alphas_normal), ("reduce", alphas_reduce)):
+            probs = F.softmax(alphas[:, 1:], dim=-1)  # column 0 is `none`
+            total = total + (probs * self.costs[cell].to(alphas.device)).sum()
+        return total
+
+    def of_genotype(self, genotype: Mapping[str, list[list[object]]]) -> float:
+        """Table latency of a derived genotype's cells (same scale as the expectation)."""
+        from search_spaces.darts.supernet import edge_index
+
+        total = 0.0
+        for cell in ("normal", "reduce"):
+            for slot, (op, source) in enumerate(genotype[cell]):
+                node = slot // 2
+                row = edge_index(node, int(str(source)))
+                total += float(self.costs[cell][row, CELL_OPS.index(str(op))]) * (node + 2) / 2.0
+        return total
+
+
+def latency_loss(
+    ce: torch.Tensor, latency: torch.Tensor, *, form: str, target: float, weight: float,
+    exponent: float,
+) -> torch.Tensor:
+    """Combine cross-entropy with expected latency.
+
+    `form="multiplicative"` (FBNet): `ce * weight * (latency / target) ** exponent`.
+    `form="additive"` (ProxylessNAS): `ce + weight * (latency - target) / target`.
+    """
+    ratio = latency / target
+    if form == "multiplicative":
+        return ce * weight * ratio.pow(exponent)
+    return ce + weight * (ratio - 1.0)
