@@ -78,7 +78,8 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
         table.add_column(column)
     for name, p in metrics["parity"].items():
         table.add_row(
-            name, metrics["files"][name], f"{p['max_abs_diff']:.1e}", f"{p['tolerance']:g}",
+            name, metrics["files"][name], f"{p['max_abs_diff']:.1e}",
+            f"{p.get('allowed', p['tolerance']):.1e}",
             f"{p['val_correct']}/{p['val_total']}", "yes" if p["passed"] else "[red]NO[/red]",
         )
     console.print(table)

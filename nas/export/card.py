@@ -181,7 +181,7 @@ def _parity_lines(metrics: Mapping[str, Any]) -> list[str]:
         verdict = "ok" if p["passed"] else "FAILED"
         lines.append(
             f"- `{metrics['files'][name]}` ({name}): max |logit diff| vs supernet "
-            f"{p['max_abs_diff']:.2e} (limit {p['tolerance']:g}), val top-1 "
+            f"{p['max_abs_diff']:.2e} (limit {p.get('allowed', p['tolerance']):.2g}), val top-1 "
             f"{p['val_correct']}/{p['val_total']} vs {p['reference_correct']}/{p['val_total']}: "
             f"{verdict}"
         )

@@ -23,7 +23,13 @@ from torch import nn
 from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_json, environment, now_iso
 from nas.export import formats as fmt
-from nas.export.parity import TOLERANCES, FormatParity, count_correct, max_abs_diff
+from nas.export.parity import (
+    TOLERANCES,
+    FormatParity,
+    count_correct,
+    logit_scale,
+    max_abs_diff,
+)
 from nas.export.parity import raise_on_failure as _raise_on_failure
 
 if TYPE_CHECKING:
@@ -218,7 +224,7 @@ def export_model(
         results.append(FormatParity(
             format=name, max_abs_diff=max_abs_diff(loaded[name](parity_x), ref_logits),
             tolerance=TOLERANCES[name], val_correct=correct, val_total=total,
-            reference_correct=ref_correct,
+            reference_correct=ref_correct, scale=logit_scale(ref_logits),
         ))
     first = loaded[formats[0]]
     test = split_batches(splits, "test", batch_size=batch_size, resolution=resolution)

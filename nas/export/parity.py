@@ -17,7 +17,10 @@ from nas.errors import NasError
 
 # max absolute logit difference allowed per format: the static network runs the same float32
 # kernels as the supernet (1e-5 covers summation-order changes from sliced vs contiguous
-# weights); onnxruntime fuses conv + BN + activation, which moves results by ~1e-6 relative
+# weights); onnxruntime fuses conv + BN + activation, which moves results by ~1e-6 relative.
+# The limits hold for logits within +-1; beyond, they scale with the largest |logit|, because
+# float32 rounding is relative: logits of 28 differ by ~1.4e-5 from summation order alone (seen
+# on ofa-resnet50), which is 5e-7 relative and no sign of a wrong export.
 TOLERANCES: Mapping[str, float] = {"pytorch": 1e-5, "torchscript": 1e-5, "onnx": 1e-4}
 
 
@@ -35,11 +38,16 @@ class FormatParity:
     val_correct: int
     val_total: int
     reference_correct: int
+    scale: float = 1.0  # max(1, largest |reference logit|)
+
+    @property
+    def allowed(self) -> float:
+        return self.tolerance * self.scale
 
     @property
     def outputs_match(self) -> bool:
         # `not >` so that a NaN difference fails
-        return not self.max_abs_diff > self.tolerance and self.max_abs_diff == self.max_abs_diff
+        return not self.max_abs_diff > self.allowed and self.max_abs_diff == self.max_abs_diff
 
     @property
     def top1_matches(self) -> bool:
@@ -52,7 +60,8 @@ class FormatParity:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record.update(
-            outputs_match=self.outputs_match, top1_matches=self.top1_matches, passed=self.passed
+            allowed=self.allowed, outputs_match=self.outputs_match,
+            top1_matches=self.top1_matches, passed=self.passed,
         )
         return record
 
@@ -61,7 +70,8 @@ class FormatParity:
         if not self.outputs_match:
             return (
                 f"{self.format}: max |logit difference| vs the supernet is "
-                f"{self.max_abs_diff:.3g}, expected <= {self.tolerance:g}"
+                f"{self.max_abs_diff:.3g}, expected <= {self.allowed:.3g} ({self.tolerance:g} "
+                f"x max(1, largest |logit| = {self.scale:.3g}))"
             )
         if not self.top1_matches:
             return (
@@ -69,6 +79,11 @@ class FormatParity:
                 f"from the supernet subnet's {self.reference_correct}/{self.val_total}"
             )
         return ""
+
+
+def logit_scale(reference: torch.Tensor) -> float:
+    """max(1, largest |logit|): the factor the tolerances scale with."""
+    return max(1.0, float(reference.detach().abs().max())) if reference.numel() else 1.0
 
 
 def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
