@@ -247,9 +247,14 @@ class StudyRecorder:
         return count
 
     def poll(self) -> list[StoredEvaluation]:
-        """Completed evaluations not returned by an earlier call, in trial order."""
+        """Scored evaluations not returned by an earlier call, in trial order.
+
+        FAIL trials count too when they carry metrics: a subnet whose metric could not be
+        computed (`--skip-missing`) is not scored again on resume.
+        """
         fresh = []
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        states = (TrialState.COMPLETE, TrialState.FAIL)
+        for trial in self.study.get_trials(deepcopy=False, states=states):
             if trial.number in self._seen_numbers:
                 continue
             self._seen_numbers.add(trial.number)
@@ -261,14 +266,13 @@ class StudyRecorder:
 
 def _stored(trial: FrozenTrial) -> StoredEvaluation | None:
     attrs = trial.user_attrs
-    if "arch_id" not in attrs or attrs.get("duplicate"):
-        return None
-    candidate = Candidate(
-        arch=attrs["arch"],
-        arch_id=attrs["arch_id"],
-        values={k: float(v) for k, v in attrs["metrics"].items()},
-        violation=float(attrs.get("violation", 0.0)),
-    )
+    if not {"arch", "arch_id", "metrics"} <= set(attrs) or attrs.get("duplicate"):
+        return None  # not a scored subnet (or a copy of one)
+    values = {k: float(v) for k, v in attrs["metrics"].items()}
+    violation = float(attrs.get("violation", 0.0))
+    if not all(math.isfinite(v) for v in values.values()):
+        violation = math.inf
+    candidate = Candidate(attrs["arch"], attrs["arch_id"], values, violation)
     owner = attrs.get("owner") or {}
     return StoredEvaluation(trial.number, candidate, owner.get("pid"), owner.get("host"))
 
