@@ -324,9 +324,13 @@ def bundle_command(
         )
     console.print(f"bundle: {out} ({manifest['n_subnets']} subnets, "
                   f"{manifest['n_blocks']} blocks)")
-    console.print(f"on the device: python run_bundle.py {out.name} --out results.jsonl; then "
-                  f"`nas profile import results.jsonl --device NAME "
-                  f"{'--run ' + run if run else '--space ' + str(space)}`")
+    target = f"--run {run}" if run else " ".join(
+        f"{flag} {value}" for flag, value in (
+            ("--space", space), ("--num-classes", num_classes), ("--image-size", image_size)
+        ) if value is not None
+    )
+    console.print(f"on the device: python {out.name}/run_bundle.py {out.name} --out results.jsonl"
+                  f"; then here: nas profile import results.jsonl --device NAME {target}")
 
 
 def register(root: typer.Typer) -> None:
