@@ -11,6 +11,7 @@ from nas.layers.dynamic import (
     SqueezeExcite,
     activation,
 )
+from nas.layers.fuse import fuse_conv_bn
 
 __all__ = [
     "DynamicBatchNorm2d",
@@ -20,4 +21,5 @@ __all__ = [
     "DynamicSqueezeExcite",
     "SqueezeExcite",
     "activation",
+    "fuse_conv_bn",
 ]

@@ -194,3 +194,17 @@ def test_extracted_subnet_exports_to_torchscript_and_onnx(name: str, tmp_path: A
     session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"x": x.numpy()})[0]
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_suggest_gives_valid_archs(name: str) -> None:
+    import optuna
+
+    space = tiny_space(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        arch = space.suggest(trial)
+        space.validate(arch)
+        assert space.normalize(arch) == arch
+        study.tell(trial, 0.0)
