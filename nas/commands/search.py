@@ -427,7 +427,7 @@ def search(
         typer.Option(
             "--objectives",
             help="Comma-separated metrics: top1, latency, macs, params or oracle columns; "
-            "NAME:max|min sets the direction [default: top1,latency].",
+            "NAME:max|min sets the direction (default: top1,latency).",
             show_default=False,
         ),
     ] = None,
@@ -436,23 +436,23 @@ def search(
         typer.Option(
             "--algorithm",
             help="evolution, nsga2, optuna-tpe, optuna-nsga2 or random "
-            "[default: nsga2 for 2+ objectives].",
+            "(default: nsga2 for 2+ objectives).",
             show_default=False,
         ),
     ] = None,
     budget: Annotated[
         int | None,
         typer.Option(
-            "--budget", help="Distinct subnets to score [default: 500].", show_default=False
+            "--budget", help="Distinct subnets to score (default: 500).", show_default=False
         ),
     ] = None,
     population: Annotated[
         int | None,
-        typer.Option("--population", help="Population size [default: 50].", show_default=False),
+        typer.Option("--population", help="Population size (default: 50).", show_default=False),
     ] = None,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Seed of the search [default: 0].", show_default=False),
+        typer.Option("--seed", help="Seed of the search (default: 0).", show_default=False),
     ] = None,
     latency_max: Annotated[
         float | None,
@@ -484,7 +484,7 @@ def search(
         typer.Option(
             "--storage",
             help="Optuna RDB URL of the study, shareable by several processes "
-            "[default: sqlite file in the search folder].",
+            "(default: sqlite file in the search folder).",
             show_default=False,
         ),
     ] = None,
@@ -493,7 +493,7 @@ def search(
         typer.Option(
             "--tag",
             help="Name of this search: runs/NAME/search/TAG/ and the study name "
-            "[default: the device].",
+            "(default: the device).",
             show_default=False,
         ),
     ] = None,

@@ -20,6 +20,7 @@ from nas.search.base import (
 )
 from nas.search.cache import Evaluator
 from nas.search.hypervolume import hypervolume
+from nas.search.run import SearchResult, run_search
 
 __all__ = [
     "SEARCHERS",
@@ -27,10 +28,12 @@ __all__ = [
     "Constraint",
     "Evaluator",
     "Objective",
+    "SearchResult",
     "Searcher",
     "create_searcher",
     "hypervolume",
     "non_dominated_sort",
     "pareto_front",
     "register_searcher",
+    "run_search",
 ]
