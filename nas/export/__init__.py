@@ -6,7 +6,7 @@ the pytorch format), `pick_from_front` (choose a subnet of a search's Pareto fro
 
 from __future__ import annotations
 
-from nas.export.export import ExportReport, export_model, export_subnet
+from nas.export.export import ExportReport, export_model, export_network, export_subnet
 from nas.export.formats import FORMATS, parse_formats
 from nas.export.load import load_exported
 from nas.export.parity import TOLERANCES, FormatParity, ParityError
@@ -18,6 +18,7 @@ __all__ = [
     "FormatParity",
     "ParityError",
     "export_model",
+    "export_network",
     "export_subnet",
     "load_exported",
     "parse_formats",

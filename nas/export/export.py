@@ -35,6 +35,7 @@ from nas.export.parity import raise_on_failure as _raise_on_failure
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
     from nas.supernet import Supernet
+    from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,36 @@ def export_subnet(
         latency_threads=latency_threads,
         extra={"bn_calibration": {
             "batches": calib_batches, "batch_size": batch_size, "seed": seed}},
+    )
+
+
+def export_network(
+    space: SearchSpace,
+    arch: Arch,
+    model: nn.Module,
+    out_dir: Path,
+    *,
+    splits: DatasetSplits,
+    formats: Sequence[str] = fmt.FORMATS,
+    batch_size: int = 64,
+    provenance: Mapping[str, Any] | None = None,
+    latency_devices: Sequence[str] = ("cpu",),
+) -> ExportReport:
+    """Export a trained stand-alone network, `space.build_network(arch)` (such as a DARTS
+    evaluation network trained from a genotype), checked against the model itself.
+
+    `nas.load_exported` rebuilds it with `space.build_network(arch)`, so the model must have
+    exactly that structure (including any auxiliary head).
+    """
+    canonical = space.normalize(arch)
+    model = model.cpu().eval()
+    side = int(getattr(space, "image_size", 0) or splits.image_size)
+    meta = {"builder": "build_network", "builder_kwargs": {}, "space": space.spec(),
+            "arch": canonical, "complexity": space.complexity(canonical)}
+    return export_model(
+        model, out_dir, meta=meta, reference=model, splits=splits,
+        formats=fmt.parse_formats(formats), resolution=side, batch_size=batch_size,
+        provenance=provenance, latency_devices=latency_devices,
     )
 
 

@@ -164,3 +164,25 @@ def test_nas_load_exported_is_lazy(ofa_export: Path) -> None:
     code = "import nas, sys; assert 'torch' not in sys.modules; print('light')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_standalone_network_export_round_trips(tmp_path: Path) -> None:
+    """A DARTS evaluation network trained from a genotype (`build_network`) exports too."""
+    from search_spaces import SPACES
+
+    if "darts" not in SPACES:
+        pytest.skip("no darts space registered")
+    from nas.export import export_network
+
+    space = tiny_space("darts")
+    arch = space.sample(np.random.default_rng(0))
+    model = space.build_network(arch).eval()
+    report = export_network(space, arch, model, tmp_path, splits=tiny_splits(space),
+                            formats=("pytorch", "onnx"), batch_size=16, latency_devices=())
+    assert report.passed
+    meta = json.loads((tmp_path / "arch.json").read_text())
+    assert meta["builder"] == "build_network"
+    loaded = load_exported(tmp_path)
+    x = torch.randn(2, 3, space.image_size, space.image_size)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
