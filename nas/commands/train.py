@@ -124,6 +124,15 @@ def train_supernet(
         float | None,
         _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2)."),
     ] = None,
+    small_input: Annotated[
+        bool | None,
+        typer.Option(
+            "--small-input/--no-small-input",
+            help="ofa-mbv3: fewer stride-2 layers for 8-64 px inputs (more accurate, ~12x the "
+            "MACs at 32 px) (default: off).",
+            show_default=False,
+        ),
+    ] = None,
     epochs: Annotated[int | None, _opt(f"Training epochs (default: {_D.epochs}).")] = None,
     batch_size: Annotated[int | None, _opt(f"Batch size (default: {_D.batch_size}).")] = None,
     lr: Annotated[float | None, _opt(f"Peak learning rate (default: {_D.lr}).")] = None,

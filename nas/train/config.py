@@ -100,6 +100,10 @@ class TrainConfig:
     image_size: int = 32  # images are stored at this size; 32 selects the small-input stem
     resolutions: tuple[int, ...] = (24, 28, 32)  # elastic resolution, resized on device
     width_mult: float | None = None  # None: the space's default
+    # ofa-mbv3's small-input stem keeps 32 px maps 4x larger: ~12x the MACs of OFA's strides
+    # at 32 px (CIFAR-grade accuracy, but far too slow for a minutes-long CPU run on digits).
+    # None lets the space decide (small strides up to 64 px).
+    small_input: bool | None = False
     epochs: int = 12
     batch_size: int = 64
     lr: float = 0.1  # peak lr at batch 64; OFA/BigNAS scale it linearly with the batch
@@ -162,7 +166,8 @@ class TrainConfig:
 
 # Options that change what is trained: `--resume` refuses a config that differs in these.
 RESUME_KEYS = (
-    "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "method",
+    "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "small_input",
+    "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
 )
 

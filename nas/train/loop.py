@@ -81,6 +81,7 @@ class _Window:
     loss: float = 0.0
     kd: float = 0.0
     losses: dict[str, float] = field(default_factory=dict)
+    subnets: dict[str, int] = field(default_factory=dict)
     correct: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -92,6 +93,7 @@ class _Window:
         self.kd += result.kd_loss
         for role, value in result.losses.items():
             self.losses[role] = self.losses.get(role, 0.0) + value
+            self.subnets[role] = self.subnets.get(role, 0) + result.subnets[role]
         for role, value in result.correct.items():
             self.correct[role] = self.correct.get(role, 0) + value
             self.seen[role] = self.seen.get(role, 0) + result.seen[role]
@@ -99,12 +101,12 @@ class _Window:
     def record(self) -> dict[str, Any]:
         seconds = max(time.perf_counter() - self.started, 1e-9)
         out: dict[str, Any] = {
-            "loss": self.loss / self.steps,
+            "loss": self.loss / self.steps,  # summed over the step's subnets
             "kd_loss": self.kd / self.steps,
             "images_per_s": self.images / seconds,
         }
         for role, value in self.losses.items():
-            out[f"loss_{role}"] = value / self.steps
+            out[f"loss_{role}"] = value / self.subnets[role]  # mean over that role's passes
             out[f"acc_{role}"] = self.correct[role] / max(self.seen[role], 1)
         return out
 

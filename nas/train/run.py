@@ -65,6 +65,7 @@ def build_space(cfg: TrainConfig, splits: DatasetSplits) -> SearchSpace:
         "image_size": cfg.image_size,
         "resolutions": list(cfg.resolutions),
         "width_mult": cfg.width_mult,
+        "small_input": cfg.small_input,
     }
     accepted = inspect.signature(SPACES.get(cfg.space).__init__).parameters
     kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
@@ -152,10 +153,10 @@ def train_run(
     dist = dist or DistContext.from_env()
     device = device or dist.device(cfg.device)
     dist.check_batch(cfg.batch_size)
+    if is_darts_family(cfg.space):  # bilevel search keeps its own checkpoints and resume
+        return _train_darts(cfg, run, resume=resume, device=device)
     state = check_run_state(run, cfg, resume=resume)
     dist.setup(device)
-    if is_darts_family(cfg.space):
-        return _train_darts(cfg, run, resume=resume, device=device)
     splits = load_dataset(
         cfg.dataset,
         data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -231,7 +232,7 @@ def _train_darts(
 ) -> TrainSummary:
     """Dispatch point for DARTS-family spaces: bilevel training lives in `nas.train.bilevel`."""
     try:
-        from nas.train import bilevel  # type: ignore[attr-defined]
+        from nas.train import bilevel
     except ImportError:
         raise ConfigError(
             f"space '{cfg.space}' trains with bilevel optimisation (nas.train.bilevel), "

@@ -43,6 +43,7 @@ class StepResult:
     losses: dict[str, float] = field(default_factory=dict)
     correct: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    subnets: dict[str, int] = field(default_factory=dict)  # forward passes per role
     kd_loss: float = 0.0
     images: int = 0
 
@@ -154,6 +155,7 @@ def _record(
     correct = int((logits.argmax(dim=1) == labels).sum())
     result.correct[role] = result.correct.get(role, 0) + correct
     result.seen[role] = result.seen.get(role, 0) + int(labels.shape[0])
+    result.subnets[role] = result.subnets.get(role, 0) + 1
 
 
 def sandwich_subnets(
