@@ -8,6 +8,7 @@ canonical spelled-out keys; the spaces then validate the result as usual.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,27 @@ def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
     if rounded < 0.9 * value:
         rounded += divisor
     return rounded
+
+
+def is_whole(value: Any) -> bool:
+    """An int (not a bool), or a float with an integral value (JSON may write 3 as 3.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return float(value).is_integer()
+
+
+def check_choice_list(
+    arch: Mapping[str, Any], key: str, length: int, choices: Sequence[float]
+) -> None:
+    """Raise `InvalidArchError` naming `key[i]` unless `arch[key]` is `length` valid choices."""
+    values = arch[key]
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise InvalidArchError(f"{key}: expected a list of {length} values, got {values!r}")
+    if len(values) != length:
+        raise InvalidArchError(f"{key}: expected {length} values, got {len(values)}")
+    for i, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value not in choices:
+            raise InvalidArchError(f"{key}[{i}]: expected one of {list(choices)}, got {value!r}")
 
 
 def is_ofa_format(obj: Any) -> bool:

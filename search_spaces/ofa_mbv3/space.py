@@ -25,7 +25,7 @@ from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
 from search_spaces.base import SearchSpace
-from search_spaces.ofa_format import is_ofa_format, mbv3_from_ofa
+from search_spaces.ofa_format import check_choice_list, is_ofa_format, is_whole, mbv3_from_ofa
 from search_spaces.ofa_mbv3.layout import (
     DEPTH_CHOICES,
     EXPAND_CHOICES,
@@ -271,10 +271,10 @@ class OFAMobileNetV3Space(SearchSpace):
                 f"{(missing or extra)[0]}: expected exactly the keys {list(KEYS)}, "
                 f"got missing {missing} and unknown {extra}"
             )
-        _check_list(arch, "kernel_size", NUM_BLOCKS, KERNEL_CHOICES)
-        _check_list(arch, "expand_ratio", NUM_BLOCKS, EXPAND_CHOICES)
-        _check_list(arch, "depth", NUM_STAGES, DEPTH_CHOICES)
-        if not _is_int(arch["resolution"]) or arch["resolution"] not in self.resolutions:
+        check_choice_list(arch, "kernel_size", NUM_BLOCKS, KERNEL_CHOICES)
+        check_choice_list(arch, "expand_ratio", NUM_BLOCKS, EXPAND_CHOICES)
+        check_choice_list(arch, "depth", NUM_STAGES, DEPTH_CHOICES)
+        if not is_whole(arch["resolution"]) or arch["resolution"] not in self.resolutions:
             raise InvalidArchError(
                 f"resolution: expected one of {self.resolutions}, got {arch['resolution']!r}; "
                 "construct the space with --image-size matching it"
@@ -384,22 +384,3 @@ class OFAMobileNetV3Space(SearchSpace):
         from search_spaces.ofa_mbv3.supernet import OFAMobileNetV3Supernet
 
         return OFAMobileNetV3Supernet(self)
-
-
-def _is_int(value: Any) -> bool:
-    return (
-        isinstance(value, int | np.integer)
-        and not isinstance(value, bool)
-        or (isinstance(value, float) and value.is_integer())
-    )
-
-
-def _check_list(arch: Arch, key: str, length: int, choices: Sequence[int]) -> None:
-    values = arch[key]
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise InvalidArchError(f"{key}: expected a list of {length} values, got {values!r}")
-    if len(values) != length:
-        raise InvalidArchError(f"{key}: expected {length} values, got {len(values)}")
-    for i, value in enumerate(values):
-        if not _is_int(value) or value not in choices:
-            raise InvalidArchError(f"{key}[{i}]: expected one of {list(choices)}, got {value!r}")

@@ -25,7 +25,7 @@ from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
 from search_spaces.base import SearchSpace
-from search_spaces.ofa_format import is_ofa_format, resnet_from_ofa
+from search_spaces.ofa_format import check_choice_list, is_ofa_format, resnet_from_ofa
 from search_spaces.ofa_resnet50.layout import (
     BASE_DEPTHS,
     DEPTH_CHOICES,
@@ -278,9 +278,9 @@ class OFAResNet50Space(SearchSpace):
                 f"{(missing or extra)[0]}: expected exactly the keys {list(KEYS)}, "
                 f"got missing {missing} and unknown {extra}"
             )
-        _check_list(arch, "depth", 4, DEPTH_CHOICES)
-        _check_list(arch, "expand_ratio", NUM_BLOCKS, EXPAND_CHOICES)
-        _check_list(arch, "width_mult", 6, WIDTH_CHOICES)
+        check_choice_list(arch, "depth", 4, DEPTH_CHOICES)
+        check_choice_list(arch, "expand_ratio", NUM_BLOCKS, EXPAND_CHOICES)
+        check_choice_list(arch, "width_mult", 6, WIDTH_CHOICES)
         if not isinstance(arch["stem_residual"], bool):
             raise InvalidArchError(
                 f"stem_residual: expected true or false, got {arch['stem_residual']!r}"
@@ -411,14 +411,3 @@ class OFAResNet50Space(SearchSpace):
         from search_spaces.ofa_resnet50.supernet import OFAResNet50Supernet
 
         return OFAResNet50Supernet(self)
-
-
-def _check_list(arch: Arch, key: str, length: int, choices: Sequence[float]) -> None:
-    values = arch[key]
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise InvalidArchError(f"{key}: expected a list of {length} values, got {values!r}")
-    if len(values) != length:
-        raise InvalidArchError(f"{key}: expected {length} values, got {len(values)}")
-    for i, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value not in choices:
-            raise InvalidArchError(f"{key}[{i}]: expected one of {list(choices)}, got {value!r}")

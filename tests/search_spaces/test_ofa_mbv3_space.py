@@ -173,3 +173,18 @@ def test_complexity_is_fast(space: OFAMobileNetV3Space) -> None:
     for arch in archs:
         space.complexity(arch)
     assert (time.perf_counter() - start) / len(archs) < 1e-3
+
+
+def test_numpy_and_float_values_normalise_to_python_ints(space: OFAMobileNetV3Space) -> None:
+    arch = space.largest()
+    given = {
+        **arch,
+        "kernel_size": list(np.array(arch["kernel_size"])),
+        "expand_ratio": [float(e) for e in arch["expand_ratio"]],
+        "resolution": np.int64(arch["resolution"]),
+    }
+    normalised = space.normalize(given)
+    assert normalised == arch
+    assert all(type(k) is int for k in normalised["kernel_size"])
+    with pytest.raises(InvalidArchError, match=r"expand_ratio\[0\]"):
+        space.normalize({**arch, "expand_ratio": [3.5] * 20})
