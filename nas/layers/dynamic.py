@@ -15,6 +15,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def head(tensor: Tensor, *sizes: int) -> Tensor:
+    """`tensor[:sizes[0], :sizes[1], ...]`, or `tensor` itself when nothing is cut.
+
+    Skipping the no-op slice keeps the largest subnet free of slice-backward nodes (each
+    allocates a full-size zero gradient and copies into it).
+    """
+    if all(size == dim for size, dim in zip(sizes, tensor.shape, strict=False)):
+        return tensor
+    return tensor[tuple(slice(0, size) for size in sizes)]
+
+
 class DynamicConv2d(nn.Module):
     """A dense conv (`groups=1`) whose first `out_channels` filters over the first input
     channels are used. Used for 1x1 expand/project convs and the ResNet 3x3 convs."""
@@ -26,7 +37,7 @@ class DynamicConv2d(nn.Module):
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
 
     def forward(self, x: Tensor, out_channels: int) -> Tensor:
-        weight = self.weight[:out_channels, : x.shape[1]]
+        weight = head(self.weight, out_channels, x.shape[1])
         return F.conv2d(x, weight, None, self.stride, self.kernel_size // 2)
 
     def export(self, in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -82,7 +93,7 @@ class DynamicDepthwiseConv2d(nn.Module):
 
     def active_weight(self, channels: int, kernel: int) -> Tensor:
         """The effective `(channels, 1, kernel, kernel)` weight."""
-        weight = self.weight[:channels]
+        weight = head(self.weight, channels)
         if kernel == self.max_kernel:
             return weight
         crop = _crop(weight, self.max_kernel, self.kernel_sizes[-2])
@@ -177,7 +188,7 @@ class DynamicLinear(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight[:, : x.shape[-1]], self.bias)
+        return F.linear(x, head(self.weight, self.weight.shape[0], x.shape[-1]), self.bias)
 
     def export(self, in_features: int) -> nn.Linear:
         linear = nn.Linear(in_features, self.weight.shape[0], bias=self.bias is not None)
@@ -219,10 +230,14 @@ class DynamicSqueezeExcite(nn.Module):
         hidden = self.hidden_of(channels)
         pooled = x.mean((2, 3))
         mid = F.relu(
-            F.linear(pooled, self.reduce.weight[:hidden, :channels], self.reduce.bias[:hidden])
+            F.linear(
+                pooled, head(self.reduce.weight, hidden, channels), head(self.reduce.bias, hidden)
+            )
         )
         scale = F.hardsigmoid(
-            F.linear(mid, self.expand.weight[:channels, :hidden], self.expand.bias[:channels])
+            F.linear(
+                mid, head(self.expand.weight, channels, hidden), head(self.expand.bias, channels)
+            )
         )
         return x * scale[:, :, None, None]
 
