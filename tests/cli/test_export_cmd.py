@@ -159,3 +159,20 @@ def test_finetune_trains_resumes_and_reexports(run_root: Path, tmp_path: Path) -
     # other options with the same folder are refused
     other = runner.invoke(app, [*args[:-2], "--lr", "0.5", "--runs-dir", str(run_root)])
     assert other.exit_code == 2 and "other options" in other.output
+
+
+def test_parity_failure_is_exit_2_naming_the_format(
+    run_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nas.export.export as export_module
+
+    # onnxruntime differs from torch by ~1e-6: a zero limit must fail, naming the format
+    monkeypatch.setitem(export_module.TOLERANCES, "onnx", 0.0)  # type: ignore[index]
+    result = _export(run_root, "--pick", "0", "--format", "onnx", "-o", str(tmp_path / "bad"))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "onnx: max |logit difference|" in lines[0]
+    metrics = json.loads((tmp_path / "bad" / "metrics.json").read_text())
+    assert metrics["status"] == "parity_failed"
+    stages = RunDir(run_root, "demo").manifest()["stages"]
+    assert stages["export"]["status"] == "failed"
