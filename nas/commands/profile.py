@@ -147,6 +147,10 @@ def profile(
     budget_minutes: Annotated[
         float | None, typer.Option("--budget-minutes", help="Stop measuring after this long.")
     ] = None,
+    measure_ms: Annotated[
+        float, typer.Option("--measure-ms", help="Timed duration per model (more: less noise, "
+                            "fewer subnets in a budget).")
+    ] = 250.0,
     reference: Annotated[
         bool, typer.Option("--reference", help="Time each model against a reference subnet, "
                            "call by call: steadier when the machine's load changes.")
@@ -173,9 +177,10 @@ def profile(
     from nas.profile.store import device_dirname, open_target
     from predictors.select import quick_within10
 
-    if samples < 2 or batch_size < 1 or threads < 1:
-        raise ConfigError(f"expected --samples >= 2, --batch-size >= 1 and --threads >= 1, got "
-                          f"{samples}, {batch_size}, {threads}")
+    if samples < 2 or batch_size < 1 or threads < 1 or measure_ms <= 0:
+        raise ConfigError(f"expected --samples >= 2, --batch-size >= 1, --threads >= 1 and "
+                          f"--measure-ms > 0, got {samples}, {batch_size}, {threads}, "
+                          f"{measure_ms}")
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
                                    num_classes=num_classes, image_size=image_size, device=device)
     the_device = create_device(device, threads=threads, clock=clock)
@@ -184,7 +189,7 @@ def profile(
     plan = ProfilePlan(samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
                        reference=reference,
                        budget_s=None if budget_minutes is None else 60 * budget_minutes,
-                       settings=MeasureSettings())
+                       settings=MeasureSettings(target_ms=measure_ms))
     resolutions = resolutions_of(the_space)
 
     def estimate() -> float | None:
