@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.arch import arch_id
 from nas.artifacts import RunDir
-from nas.errors import ArtifactError, ConfigError, NasError
+from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError, NasError
 from nas.export.export import ExportReport, export_subnet
 from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 STAGE = "export"
 PARETO = "pareto.json"
+NETWORK_WEIGHTS = "train/weights.safetensors"  # `nas train --genotype` (DARTS evaluation net)
+GENOTYPE = "genotype.json"
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | No
 def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[str]:
     """The command lines of the stages that produced this export, oldest first."""
     stages = run.manifest().get("stages", {})
-    wanted = ["train-supernet", *sorted(s for s in stages if s.startswith("profile"))]
+    wanted = ["train-supernet", "train", *sorted(s for s in stages if s.startswith("profile"))]
     if tag is not None:
         wanted.append(f"search-{tag}")
     lines = []
@@ -166,6 +168,8 @@ def export_from_run(
     from nas.train.evaluation import run_dataset
 
     run.require()
+    if not weights_path(run).is_file() and (run.path / NETWORK_WEIGHTS).is_file():
+        return _export_trained_network(run, pick_rule, formats, out_dir, argv)
     meta = read_weights_metadata(weights_path(run))
     train_cfg = dict(meta["train_config"])
     supernet = load_trained_supernet(run, "cpu")
@@ -210,6 +214,52 @@ def export_from_run(
     run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
                                   "status": report.metrics["status"]})
     return RunExport(report, chosen, tag)
+
+
+def _export_trained_network(
+    run: RunDir, pick_rule: str, formats: Sequence[str], out_dir: Path | None,
+    argv: Sequence[str] | None,
+) -> RunExport:
+    """Export the network a run trained from a genotype (no supernet, nothing to pick)."""
+    from safetensors.torch import load_file
+
+    from nas.artifacts import read_json
+    from nas.export.export import export_network
+    from nas.train.evaluation import run_dataset
+    from search_spaces import space_from_spec
+
+    if pick_rule != "best":
+        raise ConfigError(
+            f"--pick {pick_rule}: run '{run.name}' trained one network from a genotype, so there "
+            "is nothing to pick; omit --pick"
+        )
+    manifest = run.manifest()
+    space = space_from_spec(manifest["space"], source=str(run.manifest_path))
+    genotype = space.normalize(read_json(run.path / GENOTYPE))
+    stages = manifest.get("stages", {})
+    train_cfg = next((dict(s.get("config") or {}) for s in stages.values()
+                      if "genotype" in (s.get("config") or {})), {})
+    build = getattr(space, "build_network", None)
+    if build is None:
+        raise IncompatibleArtifactError(f"space '{space.name}' cannot build a stand-alone network")
+    model = build(genotype)
+    model.load_state_dict(load_file(str(run.path / NETWORK_WEIGHTS)), strict=True)
+    target = out_dir or run.path / "export" / arch_id(genotype)
+    run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},
+                    argv=list(argv) if argv else None)
+    provenance = {"run": run.name, "runs_dir": str(run.root), "search_tag": None,
+                  "pick": "trained network", "pick_reason": "the network trained from "
+                  "genotype.json", "weights": str(run.path / NETWORK_WEIGHTS),
+                  "commands": _commands(run, None, argv)}
+    try:
+        report = export_network(space, genotype, model, target, splits=run_dataset(train_cfg),
+                                formats=formats, provenance=provenance)
+    except BaseException:
+        run.end_stage(STAGE, status="failed")
+        raise
+    run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
+                                  "status": report.metrics["status"]})
+    return RunExport(report, Pick(genotype, "config", "the trained network"), None)
 
 
 def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:

@@ -176,3 +176,31 @@ def test_parity_failure_is_exit_2_naming_the_format(
     assert metrics["status"] == "parity_failed"
     stages = RunDir(run_root, "demo").manifest()["stages"]
     assert stages["export"]["status"] == "failed"
+
+
+def test_export_of_a_network_trained_from_a_genotype(tmp_path: Path) -> None:
+    """Runs of `nas train --genotype` hold one trained network: export it without a supernet."""
+    from safetensors.torch import save_file
+
+    from search_spaces.darts.space import DartsSpace
+
+    space = DartsSpace(init_channels=4, layers=3, num_classes=10, image_size=16)
+    genotype = space.sample(np.random.default_rng(0))
+    net = space.build_network(genotype)
+    run = RunDir(tmp_path, "g1")
+    run.begin_stage("train", config={"genotype": "x", "dataset": "synthetic", "image_size": 16,
+                                     "seed": 0}, argv=["nas", "train", "--genotype", "x"])
+    run.update_manifest(space=space.spec())
+    atomic_write_json(run.path / "genotype.json", genotype)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(run.sub("train", "weights.safetensors")))
+    run.end_stage("train")
+    result = runner.invoke(app, ["export", "--run", "g1", "--runs-dir", str(tmp_path),
+                                 "--format", "pytorch,onnx", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["status"] == "ok" and metrics["arch_id"] == arch_id(space.normalize(genotype))
+    assert metrics["provenance"]["commands"][0] == "nas train --genotype x"
+    refused = runner.invoke(app, ["export", "--run", "g1", "--runs-dir", str(tmp_path),
+                                  "--pick", "0"])
+    assert refused.exit_code == 2 and "nothing to pick" in refused.output
