@@ -417,3 +417,10 @@ def _finish(search: _Search, completed: bool) -> dict[str, Any]:
     summary["config"] = dataclasses.asdict(config)
     atomic_write_json(run.sub("supernet", "summary.json"), summary)
     return summary
+
+
+def train_darts(cfg: Any, run: RunDir, *, resume: bool, device: torch.device) -> Any:
+    """Entry point of `nas train-supernet --space darts` (see `nas.train.darts_adapter`)."""
+    from nas.train.darts_adapter import train_darts as adapter
+
+    return adapter(cfg, run, resume=resume, device=device)
