@@ -62,6 +62,7 @@ def _register_commands() -> None:
     __import__("nas.commands.profile", fromlist=["register"]).register(app)  # profile
     __import__("nas.commands.export", fromlist=["register"]).register(app)  # export, finetune, qs
     app.add_typer(__import__("nas.commands.space", fromlist=["app"]).app, name="space")
+    __import__("nas.commands.train_eval", fromlist=["register"]).register(app)  # train (DARTS)
 
 
 _register_commands()
