@@ -49,10 +49,19 @@ class QuickstartSettings:
 
 
 def _invoke(args: list[str]) -> None:
-    """Run a `nas` command in this process; a failure stops the quickstart with its code."""
+    """Run a `nas` command in this process; a failure stops the quickstart with its code.
+
+    `sys.argv` is set to the equivalent command line while it runs, so that the manifest and
+    the model card record commands a user can rerun one by one.
+    """
     from cli import app
 
-    code = app(args, standalone_mode=False)
+    saved = sys.argv
+    sys.argv = ["nas", *args]
+    try:
+        code = app(args, standalone_mode=False)
+    finally:
+        sys.argv = saved
     if isinstance(code, int) and code != 0:
         raise typer.Exit(code=code)
 
@@ -144,7 +153,9 @@ def _export(run: RunDir) -> Path:
         console.print("[bold][4/4] export the best subnet[/bold]: already done, skipped")
         return previous
     console.print("[bold][4/4] export the best subnet[/bold]")
-    result = export_from_run(run, pick_rule="best", search_tag=TAG, argv=sys.argv)
+    argv = ["nas", "export", "--run", run.name, "--runs-dir", str(run.root), "--search", TAG,
+            "--pick", "best"]
+    result = export_from_run(run, pick_rule="best", search_tag=TAG, argv=argv)
     print_export(result.report.metrics, result.report.out_dir, result.pick.reason)
     return result.report.out_dir
 

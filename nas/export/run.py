@@ -130,7 +130,7 @@ def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[
             lines.append(_as_nas(command))
     if argv:
         lines.append(_as_nas(list(argv)))
-    return lines
+    return list(dict.fromkeys(lines))  # a stage rerun with the same command counts once
 
 
 def _as_nas(argv: list[str]) -> str:
