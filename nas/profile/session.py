@@ -22,7 +22,7 @@ from nas.artifacts import atomic_write_json, read_json
 from nas.profile.devices import Device, Runner
 from nas.profile.measure import MeasureSettings, Timing, measure, measure_relative
 from nas.profile.sampling import stratified_sample
-from nas.profile.store import ProfileStore
+from nas.profile.store import REFERENCE, ProfileStore
 from predictors.features import has_blocks, key_universe
 from search_spaces.base import SearchSpace
 
@@ -143,7 +143,7 @@ class Session:
         channels = int(getattr(self.space, "in_channels", 3))
         shape = (self.plan.batch_size, channels, int(side or 32), int(side or 32))
         runner = self.device.prepare(self.supernet.extract_subnet(arch), shape)
-        stored = self.store.profile_dir / "reference.json"
+        stored = self.store.profile_dir / REFERENCE
         known = read_json(stored) if stored.is_file() else {}
         if known.get("setup") == self.setup:
             self.reference_ms = float(known["latency_ms"])

@@ -28,6 +28,7 @@ BLOCKS = "blocks.jsonl"
 REPEATS = "repeats.jsonl"
 PROFILE = "profile.json"
 REPORT = "report.json"
+REFERENCE = "reference.json"
 STANDALONE = "_profiles"
 
 
@@ -80,7 +81,8 @@ class ProfileStore:
 
     def clear(self) -> None:
         """Forget earlier measurements of this device (a fresh profile)."""
-        for path in (self.latency_path, self.blocks_path, self.repeats_path):
+        for path in (self.latency_path, self.blocks_path, self.repeats_path,
+                     self.profile_dir / REFERENCE):
             path.unlink(missing_ok=True)
 
 
