@@ -12,6 +12,11 @@ SPACES: Registry[type[SearchSpace]] = Registry("search space")
 register_space = SPACES.register
 
 
+def builtin_space_names() -> list[str]:
+    """Names of the spaces this package ships (tests may register toy spaces beside them)."""
+    return [n for n in SPACES.names() if SPACES.get(n).__module__.startswith("search_spaces.")]
+
+
 def create_space(name: str, **kwargs: Any) -> SearchSpace:
     """Build the space `name`; kwargs that are None are dropped so spaces keep their defaults."""
     cls = SPACES.get(name)
@@ -30,7 +35,14 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
     return cls(**spec.get("kwargs", {}))
 
 
-__all__ = ["SPACES", "SearchSpace", "create_space", "register_space", "space_from_spec"]
+__all__ = [
+    "SPACES",
+    "SearchSpace",
+    "builtin_space_names",
+    "create_space",
+    "register_space",
+    "space_from_spec",
+]
 
 # built-in spaces register themselves on import (kept last: they import register_space above)
 import search_spaces.nb201.space  # noqa: E402, F401

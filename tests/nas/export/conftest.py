@@ -14,7 +14,7 @@ from nas.data import DatasetSplits, load_dataset
 from nas.errors import NasError
 from nas.export import ExportReport, export_subnet
 from nas.supernet import Supernet
-from search_spaces import SPACES, SearchSpace
+from search_spaces import SPACES, SearchSpace, builtin_space_names
 
 
 def tiny_space(name: str) -> SearchSpace:
@@ -26,7 +26,7 @@ def tiny_space(name: str) -> SearchSpace:
 def supernet_space_names() -> list[str]:
     """Registered spaces that can build a supernet (tabular ones such as nb201 cannot)."""
     names = []
-    for name in SPACES.names():
+    for name in builtin_space_names():
         try:
             tiny_space(name).build_supernet()
         except NasError:

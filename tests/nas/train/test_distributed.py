@@ -25,13 +25,15 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    from conftest import toy_config
+    # spawned workers see every test folder on sys.path; import by package path so the
+    # right conftest is found
     from train_toy import register
 
     import nas.train.run as run_module
     from nas.artifacts import RunDir
     from nas.train.checkpoint import load_trained_supernet
     from nas.train.run import train_run
+    from tests.nas.train.conftest import toy_config
 
     register()
     captured = {}
