@@ -62,7 +62,7 @@ def _num(value: Any) -> str:
 def report_table(report: dict[str, Any]) -> Table:
     """The quality report as a rich table (one row per predictor, then the noise floor)."""
     table = Table(title=f"latency predictors for '{report['device']}': {report['n_subnets']} "
-                  f"subnets ({report['n_holdout']} held out), {report['n_blocks']} blocks")
+                  f"subnets, {report['n_blocks']} blocks")
     for column in ("predictor", "±5%", "±10%", "MAPE", "RMSE ms", "Kendall τ", "note"):
         table.add_column(column, justify="left" if column in ("predictor", "note") else "right")
     threshold = report["poor_threshold_within10"]
@@ -82,7 +82,8 @@ def report_table(report: dict[str, Any]) -> Table:
                       f"{noise['mape']:.2f}%", "-", "-",
                       f"[dim]{noise['n_pairs']} subnets measured twice; median IQR "
                       f"{_pct(noise['median_rel_iqr'])}[/dim]")
-    table.caption = "* chosen predictor; ± shares are of held-out subnets"
+    table.caption = (f"* chosen; {report['n_holdout']} held-out subnets, each predicted by a "
+                     f"predictor fitted on {report['n_train']} others (cross-validation)")
     return table
 
 

@@ -65,7 +65,7 @@ def test_selection_picks_best_and_skips_inapplicable(synthetic: Any) -> None:
     assert chosen.holdout is not None
     best = max(i.holdout.within10 for i in selection.fitted if i.holdout is not None)
     assert chosen.holdout.within10 == best
-    assert selection.n_holdout == 50
+    assert selection.n_holdout == 200 and selection.n_train == 150
 
 
 def test_selection_can_be_forced(synthetic: Any) -> None:

@@ -47,7 +47,7 @@ def test_session_measures_resumes_and_builds_predictors(tmp_path: Path) -> None:
     assert len(store.records(store.latency_path)) == 24
 
     report = build_predictors(space, store, resolutions=[8], extra_meta={"fingerprint": None})
-    assert report["n_subnets"] == 24 and report["n_holdout"] == 6
+    assert report["n_subnets"] == 24 and report["n_holdout"] == 24
     assert report["noise_floor"]["n_pairs"] >= 2
     assert report["predictors"]["lut"]["holdout"] is not None
     model, meta = load_predictor(tmp_path, "cpu")
