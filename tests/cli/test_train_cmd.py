@@ -95,3 +95,23 @@ def test_darts_space_dispatches_to_bilevel(runs_dir: Path) -> None:
     from nas.train.run import is_darts_family
 
     assert is_darts_family("darts") and not is_darts_family("ofa-mbv3")
+
+
+def test_progress_display_renders_a_step() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from nas.commands import train as train_cmd
+    from nas.train.loop import StepLog
+
+    buffer = StringIO()
+    original = train_cmd.console
+    train_cmd.console = Console(file=buffer, force_terminal=True, width=160)
+    try:
+        with train_cmd.TrainProgress(True) as progress:
+            progress.update(StepLog("sandwich", 0, 1, 2, 5, 10, 1.25, 0.5, None, 321.0, 0.1))
+    finally:
+        train_cmd.console = original
+    text = buffer.getvalue()
+    assert "sandwich" in text and "5/10" in text and "50%/-" in text and "321 img/s" in text

@@ -88,3 +88,21 @@ def test_resume_loses_only_steps_since_checkpoint(
     assert state["position"].batch == 4 % len(tiny_loader)
     assert isinstance(state["rng"]["torch"], torch.Tensor)
     assert state["config"]["method"] == "sandwich"
+
+
+@pytest.mark.parametrize("overrides", [{"amp": "bf16"}, {"channels_last": True}], ids=str)
+def test_amp_and_channels_last_train(
+    tmp_path: Path, tiny_loader: BatchLoader, overrides: dict
+) -> None:
+    cfg = toy_config(max_steps=2, **overrides)
+    trainer, result = _train(cfg, RunDir(tmp_path, "amp"), tiny_loader)
+    assert result.steps == 2
+    assert all(torch.isfinite(p).all() for p in trainer.net.parameters())
+    assert torch.isfinite(torch.tensor(read_jsonl(trainer.metrics_file).__next__()["loss"]))
+
+
+def test_fp16_needs_cuda(tmp_path: Path, tiny_loader: BatchLoader) -> None:
+    from nas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        _trainer(toy_config(amp="fp16"), RunDir(tmp_path, "fp16"), tiny_loader)
