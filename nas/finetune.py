@@ -210,6 +210,8 @@ def finetune_export(
                     "finetune": config_to_dict(cfg),
                     "commands": [*_provenance(export_dir).get("commands", []),
                                  *([" ".join(["nas", *argv[1:]])] if argv else [])]},
+        # same architecture, so the run's latency predictions still apply
+        predicted_latency=(_source_metrics(export_dir).get("latency") or {}).get("predicted"),
         extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
     )
     after = float(report.metrics["accuracy"]["val_top1"] or 0.0)
@@ -224,9 +226,13 @@ def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ..
     return tuple(f for f in default if f in files)
 
 
-def _provenance(export_dir: Path) -> dict[str, Any]:
+def _source_metrics(export_dir: Path) -> dict[str, Any]:
     metrics = read_json(export_dir / "metrics.json")
-    return dict(metrics.get("provenance") or {})
+    return dict(metrics) if isinstance(metrics, dict) else {}
+
+
+def _provenance(export_dir: Path) -> dict[str, Any]:
+    return dict(_source_metrics(export_dir).get("provenance") or {})
 
 
 def _train_epoch(

@@ -73,7 +73,7 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
         f"{cx['params'] / 1e6:.2f} M params"
         + (f", {macs / 1e6:.1f} M MACs" if isinstance(macs, (int, float)) else "")
     )
-    table = Table(title="parity with the supernet (validation batch and split)")
+    table = Table(title="parity of the written files with the source model (validation data)")
     for column in ("format", "file", "max |diff|", "limit", "val top-1", "ok"):
         table.add_column(column)
     for name, p in metrics["parity"].items():

@@ -20,6 +20,9 @@ def finetune_command(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and dropout.")] = 0,
     device: Annotated[str, typer.Option("--device", help="Torch device to train on.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="Torch intra-op threads (default: torch's choice).",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "-o", "--out", help="Output folder (default: DIR/finetuned/); rerun to resume.",
         show_default=False)] = None,
@@ -29,6 +32,10 @@ def finetune_command(
     from nas.commands.export import print_export
     from nas.finetune import EpochLog, FinetuneConfig, finetune_export
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
     cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, distill=distill,
                          seed=seed, device=device)
 
