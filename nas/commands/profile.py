@@ -253,6 +253,36 @@ def import_command(
     _finish(report, store.root, device, as_json)
 
 
+@app.command("fit")
+def fit_command(
+    device: Annotated[str, typer.Option("--device", help="Device whose measurements to use.")],
+    run: RunOption = None,
+    space: SpaceOption = None,
+    num_classes: ClassesOption = None,
+    image_size: ImageSizeOption = None,
+    predictor: PredictorOption = "auto",
+    seed: SeedOption = 0,
+    runs_dir: RunsDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refit and re-check the predictors from the stored measurements (no measuring)."""
+    from nas.artifacts import read_json
+    from nas.profile.fit import build_predictors
+    from nas.profile.session import resolutions_of
+    from nas.profile.store import REPORT, open_target
+
+    the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
+                                   num_classes=num_classes, image_size=image_size, device=device)
+    previous = store.predictor_dir / REPORT
+    # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
+    kept = read_json(previous) if previous.is_file() else {}
+    extra = {k: kept[k] for k in ("fingerprint", "setup", "session") if k in kept}
+    report = build_predictors(the_space, store, resolutions=resolutions_of(the_space), seed=seed,
+                              force=None if predictor == "auto" else predictor,
+                              extra_meta=extra or {"fingerprint": None})
+    _finish(report, store.root, device, as_json)
+
+
 @app.command("predict")
 def predict_command(
     file: Annotated[Path, typer.Argument(help="JSONL of subnet configs (canonical or OFA).")],

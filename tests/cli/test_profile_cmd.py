@@ -64,6 +64,10 @@ def test_import_then_predict(runs_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["profile", "import", str(data), "--device", "pixel7", *TOY])
     assert result.exit_code == 0, result.output
     assert "imported 120 subnet" in result.output and "ridge" in result.output
+    refit = runner.invoke(app, ["profile", "fit", "--device", "pixel7", *TOY, "--predictor",
+                                "ridge", "--json"])
+    assert refit.exit_code == 0, refit.output
+    assert json.loads(refit.stdout)["chosen"] == "ridge"
     queries = tmp_path / "q.jsonl"
     queries.write_text(json.dumps(space.largest()) + "\n")
     predicted = runner.invoke(app, ["profile", "predict", str(queries), "--device", "pixel7",
