@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -78,11 +79,25 @@ class DynamicMBBlock(nn.Module):
         return MBBlock(expand, depthwise, se, project, self.slot.skip)
 
     @torch.no_grad()
-    def reorganize_channels(self) -> None:
+    def reorganize_channels(self, trained_ratios: Sequence[float] = ()) -> None:
         """Sort hidden channels by importance (L1 norm of their projection weights), as OFA's
         `re_organize_middle_weights`, so that the first channels (kept by small expand ratios)
-        are the most important ones; the SE hidden units are sorted likewise."""
+        are the most important ones; the SE hidden units are sorted likewise.
+
+        Args:
+            trained_ratios: expand ratios already trained in an earlier shrinking phase. Their
+                nested channel groups (the first `mid(e)` channels for each e) are kept as
+                groups and sorted only within, so those subnets keep their channels (OFA's
+                `expand_ratio_stage`). Empty: one global sort.
+        """
         importance = self.project.weight.abs().sum(dim=(0, 2, 3))
+        bounds = sorted({self.slot.mid(e) for e in trained_ratios})
+        if bounds:
+            # a rank offset per group: every channel of an inner group outranks outer ones
+            group = torch.bucketize(
+                torch.arange(importance.numel()), torch.tensor(bounds), right=True
+            )
+            importance = importance - group.to(importance.dtype) * (importance.max() + 1.0)
         order = torch.argsort(importance, descending=True)
         self.project.weight.copy_(self.project.weight[:, order])
         self.expand_conv.weight.copy_(self.expand_conv.weight[order])
@@ -189,10 +204,13 @@ class OFAMobileNetV3Supernet(Supernet):
             self.set_active(previous)
         return subnet.train(self.training)
 
-    def reorganize_channels(self) -> None:
+    def reorganize_channels(self, trained_ratios: Sequence[float] = ()) -> None:
+        """Sort every block's hidden channels by importance (see `DynamicMBBlock`); call before
+        a phase that unlocks smaller expand ratios, then rebuild the optimizer (its state is
+        indexed by the old channel positions)."""
         for block in self.blocks:
             assert isinstance(block, DynamicMBBlock)
-            block.reorganize_channels()
+            block.reorganize_channels(trained_ratios)
 
     def block_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
         """A standalone static module (random weights) for a `space.block_keys()` key, and its

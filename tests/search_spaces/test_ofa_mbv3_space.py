@@ -188,3 +188,19 @@ def test_numpy_and_float_values_normalise_to_python_ints(space: OFAMobileNetV3Sp
     assert all(type(k) is int for k in normalised["kernel_size"])
     with pytest.raises(InvalidArchError, match=r"expand_ratio\[0\]"):
         space.normalize({**arch, "expand_ratio": [3.5] * 20})
+
+
+def test_reorganize_keeps_trained_expand_groups(space: OFAMobileNetV3Space) -> None:
+    torch.manual_seed(0)
+    net = space.build_supernet()
+    block = net.blocks[4]  # stage 1, in 24 channels: mid(4) = 96, mid(6) = 144
+    with torch.no_grad():
+        block.project.weight[:, 100:].mul_(50.0)  # outer channels look most important
+    inner = set(block.project.weight[:, :96].abs().sum(dim=(0, 2, 3)).tolist())
+    net.reorganize_channels(trained_ratios=[4, 6])
+    kept = block.project.weight[:, :96].abs().sum(dim=(0, 2, 3))
+    assert set(kept.tolist()) == inner  # the e=4 subnet keeps its channels
+    assert torch.all(kept[:-1] >= kept[1:])  # sorted within the group
+    net.reorganize_channels()  # one global sort: the 44 scaled channels come first
+    importance = block.project.weight.abs().sum(dim=(0, 2, 3))
+    assert importance[:44].min() > importance[44:].max()
