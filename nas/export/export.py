@@ -296,6 +296,7 @@ def _arch_json(
         },
         "output": {"name": fmt.OUTPUT_NAME, "shape": [1, splits.num_classes]},
         "files": {name: fmt.FILES[name] for name in formats},
+        **({"onnx_opset": fmt.ONNX_OPSET} if "onnx" in formats else {}),
     }
 
 
