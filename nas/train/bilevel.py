@@ -82,7 +82,7 @@ class BilevelConfig:
     checkpoint_every: int = 50  # steps
     log_every: int = 10  # steps per metrics line
     eval_batch_size: int = 128
-    val_batches: int | None = 8  # batches of the val split per epoch-end evaluation
+    val_batches: int | None = 4  # batches of the val split per epoch-end evaluation
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -157,6 +157,7 @@ class _Search:
                 f"({len(weight_half.labels)} images); pass a smaller --batch-size"
             )
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.val_acc: float | None = None  # of the current weights, when already measured
         self.latency: ExpectedLatency | None = None
         self.target = 0.0
         if config.hardware_aware:
@@ -369,9 +370,10 @@ def run_bilevel_search(
     completed = True
     while search.epoch < config.epochs:
         completed = _run_epoch(search, on_step, config.max_steps)
+        search.val_acc = None
         if not completed:
             break
-        val_acc = _evaluate(search)
+        val_acc = search.val_acc = _evaluate(search)
         append_jsonl(metrics, {"epoch": search.epoch, "step": search.step, "val_acc": val_acc,
                                "genotype": search.net.derive()})
         logger.info("epoch %d: val_acc %.4f", search.epoch, val_acc)
@@ -400,7 +402,7 @@ def _finish(search: _Search, completed: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "method": config.method, "select": config.select, "completed": completed,
         "epochs_done": search.epoch, "steps": search.step,
-        "val_acc": _evaluate(search),
+        "val_acc": search.val_acc if search.val_acc is not None else _evaluate(search),
         "genotype": genotype, "genotype_string": genotype_string(genotype),
         "eval_network_36x20": eval_space.complexity(genotype),
     }

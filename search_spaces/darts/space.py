@@ -129,6 +129,10 @@ class DartsSpace(SearchSpace):
         return {
             "name": self.name,
             "kwargs": self.spec()["kwargs"],
+            "choices": {
+                "operation (per edge)": list(CELL_OPS),
+                **{f"inputs of node {n}": [f"2 of {node_inputs(n)}"] for n in range(STEPS)},
+            },
             "operations": list(PRIMITIVES),
             "cell_operations": list(CELL_OPS),
             "nodes_per_cell": STEPS,
