@@ -101,11 +101,15 @@ class UniformSampler(SubnetSampler):
 
 
 class ComplexitySampler(SubnetSampler):
-    """Uniform over `bins` equal-width MACs bins between the smallest and the largest subnet.
+    """Uniform over `bins` equal-width MACs bins spanning what random subnets reach.
 
-    A pool of uniformly drawn subnets (seeded) tells which bins are reachable; a draw picks a
-    reachable bin, then rejection-samples up to `max_tries` fresh subnets and falls back to a
-    pool member of that bin, so a draw always costs a bounded number of `complexity()` calls.
+    A pool of `pool_size` uniformly drawn subnets (seeded, one pool per set of unlocked keys)
+    fixes the bin edges, from the smallest subnet's MACs to the pool's largest (random subnets
+    of a large space never come near the largest subnet, so bins up to it would stay empty),
+    and shows which bins are reachable (at least two members, so a lone outlier does not get a
+    bin's share of the draws). A draw picks a reachable bin, rejection-samples up to
+    `max_tries` fresh subnets and otherwise takes a pool member of that bin, so every draw
+    costs a bounded number of `complexity()` calls.
     """
 
     kind = "complexity"
@@ -117,49 +121,52 @@ class ComplexitySampler(SubnetSampler):
         resolutions: Sequence[int],
         seed: int,
         bins: int = 8,
-        pool_size: int = 256,
+        pool_size: int = 512,
         max_tries: int = 12,
     ) -> None:
         super().__init__(space, resolutions=resolutions, seed=seed)
         self.bins = bins
         self.pool_size = pool_size
         self.max_tries = max_tries
-        low = self.macs(self.smallest())
-        high = self.macs(self.largest())
-        self.edges = np.linspace(low, high, bins + 1)
         self.counts = np.zeros(bins, dtype=np.int64)
-        self._pools: dict[tuple[str, ...], list[list[dict[str, Any]]]] = {}
+        self._pools: dict[tuple[str, ...], tuple[np.ndarray, list[list[dict[str, Any]]]]] = {}
 
     def macs(self, arch: Arch) -> int:
         return int(self.space.complexity(arch)["macs"])
 
-    def bin_of(self, macs: float) -> int:
+    def edges(self, unlock: Sequence[str] = ALL) -> np.ndarray:
+        """The `bins + 1` MACs bin edges used for subnets of the `unlock` sub-space."""
+        return self._pool(unlock)[0]
+
+    def bin_of(self, macs: float, unlock: Sequence[str] = ALL) -> int:
         """Index of the bin holding `macs` (clipped to the first/last bin)."""
-        index = int(np.searchsorted(self.edges, macs, side="right")) - 1
+        index = int(np.searchsorted(self.edges(unlock), macs, side="right")) - 1
         return min(max(index, 0), self.bins - 1)
 
-    def _pool(self, unlock: Sequence[str]) -> list[list[dict[str, Any]]]:
+    def _pool(self, unlock: Sequence[str]) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
         key = tuple(sorted(unlock))
         if key not in self._pools:
             # its own stream: building a pool must not shift the training draws
             rng = np.random.default_rng([self.seed, 0xC0FFEE, len(self._pools)])
-            pool: list[list[dict[str, Any]]] = [[] for _ in range(self.bins)]
-            candidates = [self.largest(), self.smallest()]
-            candidates += [self._uniform(rng, unlock) for _ in range(self.pool_size)]
-            for arch in candidates:
-                if "*" not in unlock:
-                    arch = self.space.normalize(restrict(arch, self.largest(), unlock))
-                pool[self.bin_of(self.macs(arch))].append(arch)
-            self._pools[key] = pool
+            archs = [self._uniform(rng, unlock) for _ in range(self.pool_size)]
+            macs = np.array([self.macs(arch) for arch in archs], dtype=np.float64)
+            low = min(float(macs.min()), float(self.macs(self.smallest())))
+            edges = np.linspace(low, float(macs.max()), self.bins + 1)
+            members: list[list[dict[str, Any]]] = [[] for _ in range(self.bins)]
+            for arch, value in zip(archs, macs, strict=True):
+                index = int(np.searchsorted(edges, value, side="right")) - 1
+                members[min(max(index, 0), self.bins - 1)].append(arch)
+            self._pools[key] = (edges, members)
         return self._pools[key]
 
     def sample(self, rng: np.random.Generator, *, unlock: Sequence[str] = ALL) -> dict[str, Any]:
-        pool = self._pool(unlock)
-        reachable = [index for index, members in enumerate(pool) if members]
+        _, pool = self._pool(unlock)
+        reachable = [index for index, members in enumerate(pool) if len(members) >= 2]
+        reachable = reachable or [index for index, members in enumerate(pool) if members]
         target = int(rng.choice(reachable))
         for _ in range(self.max_tries):
             arch = self._uniform(rng, unlock)
-            if self.bin_of(self.macs(arch)) == target:
+            if self.bin_of(self.macs(arch), unlock) == target:
                 break
         else:
             members = pool[target]
