@@ -58,12 +58,15 @@ class NSGA2Searcher:
 
     Args:
         population: parents kept per generation (and children made per generation).
-        mutation_prob: per-choice resampling probability passed to `space.mutate`.
+        mutation_prob: per-choice resampling probability passed to `space.mutate`; a child
+            always differs from its parents in at least one choice, so a low value means
+            "change one or two choices", which beat 0.1-0.2 on the nb201 benchmark
+            (bench/bench_search.py).
         crossover_prob: probability that a child is a crossover of two parents.
     """
 
     def __init__(
-        self, *, population: int = 50, mutation_prob: float = 0.2, crossover_prob: float = 0.9
+        self, *, population: int = 50, mutation_prob: float = 0.05, crossover_prob: float = 0.9
     ) -> None:
         self.population = population
         self.mutation_prob = mutation_prob
