@@ -326,6 +326,7 @@ def _search_one(
             y=y,
             constraints=problem.constraints,
             title=f"{run.name} / {tag}: {algorithm}",
+            measured=measured,
         )
     run.end_stage(
         stage,
@@ -340,9 +341,13 @@ def _search_one(
     )
     if not quiet:
         console.print(
-            f"{algorithm}: scored {len(result.history)} subnets ({result.new_evaluations} new, "
-            f"the rest from the study) in {result.seconds:.1f} s; {result.rejected} rejected "
-            "before scoring"
+            f"{algorithm}: scored {len(result.history)} subnets ("
+            + (
+                f"{result.new_evaluations} new, the rest from the study"
+                if result.new_evaluations < len(result.history)
+                else "all new"
+            )
+            + f") in {result.seconds:.1f} s; {result.rejected} rejected before scoring"
             + (f"; {result.screened} skipped by the accuracy predictor" if result.screened else "")
         )
         console.print(

@@ -19,6 +19,7 @@ only evaluates what the killed run had not finished.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from nas.search.study import StudyRecorder
 
 Arch = Mapping[str, Any]
+SLOW_S = 0.05  # an expensive scorer slower than this per subnet is called one subnet at a time
 
 
 class Evaluator:
@@ -88,6 +90,7 @@ class Evaluator:
         self.expensive_calls = 0
         self.on_use: list[Callable[[Candidate, bool], None]] = []
         self.accuracy_screen = screen
+        self._seconds_per_subnet = -1.0  # not timed yet
         self.screened: dict[str, Candidate] = {}
         self._poll()
 
@@ -202,25 +205,43 @@ class Evaluator:
         return results
 
     def _score(self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool) -> None:
+        """Compute the expensive metrics of `archs` and store (and record) each result.
+
+        Cheap scorers (oracles, predictors) get the whole batch in one call; once a scorer
+        proves slow (> SLOW_S per subnet, a supernet evaluation), subnets go one at a time so
+        each result is recorded as soon as it exists and a kill loses at most one evaluation.
+        """
         if not archs:
             return
         archs, ids = self._screen(archs, ids)
         expensive = [m for m in self.metrics.values() if not m.cheap]
         self.expensive_calls += len(archs) if expensive else 0
-        columns = {m.name: np.asarray(m.evaluate(archs), dtype=np.float64) for m in expensive}
-        for row, (arch, aid) in enumerate(zip(archs, ids, strict=True)):
-            values = dict(self._cheap[aid])
-            values.update({name: float(column[row]) for name, column in columns.items()})
-            violation = self._violation(values)
-            if any(math.isnan(values[o.name]) for o in self.objectives):
-                violation = math.inf  # a metric that could not be computed never wins
-            candidate = Candidate(dict(arch), aid, values, violation)
-            self.store[aid] = candidate
-            self.new_evaluations += 1
-            if self.recorder is not None and record:
-                self.recorder.record(candidate)
-        if self.accuracy_screen is not None and self.accuracy_screen.metric in columns:
-            self.accuracy_screen.observe(archs, columns[self.accuracy_screen.metric])
+        start = 0
+        while start < len(archs):
+            # one subnet first to time the scorer, then everything at once if it is fast
+            slow = self._seconds_per_subnet < 0 or self._seconds_per_subnet > SLOW_S
+            stop = start + 1 if slow else len(archs)
+            chunk, chunk_ids = archs[start:stop], ids[start:stop]
+            began = time.perf_counter()
+            columns = {m.name: np.asarray(m.evaluate(chunk), dtype=np.float64) for m in expensive}
+            self._seconds_per_subnet = (time.perf_counter() - began) / len(chunk)
+            for row, (arch, aid) in enumerate(zip(chunk, chunk_ids, strict=True)):
+                scored = {name: float(column[row]) for name, column in columns.items()}
+                self._store(scored, arch, aid, record=record)
+            if self.accuracy_screen is not None and self.accuracy_screen.metric in columns:
+                self.accuracy_screen.observe(chunk, columns[self.accuracy_screen.metric])
+            start = stop
+
+    def _store(self, scored: dict[str, float], arch: Arch, aid: str, *, record: bool) -> None:
+        values = {**self._cheap[aid], **scored}
+        violation = self._violation(values)
+        if any(math.isnan(values[o.name]) for o in self.objectives):
+            violation = math.inf  # a metric that could not be computed never wins
+        candidate = Candidate(dict(arch), aid, values, violation)
+        self.store[aid] = candidate
+        self.new_evaluations += 1
+        if self.recorder is not None and record:
+            self.recorder.record(candidate)
 
     def _screen(
         self, archs: Sequence[Arch], ids: Sequence[str]

@@ -113,8 +113,13 @@ def plot_front(
     y: Objective,
     constraints: Sequence[Constraint],
     title: str,
+    measured: Mapping[str, float] | None = None,
 ) -> None:
-    """PNG: every scored subnet, the front as a staircase, constraint lines; headless (Agg)."""
+    """PNG: every scored subnet, the front as a staircase, constraint lines; headless (Agg).
+
+    `measured` (latency by arch_id) adds the front's measured latencies as hollow markers,
+    beside the predicted ones, when the x axis is the latency.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +164,17 @@ def plot_front(
         label=f"Pareto front ({len(front)})",
         zorder=3,
     )
+    if measured and x.name.startswith("latency"):
+        timed = [c for c in ordered if c.arch_id in measured]
+        ax.scatter(
+            [measured[c.arch_id] for c in timed],
+            [c.values[y.name] for c in timed],
+            s=30,
+            facecolors="none",
+            edgecolors="tab:green",
+            zorder=3,
+            label="front, measured here",
+        )
     for constraint in constraints:
         for bound in (constraint.max, constraint.min):
             if bound is None:

@@ -145,3 +145,16 @@ def test_two_processes_share_one_sqlite_study(name: str, tmp_path: Path) -> None
         assert BUDGET <= len(ids) <= BUDGET + 2
     else:  # our searchers: each process scores up to its budget, reusing the other's trials
         assert BUDGET <= len(ids) <= 2 * BUDGET
+
+
+def test_slow_scorer_records_each_subnet_before_the_next(
+    oracle: Oracle, space: NB201Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nas.search import cache
+
+    monkeypatch.setattr(cache, "SLOW_S", -1.0)  # every scorer counts as slow (a supernet)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(Killed):  # killed while scoring the initial population's 4th subnet
+        run_search(space, objectives(oracle, kill_after=3), algorithm="nsga2", budget=12,
+                   seed=0, population=6, storage=storage)
+    assert len(complete(storage, "search")) == 3  # the three finished ones were kept
