@@ -118,12 +118,35 @@ def show_space(
             "--width-mult", help="Width multiplier (ofa-mbv3: 1.0 or 1.2).", show_default=False
         ),
     ] = None,
+    genotype: Annotated[
+        str | None,
+        typer.Option(
+            "--genotype",
+            help="darts: a genotype (published name, JSON or Genotype(...) file) as the subnet.",
+            show_default=False,
+        ),
+    ] = None,
+    init_channels: Annotated[
+        int | None,
+        typer.Option("--init-channels", help="darts: initial channels (36 to evaluate).",
+                     show_default=False),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option("--layers", help="darts: number of cells (20 to evaluate).",
+                     show_default=False),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a space's choices and size, and a subnet's parameters and MACs (batch 1)."""
     space = build_space(
-        name, {"num_classes": num_classes, "image_size": image_size, "width_mult": width_mult}
+        name, {"num_classes": num_classes, "image_size": image_size, "width_mult": width_mult,
+               "init_channels": init_channels, "layers": layers}
     )
+    if genotype is not None:  # DARTS genotypes come in formats parse_arch_argument cannot read
+        from search_spaces.darts.genotypes import load_genotype_argument
+
+        subnet = json.dumps(space.normalize(load_genotype_argument(genotype)))
     report = space_report(space, subnet)
     if as_json:
         typer.echo(json.dumps(report, indent=2))

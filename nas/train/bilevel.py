@@ -364,6 +364,11 @@ def run_bilevel_search(
         _trim_log(metrics, search.step)
         _trim_log(alphas, search.step)
     else:
+        if run.sub("supernet", "ckpt.pt").is_file():
+            raise ConfigError(
+                f"run '{run.name}' already has a DARTS search checkpoint; pass --resume to "
+                "continue it, or pick another --run"
+            )
         metrics.unlink(missing_ok=True)
         alphas.unlink(missing_ok=True)
     run.update_manifest(space=search.space.spec())

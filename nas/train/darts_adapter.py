@@ -4,7 +4,9 @@ The training command's `TrainConfig` describes once-for-all training; the option
 over (dataset, epochs, batch size, seed, steps, logging) are taken from it, and its method is
 used when it names a DARTS-family method (anything else means first-order DARTS). Options
 whose OFA defaults differ from DARTS' (learning rate, weight decay) are only taken when the
-user changed them.
+user changed them. `--width-mult` scales the initial channels (16 x width_mult) for quick
+searches; other DARTS options keep `BilevelConfig`'s defaults when the search runs through
+this command (the library entry point is `nas.train.bilevel.run_bilevel_search`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     for key in ("lr", "weight_decay", "momentum", "grad_clip"):
         if getattr(cfg, key, None) is not None and getattr(cfg, key) != getattr(defaults, key):
             values[key] = getattr(cfg, key)
+    if getattr(cfg, "width_mult", None):
+        # --width-mult scales the cells' channels (16 at 1.0), kept even for factorized reduce
+        values["init_channels"] = max(2, 2 * round(8 * float(cfg.width_mult)))
     values.update(overrides)
     return BilevelConfig(**values)
 

@@ -48,3 +48,24 @@ def test_train_supernet_space_darts_yields_a_genotype(runs_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     genotype = json.loads((runs_dir / "s1" / "genotype.json").read_text())
     assert len(genotype["normal"]) == 8 and genotype["normal_concat"] == [2, 3, 4, 5]
+
+
+def test_space_show_darts_genotype_counts_the_eval_network(tmp_path: Path) -> None:
+    genotype = tmp_path / "g.txt"
+    genotype.write_text(
+        "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+        "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+        "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+        "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+        "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+    )
+    result = runner.invoke(app, ["space", "show", "darts", "--genotype", str(genotype),
+                                 "--init-channels", "36", "--layers", "20", "--num-classes", "10",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["params"] == 3_349_342
+    assert report["macs"] == 528_359_040
+    named = runner.invoke(app, ["space", "show", "darts", "--genotype", "DARTS_V2",
+                                "--init-channels", "36", "--layers", "20", "--json"])
+    assert json.loads(named.output)["params"] == 3_349_342
