@@ -40,6 +40,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = Path(os.environ.get("NAS_PEERS_PYTHON", "/work/.peers/bin/python"))
 BASELINE = "ofa 0.1.0.post202307202001 (PyPI)"
+CEILING_GFLOPS_PER_THREAD = 90.0  # ~180 GFLOP/s float32 matmul on this machine's 2 cores
+MACS: list[int] = []  # per-image MACs of each of our sandwich steps (forward, all 4 subnets)
 
 
 def _rss_mb() -> float:
@@ -72,6 +74,7 @@ def _ours(res: int) -> tuple[Any, Any]:
     def step(x: Any, y: Any) -> None:
         spec = sandwich_subnets(space.largest(), space.smallest(),
                                 [space.sample(rng), space.sample(rng)])
+        MACS.append(sum(space.complexity(arch)["macs"] for _, arch in spec.subnets))
         optimizer.zero_grad(set_to_none=True)
         train_step(net, net, x, y, spec, options)
         optimizer.step()
@@ -138,9 +141,17 @@ def worker(impl: str, res: int, batch: int, steps: int, threads: int) -> dict[st
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     peak = _peak_rss_mb()
-    return {"images_per_s": batch / statistics.median(times), "peak_mb": peak,
-            "train_mb": peak - built_mb, "step_s": statistics.median(times),
-            "images_per_cpu_s": batch / statistics.median(cpu)}
+    result = {"images_per_s": batch / statistics.median(times), "peak_mb": peak,
+              "train_mb": peak - built_mb, "step_s": statistics.median(times),
+              "images_per_cpu_s": batch / statistics.median(cpu)}
+    if MACS:
+        # training FLOPs ~ 3x forward (backward computes input and weight gradients), 2 per MAC
+        flops = 6 * batch * statistics.mean(MACS[1:])
+        result["gflops_per_s"] = flops / statistics.median(times) / 1e9
+        result["gflops_per_cpu_s"] = flops / statistics.median(cpu) / 1e9
+        # share of the ceiling of the cores actually used (CPU time: robust to other load)
+        result["ceiling_share"] = result["gflops_per_cpu_s"] / CEILING_GFLOPS_PER_THREAD
+    return result
 
 
 def _spawn(impl: str, args: argparse.Namespace, res: int) -> dict[str, Any]:
@@ -182,6 +193,10 @@ def main() -> None:
         extra = {"res": res, "batch": args.batch, "threads": args.threads}
         _emit(f"sandwich_step.res{res}.throughput", ours["images_per_s"], "images/s",
               ref["images_per_s"], True, **extra)
+        print(json.dumps({"name": f"sandwich_step.res{res}.gflops_per_cpu_second",
+                          "value": round(ours["gflops_per_cpu_s"], 2), "unit": "GFLOP/cpu-s",
+                          "wall_gflops_per_s": round(ours["gflops_per_s"], 2),
+                          "ceiling_share": round(ours["ceiling_share"], 3), **extra}), flush=True)
         # CPU seconds are much less sensitive to other processes on a shared machine (at 1
         # thread they approximate the wall time of an idle core)
         _emit(f"sandwich_step.res{res}.throughput_per_cpu_second", ours["images_per_cpu_s"],
