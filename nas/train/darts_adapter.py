@@ -40,9 +40,10 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     for key in ("lr", "weight_decay", "momentum", "grad_clip"):
         if getattr(cfg, key, None) is not None and getattr(cfg, key) != getattr(defaults, key):
             values[key] = getattr(cfg, key)
-    if getattr(cfg, "width_mult", None):
+    width_mult = getattr(cfg, "width_mult", None)
+    if width_mult:
         # --width-mult scales the cells' channels (16 at 1.0), kept even for factorized reduce
-        values["init_channels"] = max(2, 2 * round(8 * float(cfg.width_mult)))
+        values["init_channels"] = max(2, 2 * round(8 * float(width_mult)))
     values.update(overrides)
     return BilevelConfig(**values)
 

@@ -57,7 +57,8 @@ def test_space_show_darts_genotype_counts_the_eval_network(tmp_path: Path) -> No
         "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
         "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
         "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
-        "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+        "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], "
+        "reduce_concat=[2, 3, 4, 5])"
     )
     result = runner.invoke(app, ["space", "show", "darts", "--genotype", str(genotype),
                                  "--init-channels", "36", "--layers", "20", "--num-classes", "10",
