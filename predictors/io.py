@@ -140,7 +140,7 @@ def predictor_root(run_or_dir: Path, device: str) -> Path:
 
 def load_predictor(
     run_or_dir: Path | Any, device: str, *, kind: str | None = None,
-    space: SearchSpace | None = None,
+    space: SearchSpace | None = None, warn: bool = True,
 ) -> tuple[LatencyModel, dict[str, Any]]:
     """The chosen (or `kind`) latency predictor of `device` and its meta.
 
@@ -150,9 +150,8 @@ def load_predictor(
         device: the device name used when profiling.
         kind: load this predictor kind instead of the selected one.
         space: the space the caller will predict for (checked for compatibility).
-
-    Logs a warning when the predictor is flagged as poor or was profiled on another machine;
-    `predictor_warning(meta)` returns the same text for display.
+        warn: log a warning when the predictor is flagged as poor or was profiled on another
+            machine (commands that print `predictor_warning(meta)` themselves pass False).
     """
     base = Path(getattr(run_or_dir, "path", run_or_dir))
     root = predictor_root(base, device)
@@ -165,7 +164,7 @@ def load_predictor(
             raise ArtifactError(f"no '{chosen}' predictor in {root}; available: "
                                 + ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())))
     model = load_model(directory, space=space)
-    warning = predictor_warning(model.meta)
+    warning = predictor_warning(model.meta) if warn else None
     if warning:
         logger.warning(warning)
     return model, model.meta

@@ -118,7 +118,7 @@ class ProfileProgress:
 def _finish(report: dict[str, Any], root: Path, device: str, as_json: bool) -> None:
     from predictors import load_predictor, predictor_warning
 
-    _, meta = load_predictor(root, device)
+    _, meta = load_predictor(root, device, warn=False)
     warning = predictor_warning(meta)
     if as_json:
         typer.echo(json.dumps({**report, "warning": warning}, indent=2, sort_keys=True))
@@ -306,7 +306,7 @@ def predict_command(
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
                                    num_classes=num_classes, image_size=image_size, device=device)
     archs = read_archs(the_space, file)
-    model, meta = load_predictor(store.root, device, kind=kind, space=the_space)
+    model, meta = load_predictor(store.root, device, kind=kind, space=the_space, warn=False)
     warning = predictor_warning(meta)
     if warning:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)

@@ -7,13 +7,10 @@ milliseconds belong to the other machine.
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 # fields that change latency; library patch versions and hostnames are recorded but not compared
 COMPARED = ("cpu_model", "logical_cores", "machine", "gpu_name", "torch", "onnxruntime")
@@ -77,7 +74,8 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
 def mismatch_warning(recorded: dict[str, Any] | None) -> str | None:
     """A warning when `recorded` (a stored fingerprint) does not describe this machine.
 
-    Remote devices (imported measurements) carry no fingerprint and never warn.
+    Remote devices (imported measurements) carry no fingerprint and never warn. Returns the
+    text only (`predictors.load_predictor` logs it).
     """
     if not recorded or "cpu_model" not in recorded:
         return None
@@ -85,10 +83,8 @@ def mismatch_warning(recorded: dict[str, Any] | None) -> str | None:
     diffs = differences(recorded, current)
     if not diffs:
         return None
-    message = (
+    return (
         "latency predictor was profiled on another machine or set-up ("
         + "; ".join(diffs)
         + "); its milliseconds may not hold here: re-run `nas profile` on this machine"
     )
-    logger.warning(message)
-    return message
