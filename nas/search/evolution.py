@@ -54,13 +54,13 @@ class AgingEvolutionSearcher:
         while not evaluator.done and queue:
             members = list(queue)
 
-            def make(n: int, members: list[Candidate] = members) -> list[dict[str, object]]:
+            def make(
+                n: int, attempt: int, members: list[Candidate] = members
+            ) -> list[dict[str, object]]:
+                prob = min(0.5, self.mutation_prob * 2**attempt)  # harder when seen before
                 return [
                     mutate_until_changed(
-                        space,
-                        self._parent(members, objective, rng).arch,
-                        rng,
-                        prob=self.mutation_prob,
+                        space, self._parent(members, objective, rng).arch, rng, prob=prob
                     )
                     for _ in range(n)
                 ]

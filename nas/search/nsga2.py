@@ -100,6 +100,7 @@ class NSGA2Searcher:
         crowd: np.ndarray,
         rng: np.random.Generator,
         count: int,
+        attempt: int = 0,
     ) -> list[dict[str, Any]]:
         # binary tournaments, vectorised: lower rank wins, then larger crowding distance
         a = rng.integers(len(parents), size=(count, 2))
@@ -107,6 +108,8 @@ class NSGA2Searcher:
         a_wins = (rank[a] < rank[b]) | ((rank[a] == rank[b]) & (crowd[a] >= crowd[b]))
         picks = np.where(a_wins, a, b)
         cross = rng.random(count) < self.crossover_prob
+        # children already seen come back in later rounds: mutate harder each round
+        prob = min(0.5, self.mutation_prob * 2**attempt)
         children = []
         for (i, j), do_cross in zip(picks, cross, strict=True):
             child = (
@@ -114,5 +117,5 @@ class NSGA2Searcher:
                 if do_cross and i != j
                 else dict(parents[i].arch)
             )
-            children.append(mutate_until_changed(space, child, rng, prob=self.mutation_prob))
+            children.append(mutate_until_changed(space, child, rng, prob=prob))
         return children

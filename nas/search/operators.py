@@ -20,23 +20,25 @@ Arch = Mapping[str, Any]
 
 
 def feasible_novel(
-    make: Callable[[int], list[dict[str, Any]]],
+    make: Callable[[int, int], list[dict[str, Any]]],
     evaluator: Evaluator,
     *,
     count: int,
     seen: set[str],
     rounds: int = 50,
 ) -> list[dict[str, Any]]:
-    """Up to `count` archs from `make(n)` batches that are new (not in `seen`) and feasible.
+    """Up to `count` archs from `make(n, round)` batches that are new (not in `seen`) and
+    feasible. `round` counts the batches asked so far, so a maker can vary more when its
+    children keep coming back already seen (late in a search, around a converged front).
 
     `seen` is updated with the returned archs. Stops early after `rounds` batches, so a
     tiny or over-constrained space returns fewer archs instead of looping forever.
     """
     chosen: list[dict[str, Any]] = []
-    for _ in range(rounds):
+    for attempt in range(rounds):
         if len(chosen) >= count:
             break
-        batch = make(2 * (count - len(chosen)) + 2)
+        batch = make(2 * (count - len(chosen)) + 2, attempt)
         ids = evaluator.ids(batch)
         fresh = [(a, i) for a, i in zip(batch, ids, strict=True) if i not in seen]
         ok = evaluator.screen([a for a, _ in fresh]) if fresh else []
@@ -62,7 +64,7 @@ def initial_population(
     """
     drawn = [0]
 
-    def draw(n: int) -> list[dict[str, Any]]:
+    def draw(n: int, attempt: int) -> list[dict[str, Any]]:
         drawn[0] += n
         return [space.sample(rng) for _ in range(n)]
 

@@ -149,10 +149,12 @@ class NB201Space(SearchSpace):
 
     def mutate(self, arch: Arch, rng: np.random.Generator, *, prob: float) -> dict[str, Any]:
         child = dict(arch)
-        for key in KEYS:
-            if rng.random() < prob:  # resample to a *different* op, so a mutation changes the cell
-                others = [op for op in OPS if op != arch[key]]
-                child[key] = others[int(rng.integers(len(others)))]
+        flips = rng.random(len(KEYS)) < prob
+        # a shift of 1..4 places moves to a *different* op, uniformly, so a mutation changes it
+        shifts = rng.integers(1, len(OPS), size=len(KEYS))
+        for key, flip, shift in zip(KEYS, flips, shifts, strict=True):
+            if flip:
+                child[key] = OPS[(OPS.index(arch[key]) + int(shift)) % len(OPS)]
         return child
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> dict[str, Any]:
