@@ -328,8 +328,10 @@ def _run_epoch(search: _Search, on_step: OnStep | None, deadline_steps: int | No
         search.batch += 1
         search.step += 1
         record.update(epoch=search.epoch, batch=search.batch, step=search.step, lr=lr,
-                      tau=search.net.tau, seconds=time.perf_counter() - started,
+                      seconds=time.perf_counter() - started,
                       total_steps=search.steps_per_epoch * config.epochs)
+        if config.method == "gdas":
+            record["tau"] = search.net.tau
         if search.latency is not None:
             with torch.no_grad():
                 record["latency_ms"] = float(search.latency(search.net.alphas_normal,

@@ -88,19 +88,41 @@ class ConvStage(nn.Module):
         self.pointwise = _kaiming((edges * channels, channels, 1, 1), generator)
         self.bn = BNStats(edges * channels)
 
+    def _depthwise(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if self.dilation == 2 and h % 2 == 0 and w % 2 == 0:
+            return _dilated2_depthwise(x, weight, self.stride)
+        return F.conv2d(x, weight, stride=self.stride, padding=self.padding,
+                        dilation=self.dilation, groups=c)
+
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None."""
-        y = F.conv2d(x, self.depthwise, stride=self.stride, padding=self.padding,
-                     dilation=self.dilation, groups=self.edges * self.channels)
+        y = self._depthwise(x, self.depthwise)
         y = F.conv2d(y, self.pointwise, groups=self.edges)
         return self.bn(y, scale)
 
     def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
         part = slice(edge * self.channels, (edge + 1) * self.channels)
-        y = F.conv2d(x, self.depthwise[part], stride=self.stride, padding=self.padding,
-                     dilation=self.dilation, groups=self.channels)
+        y = self._depthwise(x, self.depthwise[part])
         y = F.conv2d(y, self.pointwise[part])
         return self.bn(y, scale, part)
+
+
+def _dilated2_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """A dilation-2 depthwise convolution as a plain one on the 4 pixel phases of `x`.
+
+    Output pixel (2p + s, 2q + t) only reads input pixels of phase (s, t), so the dilated
+    kernel becomes an ordinary kernel on each quarter-size phase image. CPU kernels for
+    ordinary depthwise convolutions are much faster than the dilated ones (in backward
+    especially). With stride 2 only phase (0, 0) is read.
+    """
+    n, c, h, w = x.shape
+    pad = (weight.shape[-1] - 1) // 2
+    if stride == 2:
+        return F.conv2d(x[:, :, ::2, ::2], weight, padding=pad, groups=c)
+    phases = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
+    y = F.conv2d(phases.reshape(n * 4, c, h // 2, w // 2), weight, padding=pad, groups=c)
+    return y.view(n, 2, 2, c, h // 2, w // 2).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, w)
 
 
 class ConvOp(nn.Module):
