@@ -149,3 +149,15 @@ def test_perturbation_selection_gives_a_valid_genotype(tmp_path: Path) -> None:
                                  run, splits=tiny_splits(), device="cpu")
     DartsSpace().validate(summary["genotype"])
     assert summary["select"] == "perturbation"
+
+
+def test_train_supernet_options_map_onto_the_bilevel_config() -> None:
+    from nas.train.config import TrainConfig
+    from nas.train.darts_adapter import bilevel_config_from
+
+    cfg = TrainConfig(space="darts", epochs=3, batch_size=16, seed=5, width_mult=0.5)
+    config = bilevel_config_from(cfg)
+    assert (config.method, config.epochs, config.batch_size, config.seed) == ("darts", 3, 16, 5)
+    assert config.lr == BilevelConfig().lr  # OFA's default lr is not DARTS'
+    assert config.init_channels == 8
+    assert bilevel_config_from(TrainConfig(space="darts", lr=0.05)).lr == 0.05
