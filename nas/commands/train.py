@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,9 +21,12 @@ from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
     console,
+    explicit_params,
     resolve_config,
     resolve_runs_dir,
 )
+from nas.config import build_config, check_keys, read_config_file
+from nas.train.checkpoint import checkpoint_path, load_checkpoint
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext, resolve_device
 from nas.train.loop import StepLog
@@ -100,6 +104,24 @@ def summary_table(run: RunDir, summary: TrainSummary) -> Table:
             f"{summary.images_per_s:.0f}",
         )
     return table
+
+
+def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
+    """`--resume` starts from the run's saved options; a config file and typed flags still win.
+
+    So `nas train-supernet --run NAME --resume` continues a run without repeating its options,
+    and an option that changes what is trained is then refused by the resume check.
+    """
+    path = checkpoint_path(run)
+    if not path.is_file():
+        return resolve_config(ctx, TrainConfig, config_file)  # train_run reports the error
+    values = dict(load_checkpoint(path)["config"])
+    if config_file is not None:
+        from_file = read_config_file(config_file)
+        check_keys(from_file, TrainConfig, source=str(config_file))
+        values.update(from_file)
+    values.update({k: v for k, v in explicit_params(ctx).items() if k in values})
+    return build_config(TrainConfig, overrides=values)
 
 
 def train_supernet(
@@ -184,9 +206,11 @@ def train_supernet(
     config: ConfigOption = None,
 ) -> None:
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking)."""
-    cfg = resolve_config(ctx, TrainConfig, config)
-    resolve_device(cfg.device)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
+    cfg = resolve_config(ctx, TrainConfig, config)
+    if resume:
+        cfg = resumed_config(run_dir, ctx, config)
+    resolve_device(cfg.device)
     is_main = DistContext.from_env().is_main
     show = is_main and not quiet and console.is_terminal
     with TrainProgress(show) as progress:

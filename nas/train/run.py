@@ -101,8 +101,8 @@ def check_run_state(run: RunDir, cfg: TrainConfig, *, resume: bool) -> dict[str,
         key = differing[0]
         raise ConfigError(
             f"--resume: option '{key}' was {state['config'].get(key)!r} when run '{run.name}' "
-            f"started, got {config_to_dict(cfg).get(key)!r}; resume with the same options "
-            "(or omit them) or train into another --run"
+            f"started, got {config_to_dict(cfg).get(key)!r}; resume with the run's options "
+            "(omitted options keep their saved values) or train into another --run"
         )
     return state
 

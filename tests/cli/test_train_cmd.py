@@ -61,6 +61,13 @@ def test_resume_continues_a_stopped_run(runs_dir: Path) -> None:
     assert resumed.exit_code == 0, resumed.output
     summary = RunDir(runs_dir, "r").manifest()["stages"]["train-supernet"]["summary"]
     assert summary["steps"] == 4
+    # without repeating the options: the run's saved ones are used (not the defaults)
+    short = runner.invoke(app, ["train-supernet", "--run", "r", "--resume", "--max-steps", "5",
+                                "--quiet"])
+    assert short.exit_code == 0, short.output
+    resolved = json.loads((runs_dir / "r" / "config" / "train-supernet.json").read_text())
+    assert resolved["space"] == NAME and resolved["batch_size"] == 32
+    assert resolved["max_steps"] == 5
 
 
 def test_config_file_and_flags_merge(runs_dir: Path, tmp_path: Path) -> None:
