@@ -15,6 +15,8 @@ from typing import Any
 from nas.errors import ConfigError
 
 METHODS = ("sandwich", "ps")
+# methods of DARTS-family spaces (`--space darts`), run by nas.train.bilevel
+DARTS_METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless")
 SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
 # Arch keys whose unlocking shrinks channels: the supernet re-sorts channels before such a phase.
@@ -138,7 +140,8 @@ class TrainConfig:
         self._check()
 
     def _check(self) -> None:
-        choices = {"method": METHODS, "sampler": SAMPLERS, "amp": AMP_MODES}
+        methods = METHODS + DARTS_METHODS if self.space.startswith("darts") else METHODS
+        choices = {"method": methods, "sampler": SAMPLERS, "amp": AMP_MODES}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(
