@@ -43,11 +43,14 @@ def test_train_rejects_an_unknown_genotype(runs_dir: Path) -> None:
 @pytest.mark.slow
 def test_train_supernet_space_darts_yields_a_genotype(runs_dir: Path) -> None:
     result = runner.invoke(app, ["train-supernet", "--run", "s1", "--space", "darts",
+                                 "--method", "pc-darts", "--width-mult", "0.5",
                                  "--dataset", "synthetic", "--image-size", "16", "--epochs", "1",
                                  "--batch-size", "8", "--max-steps", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     genotype = json.loads((runs_dir / "s1" / "genotype.json").read_text())
     assert len(genotype["normal"]) == 8 and genotype["normal_concat"] == [2, 3, 4, 5]
+    summary = json.loads((runs_dir / "s1" / "supernet" / "summary.json").read_text())
+    assert summary["method"] == "pc-darts" and summary["config"]["init_channels"] == 8
 
 
 def test_space_show_darts_genotype_counts_the_eval_network(tmp_path: Path) -> None:
