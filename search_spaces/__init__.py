@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # built-in spaces register themselves on import (kept last: they import register_space above)
+import search_spaces.darts.space  # noqa: E402, F401
 import search_spaces.nb201.space  # noqa: E402, F401
 import search_spaces.ofa_mbv3.space  # noqa: E402, F401
 import search_spaces.ofa_resnet50.space  # noqa: E402, F401
-import search_spaces.darts.space  # noqa: E402, F401
