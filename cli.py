@@ -54,15 +54,16 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from nas.commands import runs
+    """Register the commands in pipeline order (the order `nas --help` lists them in)."""
+    from nas.commands import export, profile, runs, search, space, train, train_eval
 
+    app.add_typer(space.app, name="space")
+    train.register(app)  # train-supernet, eval
+    profile.register(app)  # profile and its subcommands
+    search.register(app)
+    export.register(app)  # export, finetune, quickstart
+    train_eval.register(app)  # train (a DARTS genotype's evaluation network)
     app.add_typer(runs.app, name="runs")
-    __import__("nas.commands.train", fromlist=["register"]).register(app)  # train-supernet, eval
-    __import__("nas.commands.search", fromlist=["register"]).register(app)  # search
-    __import__("nas.commands.profile", fromlist=["register"]).register(app)  # profile
-    __import__("nas.commands.export", fromlist=["register"]).register(app)  # export, finetune, qs
-    app.add_typer(__import__("nas.commands.space", fromlist=["app"]).app, name="space")
-    __import__("nas.commands.train_eval", fromlist=["register"]).register(app)  # train (DARTS)
 
 
 _register_commands()
