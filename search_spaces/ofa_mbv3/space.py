@@ -24,6 +24,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
+from search_spaces._checks import checked_resolutions
 from search_spaces.base import SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, is_whole, mbv3_from_ofa
 from search_spaces.ofa_mbv3.layout import (
@@ -77,15 +78,10 @@ class OFAMobileNetV3Space(SearchSpace):
     ) -> None:
         if width_mult not in (1.0, 1.2):
             raise ConfigError(f"width_mult: expected 1.0 or 1.2 (as OFA), got {width_mult}")
-        if num_classes < 1 or in_channels < 1:
-            raise ConfigError(
-                f"expected num_classes, in_channels >= 1, got {num_classes}, {in_channels}"
-            )
-        if image_size is None:
-            image_size = max(resolutions) if resolutions else 224
-        res = sorted({int(r) for r in (resolutions or [image_size])})
-        if res[0] < 8:
-            raise ConfigError(f"resolutions: expected sides >= 8 pixels, got {res}")
+        image_size, res = checked_resolutions(
+            num_classes=num_classes, in_channels=in_channels,
+            resolutions=resolutions, image_size=image_size,
+        )
         self.num_classes, self.width_mult, self.in_channels = (
             num_classes,
             float(width_mult),

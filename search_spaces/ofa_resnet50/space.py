@@ -24,6 +24,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
+from search_spaces._checks import checked_resolutions
 from search_spaces.base import SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, resnet_from_ofa
 from search_spaces.ofa_resnet50.layout import (
@@ -80,15 +81,10 @@ class OFAResNet50Space(SearchSpace):
         dropout: float = 0.0,
         width_scale: float = 1.0,
     ) -> None:
-        if num_classes < 1 or in_channels < 1:
-            raise ConfigError(
-                f"expected num_classes, in_channels >= 1, got {num_classes}, {in_channels}"
-            )
-        if image_size is None:
-            image_size = max(resolutions) if resolutions else 224
-        res = sorted({int(r) for r in (resolutions or [image_size])})
-        if res[0] < 8:
-            raise ConfigError(f"resolutions: expected sides >= 8 pixels, got {res}")
+        image_size, res = checked_resolutions(
+            num_classes=num_classes, in_channels=in_channels,
+            resolutions=resolutions, image_size=image_size,
+        )
         if not 0.0 < width_scale <= 4.0:
             raise ConfigError(f"width_scale: expected a value in (0, 4], got {width_scale}")
         self.num_classes, self.in_channels, self.dropout = num_classes, in_channels, dropout
