@@ -217,7 +217,13 @@ def train_supernet(
         summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))
-        console.print(f"weights: {run_dir.path / 'supernet' / 'weights.safetensors'}")
+        # a once-for-all run ends in weights, a DARTS search in a genotype
+        for label, path in (
+            ("weights", run_dir.path / "supernet" / "weights.safetensors"),
+            ("genotype", run_dir.path / "genotype.json"),
+        ):
+            if path.is_file():
+                console.print(f"{label}: {path}")
 
 
 def register(app: typer.Typer) -> None:
