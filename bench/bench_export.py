@@ -31,6 +31,7 @@ from nas.arch import arch_id  # noqa: E402
 from nas.artifacts import atomic_write_json  # noqa: E402
 from nas.export import formats as fmt  # noqa: E402
 from nas.export.load import load_exported  # noqa: E402
+from nas.layers.fuse import fuse_conv_bn  # noqa: E402
 from search_spaces import create_space  # noqa: E402
 
 
@@ -104,6 +105,7 @@ def bench(space_name: str, resolution: int, classes: int, threads: int, seed: in
         fmt.save_onnx(static, x, out)
         runners: dict[str, Any] = {
             "exported": load_exported(out),
+            "exported_bn_folded": fuse_conv_bn(load_exported(out)),
             "supernet": supernet,
             "torchscript": fmt.SavedModel("torchscript", out),
             "onnxruntime": fmt.SavedModel("onnx", out, threads=threads),
@@ -123,6 +125,9 @@ def bench(space_name: str, resolution: int, classes: int, threads: int, seed: in
         emit(f"export.{base}.exported_vs_direct_build", ours, "ms",
              baseline="same architecture built directly (fresh static modules)",
              baseline_value=results["direct"]["median_ms"], higher_is_better=False, **extra)
+    folded = results["exported_bn_folded"]["median_ms"]
+    emit(f"export.{base}.exported_bn_folded_vs_supernet", folded, "ms", baseline="same subnet through the supernet (set_active + forward)",
+         baseline_value=results["supernet"]["median_ms"], higher_is_better=False)
     for name in ("torchscript", "onnxruntime"):
         emit(f"export.{base}.{name}", results[name]["median_ms"], "ms",
              baseline="exported model, torch eager", baseline_value=ours,
