@@ -126,7 +126,8 @@ def bench(space_name: str, resolution: int, classes: int, threads: int, seed: in
              baseline="same architecture built directly (fresh static modules)",
              baseline_value=results["direct"]["median_ms"], higher_is_better=False, **extra)
     folded = results["exported_bn_folded"]["median_ms"]
-    emit(f"export.{base}.exported_bn_folded_vs_supernet", folded, "ms", baseline="same subnet through the supernet (set_active + forward)",
+    emit(f"export.{base}.exported_bn_folded_vs_supernet", folded, "ms",
+         baseline="same subnet through the supernet (set_active + forward)",
          baseline_value=results["supernet"]["median_ms"], higher_is_better=False)
     for name in ("torchscript", "onnxruntime"):
         emit(f"export.{base}.{name}", results[name]["median_ms"], "ms",
