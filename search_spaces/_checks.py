@@ -29,3 +29,20 @@ def checked_resolutions(
     if res[0] < 8:
         raise ConfigError(f"resolutions: expected sides >= 8 pixels, got {res}")
     return image_size, res
+
+
+def check_exact_keys(arch: object, keys: Sequence[str]) -> None:
+    """Raise `InvalidArchError` unless `arch` is a mapping with exactly `keys`."""
+    from collections.abc import Mapping
+
+    from nas.errors import InvalidArchError
+
+    if not isinstance(arch, Mapping):
+        raise InvalidArchError(f"expected a subnet config object, got {type(arch).__name__}")
+    missing = [k for k in keys if k not in arch]
+    extra = sorted(set(arch) - set(keys))
+    if missing or extra:
+        raise InvalidArchError(
+            f"{(missing or extra)[0]}: expected exactly the keys {list(keys)}, "
+            f"got missing {missing} and unknown {extra}"
+        )

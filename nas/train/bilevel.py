@@ -29,6 +29,7 @@ from nas.artifacts import RunDir, append_jsonl, atomic_write_json, read_jsonl
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, Split
 from nas.errors import ConfigError
+from nas.train.checkpoint import load_resumable_state
 from nas.train.darts_steps import (
     Objective,
     arch_step_first_order,
@@ -234,17 +235,10 @@ class _Search:
         atomic_save_with(self.run.sub("supernet", "ckpt.pt"), lambda p: torch.save(state, p))
 
     def load(self) -> None:
-        path = self.run.sub("supernet", "ckpt.pt")
-        if not path.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {path}; start the run without --resume")
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        saved, current = state["config"], config_to_dict(self.config)
-        changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
-        if changed:
-            raise ConfigError(
-                f"--resume: options {', '.join(changed)} differ from the checkpoint's "
-                f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same values"
-            )
+        state = load_resumable_state(
+            self.run.sub("supernet", "ckpt.pt"), map_location=self.device,
+            config=config_to_dict(self.config), resume_keys=RESUME_KEYS,
+        )
         self.net.load_state_dict(state["state_dict"])
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])

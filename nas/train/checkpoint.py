@@ -174,3 +174,30 @@ def load_trained_supernet(run: RunDir, device: str | torch.device = "cpu") -> Su
             f"{path}: weights do not fit space '{meta['space'].get('name')}' ({first[0].strip()})"
         ) from None
     return net.to(device).eval()
+
+
+def load_resumable_state(
+    path: Path,
+    *,
+    map_location: str | torch.device,
+    config: dict[str, Any],
+    resume_keys: tuple[str, ...],
+) -> dict[str, Any]:
+    """Load a plain checkpoint for `--resume`, refusing options that change what is trained.
+
+    The checkpoint holds its run's options as a `config_to_dict` dict under `"config"`; any key
+    of `resume_keys` whose value differs from `config` is an error naming old values.
+    """
+    from nas.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {path}; start the run without --resume")
+    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    saved = state["config"]
+    changed = [key for key in resume_keys if saved.get(key) != config.get(key)]
+    if changed:
+        raise ConfigError(
+            f"--resume: options {', '.join(changed)} differ from the checkpoint's "
+            f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same values"
+        )
+    return state

@@ -24,6 +24,7 @@ from nas.artifacts import RunDir, append_jsonl, atomic_save_with, atomic_write_j
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits
 from nas.errors import ConfigError
+from nas.train.checkpoint import load_resumable_state
 from search_spaces.darts.genotypes import genotype_string, load_genotype_argument
 from search_spaces.darts.network import NetworkCIFAR, count_parameters
 from search_spaces.darts.ops import init_weights
@@ -139,15 +140,10 @@ class _EvalRun:
         atomic_save_with(self.run.sub("train", "ckpt.pt"), lambda p: torch.save(state, p))
 
     def load(self) -> None:
-        path = self.run.sub("train", "ckpt.pt")
-        if not path.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {path}; start without --resume")
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        saved, current = state["config"], config_to_dict(self.config)
-        changed = [k for k in RESUME_KEYS if saved.get(k) != current.get(k)]
-        if changed:
-            raise ConfigError(f"--resume: options {', '.join(changed)} differ from the "
-                              "checkpoint's; use the same values")
+        state = load_resumable_state(
+            self.run.sub("train", "ckpt.pt"), map_location=self.device,
+            config=config_to_dict(self.config), resume_keys=RESUME_KEYS,
+        )
         self.net.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]

@@ -24,7 +24,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
-from search_spaces._checks import checked_resolutions
+from search_spaces._checks import check_exact_keys, checked_resolutions
 from search_spaces.base import SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, resnet_from_ofa
 from search_spaces.ofa_resnet50.layout import (
@@ -265,15 +265,7 @@ class OFAResNet50Space(SearchSpace):
 
     # -- validation -----------------------------------------------------------------------
     def validate(self, arch: Arch) -> None:
-        if not isinstance(arch, Mapping):
-            raise InvalidArchError(f"expected a subnet config object, got {type(arch).__name__}")
-        missing = [k for k in KEYS if k not in arch]
-        extra = sorted(set(arch) - set(KEYS))
-        if missing or extra:
-            raise InvalidArchError(
-                f"{(missing or extra)[0]}: expected exactly the keys {list(KEYS)}, "
-                f"got missing {missing} and unknown {extra}"
-            )
+        check_exact_keys(arch, KEYS)
         check_choice_list(arch, "depth", 4, DEPTH_CHOICES)
         check_choice_list(arch, "expand_ratio", NUM_BLOCKS, EXPAND_CHOICES)
         check_choice_list(arch, "width_mult", 6, WIDTH_CHOICES)
