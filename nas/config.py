@@ -92,3 +92,23 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     raw = dataclasses.asdict(config)
     resolved: dict[str, Any] = json.loads(json.dumps(raw, default=str))
     return resolved
+
+
+def read_user_jsonl(
+    path: Path, *, what: str, error: type[Exception] = ConfigError
+) -> list[tuple[int, Any]]:
+    """`(line number, value)` of each non-blank line of a user's JSONL file.
+
+    A missing file or a malformed line raises `error` naming the file (and the line).
+    """
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist; pass a JSONL file")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise error(f"{path} line {number}: invalid JSON ({exc.msg})") from None
+    return rows

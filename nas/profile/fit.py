@@ -18,6 +18,7 @@ import numpy as np
 
 from nas.arch import arch_id
 from nas.artifacts import atomic_write_json, now_iso
+from nas.config import read_user_jsonl
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from nas.profile.store import REPORT, ProfileStore
 from predictors.features import Featurizer, block_keys, key_universe, make_featurizer
@@ -146,21 +147,13 @@ def build_predictors(
 
 def read_measurements(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Subnet and block records of a user's JSONL file (`arch` or `block`, plus `latency_ms`)."""
-    if not path.is_file():
-        raise ConfigError(f"measurements file {path} does not exist; pass a JSONL file")
     subnets, blocks = [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} line {number}: invalid JSON ({exc.msg})") from None
+    for number, record in read_user_jsonl(path, what="measurements file"):
         latency = record.get("latency_ms") if isinstance(record, dict) else None
         if not isinstance(latency, (int, float)) or not latency > 0:
             raise ConfigError(
                 f"{path} line {number}: expected an object with a positive 'latency_ms', "
-                f"got {line.strip()[:80]}"
+                f"got {json.dumps(record)[:80]}"
             )
         if "arch" in record:
             subnets.append(record)
@@ -198,16 +191,8 @@ def import_measurements(
 
 def read_archs(space: SearchSpace, path: Path) -> list[dict[str, Any]]:
     """Subnet configs of a JSONL file: each line an arch, or an object with an `arch` key."""
-    if not path.is_file():
-        raise ConfigError(f"subnets file {path} does not exist; pass a JSONL file")
     archs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path} line {number}: invalid JSON ({exc.msg})") from None
+    for number, obj in read_user_jsonl(path, what="subnets file"):
         if isinstance(obj, dict) and "arch" in obj:
             obj = obj["arch"]
         try:

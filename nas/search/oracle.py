@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
+from nas.config import read_user_jsonl
 from nas.errors import ArtifactError, InvalidArchError, NasError
 from nas.search.base import Direction, Objective
 from search_spaces.base import SearchSpace
@@ -65,17 +66,8 @@ class Oracle:
     @classmethod
     def load(cls, path: Path, space: SearchSpace, *, skip_missing: bool = False) -> Oracle:
         """Read a JSONL table; a torn or malformed line is an error naming the line."""
-        if not path.is_file():
-            raise ArtifactError(f"oracle table {path} does not exist; pass a JSONL file")
-        rows = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ArtifactError(
-                        f"{path}: line {number} is not valid JSON ({exc.msg})"
-                    ) from None
+        lines = read_user_jsonl(path, what="oracle table", error=ArtifactError)
+        rows = [row for _, row in lines]
         return cls(rows, space, skip_missing=skip_missing, source=str(path))
 
     def lookup(self, arch: Mapping[str, Any], metric: str) -> float:
