@@ -153,9 +153,18 @@ def profile(
                             "fewer subnets in a budget).")
     ] = 250.0,
     reference: Annotated[
-        bool, typer.Option("--reference", help="Time each model against a reference subnet, "
-                           "call by call: steadier when the machine's load changes.")
-    ] = False,
+        bool, typer.Option("--reference/--no-reference",
+                           help="Time each model against a reference subnet (the smallest), "
+                           "call by call, and report ratio x the reference's latency: a load or "
+                           "clock speed that changes over the session cancels out. "
+                           "--no-reference: plain timings.")
+    ] = True,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="Passes over all subnets and blocks, spread over the "
+                          "session; a subnet's latency is the median of its measurements, and "
+                          "one whose measurements disagree by more than 5% is measured again. "
+                          "1: a single pass plus repeats of a tenth (faster, noisier).")
+    ] = 2,
     predictor: PredictorOption = "auto",
     no_blocks: Annotated[
         bool, typer.Option("--no-blocks", help="Skip the per-block table (no lookup table).")
@@ -178,17 +187,17 @@ def profile(
     from nas.profile.store import device_dirname, open_target
     from predictors.select import quick_within10
 
-    if samples < 2 or batch_size < 1 or threads < 1 or measure_ms <= 0:
-        raise ConfigError(f"expected --samples >= 2, --batch-size >= 1, --threads >= 1 and "
-                          f"--measure-ms > 0, got {samples}, {batch_size}, {threads}, "
-                          f"{measure_ms}")
+    if samples < 2 or batch_size < 1 or threads < 1 or measure_ms <= 0 or rounds < 1:
+        raise ConfigError(f"expected --samples >= 2, --batch-size >= 1, --threads >= 1, "
+                          f"--measure-ms > 0 and --rounds >= 1, got {samples}, {batch_size}, "
+                          f"{threads}, {measure_ms}, {rounds}")
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
                                    num_classes=num_classes, image_size=image_size, device=device)
     the_device = create_device(device, threads=threads, clock=clock)
     if fresh:
         store.clear()
     plan = ProfilePlan(samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
-                       reference=reference,
+                       reference=reference, rounds=rounds,
                        budget_s=None if budget_minutes is None else 60 * budget_minutes,
                        settings=MeasureSettings(target_ms=measure_ms))
     resolutions = resolutions_of(the_space)

@@ -50,9 +50,20 @@ def _median_by_id(
 def _noise(
     store: ProfileStore, space: SearchSpace, first: dict[str, tuple[dict[str, Any], float]]
 ) -> dict[str, Any]:
+    """Agreement of two independent measurements of the same subnets.
+
+    The first two measurements of each subnet measured in several rounds, else (one round) the
+    repeats of a tenth of the subnets against their median.
+    """
     records = store.records(store.latency_path)
-    repeats = _median_by_id(space, store.records(store.repeats_path), store.repeats_path)
-    pairs = [(first[k][1], v[1]) for k, v in repeats.items() if k in first]
+    by_id: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        by_id[str(record.get("arch_id") or arch_id(space.normalize(record["arch"])))].append(
+            float(record["latency_ms"]))
+    pairs = [(values[0], values[1]) for values in by_id.values() if len(values) >= 2]
+    if not pairs:
+        repeats = _median_by_id(space, store.records(store.repeats_path), store.repeats_path)
+        pairs = [(first[k][1], v[1]) for k, v in repeats.items() if k in first]
     rel_iqr = [
         (r["q3_ms"] - r["q1_ms"]) / r["latency_ms"] for r in records
         if "q1_ms" in r and r.get("latency_ms")

@@ -1,8 +1,12 @@
-"""One profiling session: time the blocks, the sampled subnets, and some subnets again.
+"""One profiling session: time the blocks and the sampled subnets, in interleaved rounds.
 
-Order and budget: blocks first (the lookup table needs all of them; at most 30 % of the time
-budget), then the subnets (until the sample count or 90 % of the budget is reached), then a
-second measurement of a tenth of the subnets, spread over the session, for the noise floor.
+Why rounds: on a machine whose speed drifts (a VM, a phone warming up, other processes), one
+measurement per subnet carries that moment's state; a subnet caught by a burst of contention
+is off by 20-30 % and the predictors are then scored against a wrong target. Every subnet is
+therefore measured in `rounds` passes spread over the session (blocks likewise), and a subnet
+whose measurements disagree by more than `agree` gets one more: its median is robust to one bad
+moment. Budget: blocks first (at most 30 % of `--budget-minutes`), then subnet rounds (until
+90 %). With one round, a tenth of the subnets is measured again at the end for the noise floor.
 Every measurement is appended to the store as it is taken, so a killed session resumes where it
 stopped (records taken with other settings are not reused).
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,6 +34,8 @@ from search_spaces.base import SearchSpace
 logger = logging.getLogger(__name__)
 
 BLOCK_SHARE = 0.3
+# later block rounds only while the subnets still have most of the budget
+LATE_BLOCK_SHARE = 0.5
 SUBNET_SHARE = 0.9
 
 
@@ -41,7 +48,12 @@ class ProfilePlan:
         batch_size: batch size of every timed call.
         budget_s: wall-clock budget of the session in seconds (None: no limit).
         blocks: whether to measure the per-block table.
-        repeat_share: share of subnets measured a second time for the noise floor.
+        repeat_share: with one round, the share of subnets measured a second time (for the
+            noise floor); with more rounds every subnet has repeated measurements.
+        rounds: passes over all subnets and blocks; each subnet's latency is the median of its
+            measurements.
+        agree: relative disagreement between a subnet's measurements above which it is
+            measured once more (a tie-break against one disturbed measurement).
         seed: seeds the subnet sample.
         settings: how each model is timed.
         reference: time every model relative to a fixed reference subnet, call by call
@@ -53,6 +65,8 @@ class ProfilePlan:
     budget_s: float | None = None
     blocks: bool = True
     repeat_share: float = 0.1
+    rounds: int = 2
+    agree: float = 0.05
     seed: int = 0
     settings: MeasureSettings = field(default_factory=MeasureSettings)
     reference: bool = False
@@ -60,7 +74,8 @@ class ProfilePlan:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress event: `phase` is "blocks", "subnets" or "repeats"."""
+    """A progress event: `phase` is "blocks", "subnets", "tie-breaks" or "repeats"
+    (later rounds are "blocks 2/2", "subnets 2/2" ...)."""
 
     phase: str
     done: int
@@ -160,53 +175,92 @@ class Session:
         eta = spent / done * (total - done) if done else None
         self.on_progress(Progress(phase, done, total, self.elapsed(), eta, estimate))
 
-    def measure_blocks(self) -> int:
-        """Time every block key not yet measured; returns how many were timed now."""
+    def _phase(self, name: str, round_index: int) -> str:
+        return name if self.plan.rounds == 1 else f"{name} {round_index + 1}/{self.plan.rounds}"
+
+    def measure_blocks(self, round_index: int = 0) -> int:
+        """Time every block key measured fewer than `round_index + 1` times; returns how many."""
         if not (self.plan.blocks and has_blocks(self.space)):
             return 0
         block_module = getattr(self.supernet, "block_module", None)
         if not callable(block_module):
             logger.info("supernet has no block_module(); skipping the per-block table")
             return 0
-        done = {r["block"] for r in self.store.records(self.store.blocks_path, self.setup)}
-        todo = [k for k in key_universe(self.space, resolutions_of(self.space)) if k not in done]
+        taken = Counter(r["block"] for r in self.store.records(self.store.blocks_path, self.setup))
+        universe = key_universe(self.space, resolutions_of(self.space))
+        todo = [k for k in universe if taken[k] <= round_index]
+        share = BLOCK_SHARE if round_index == 0 else LATE_BLOCK_SHARE
         started = time.perf_counter()
         for index, key in enumerate(todo):
-            if self._over(BLOCK_SHARE):
-                logger.warning("time budget: %d of %d blocks left unmeasured", len(todo) - index,
-                               len(todo))
+            if self._over(share):
+                if round_index == 0:
+                    logger.warning("time budget: %d of %d blocks left unmeasured",
+                                   len(todo) - index, len(todo))
                 return index
             module, shape = block_module(key)
             shape = (self.plan.batch_size, *tuple(shape)[1:])
             timing = self._time(module, None, shape, self.block_settings)
-            self.store.append(self.store.blocks_path, _record(timing, self.setup, block=key))
-            self._emit("blocks", index + 1, len(todo), started, None)
+            self.store.append(self.store.blocks_path,
+                              _record(timing, self.setup, block=key, round=round_index))
+            self._emit(self._phase("blocks", round_index), index + 1, len(todo), started, None)
         return len(todo)
 
-    def _measure_arch(self, arch: dict[str, Any], path: Any) -> Timing:
+    def _measure_arch(self, arch: dict[str, Any], path: Any, **fields: Any) -> Timing:
         model = self.supernet.extract_subnet(arch)
         side = self.supernet.input_resolution(arch) if hasattr(self.supernet, "input_resolution") \
             else arch.get("resolution")
         timing = self._time(model, side)
-        self.store.append(path, _record(timing, self.setup, arch=arch, arch_id=arch_id(arch)))
+        self.store.append(path, _record(timing, self.setup, arch=arch, arch_id=arch_id(arch),
+                                        **fields))
         return timing
 
-    def measure_subnets(self) -> list[dict[str, Any]]:
-        """Time the sampled subnets not yet measured; returns all archs measured in this setup."""
-        rng = np.random.default_rng(self.plan.seed)
-        done = {r["arch_id"] for r in self.store.records(self.store.latency_path, self.setup)}
-        archs = stratified_sample(self.space, self.plan.samples, rng)
-        todo = [a for a in archs if arch_id(a) not in done]
+    def _sample(self) -> list[dict[str, Any]]:
+        return stratified_sample(self.space, self.plan.samples,
+                                 np.random.default_rng(self.plan.seed))
+
+    def _measure_all(self, phase: str, archs: list[dict[str, Any]], **fields: Any) -> int:
+        """Time each of `archs` once (until the subnet budget is spent); returns how many."""
         started, estimate = time.perf_counter(), None
-        for index, arch in enumerate(todo):
+        for index, arch in enumerate(archs):
             if self._over(SUBNET_SHARE):
-                logger.warning("time budget: measured %d of %d subnets", index, len(todo))
-                break
-            self._measure_arch(arch, self.store.latency_path)
+                logger.warning("time budget: %s: measured %d of %d subnets", phase, index,
+                               len(archs))
+                return index
+            self._measure_arch(arch, self.store.latency_path, **fields)
             if self.estimator is not None and (index + 1) % 10 == 0:
                 estimate = self.estimator()
-            self._emit("subnets", index + 1, len(todo), started, estimate)
+            self._emit(phase, index + 1, len(archs), started, estimate)
+        return len(archs)
+
+    def _latencies(self) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        for record in self.store.records(self.store.latency_path, self.setup):
+            found.setdefault(record["arch_id"], []).append(float(record["latency_ms"]))
+        return found
+
+    def measure_subnets(self, round_index: int = 0) -> list[dict[str, Any]]:
+        """One pass over the sampled subnets measured fewer than `round_index + 1` times.
+
+        Returns every record of this setup (all rounds so far).
+        """
+        taken = self._latencies()
+        todo = [a for a in self._sample() if len(taken.get(arch_id(a), ())) <= round_index]
+        if round_index > 0:
+            # later rounds only revisit subnets that earlier rounds reached
+            todo = [a for a in todo if arch_id(a) in taken]
+        self._measure_all(self._phase("subnets", round_index), todo, round=round_index)
         return self.store.records(self.store.latency_path, self.setup)
+
+    def break_ties(self) -> int:
+        """Measure once more each subnet whose measurements disagree by more than `agree`."""
+        taken = self._latencies()
+        todo = []
+        for arch in self._sample():
+            values = taken.get(arch_id(arch), [])
+            spread = max(values) / min(values) - 1 if values else 0.0
+            if len(values) == self.plan.rounds and spread > self.plan.agree:
+                todo.append(arch)
+        return self._measure_all("tie-breaks", todo, round=self.plan.rounds)
 
     def measure_repeats(self, measured: list[dict[str, Any]]) -> int:
         """Measure a spread-out share of the subnets again (the noise floor)."""
@@ -223,11 +277,16 @@ class Session:
         return len(todo)
 
     def run(self) -> dict[str, Any]:
-        """Blocks, subnets, repeats; returns a summary of what was measured and the time taken."""
+        """Blocks and subnets in rounds, tie-breaks (or repeats); returns what was measured."""
         self._prepare_reference()
-        blocks = self.measure_blocks()
-        measured = self.measure_subnets()
-        repeats = self.measure_repeats(measured) if measured else 0
-        return {"blocks_measured": blocks, "subnets_total": len(measured),
-                "repeats_measured": repeats, "seconds": round(self.elapsed(), 1),
-                "setup": self.setup, "reference_ms": self.reference_ms or None}
+        blocks = 0
+        for round_index in range(self.plan.rounds):
+            blocks += self.measure_blocks(round_index)
+            measured = self.measure_subnets(round_index)
+        tie_breaks = self.break_ties() if self.plan.rounds > 1 else 0
+        repeats = self.measure_repeats(measured) if measured and self.plan.rounds == 1 else 0
+        return {"blocks_measured": blocks, "subnets_total": len(self._latencies()),
+                "measurements": len(measured), "rounds": self.plan.rounds,
+                "tie_breaks": tie_breaks, "repeats_measured": repeats,
+                "seconds": round(self.elapsed(), 1), "setup": self.setup,
+                "reference_ms": self.reference_ms or None}

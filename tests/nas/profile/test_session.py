@@ -2,14 +2,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import toy_space  # type: ignore[import-not-found]
 
+from nas.arch import arch_id
 from nas.errors import IncompatibleArtifactError, InvalidArchError
-from nas.profile.devices import create_device
-from nas.profile.fit import build_predictors, import_measurements, read_archs
+from nas.profile.devices import Device, create_device
+from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
 from nas.profile.measure import MeasureSettings
 from nas.profile.sampling import stratified_sample
 from nas.profile.session import ProfilePlan, Session
@@ -33,7 +35,7 @@ def test_stratified_sample_covers_sizes_and_resolutions() -> None:
 def test_session_measures_resumes_and_builds_predictors(tmp_path: Path) -> None:
     space = toy_space.ToyChainSpace(resolutions=(8,))
     store = ProfileStore(tmp_path, "cpu")
-    plan = ProfilePlan(samples=24, settings=FAST, seed=1)
+    plan = ProfilePlan(samples=24, settings=FAST, seed=1, rounds=1)
     events = []
     session = Session(space, space.build_supernet(), create_device("cpu", threads=1), store, plan,
                       on_progress=events.append)
@@ -54,6 +56,61 @@ def test_session_measures_resumes_and_builds_predictors(tmp_path: Path) -> None:
     assert meta["kind"] == report["chosen"]
     predicted = model.predict([space.largest(), space.smallest()])
     assert predicted[0] > predicted[1] > 0
+
+
+class DriftingDevice(Device):
+    """Fake timings: a model's latency is its parameter count (thousands), except that a third
+    of the models are caught by a 'burst of load' (40 % slow) in their first or second
+    measurement, never in both."""
+
+    family = "drifting"
+
+    def __init__(self) -> None:
+        super().__init__(None, threads=1)
+        self.seen: dict[int, int] = {}
+
+    def prepare(self, model: Any, input_shape: tuple[int, ...]) -> Any:
+        params = sum(p.numel() for p in model.parameters())
+        self.seen[params] = self.seen.get(params, 0) + 1
+        slow = params % 3 == 0 and self.seen[params] == 1 + params % 2
+        size = 1e-3 * params * (1.4 if slow else 1.0)
+        return lambda n: [size] * n
+
+
+def test_rounds_take_the_median_and_break_ties(tmp_path: Path) -> None:
+    space = toy_space.ToyChainSpace(resolutions=(8,))
+    store = ProfileStore(tmp_path, "drifting")
+    plan = ProfilePlan(samples=12, settings=FAST, seed=1, rounds=2)
+    device = DriftingDevice()
+    events: list[Any] = []
+    summary = Session(space, space.build_supernet(), device, store, plan,
+                      on_progress=events.append).run()
+    phases = {e.phase for e in events}
+    assert {"blocks 1/2", "blocks 2/2", "subnets 1/2", "subnets 2/2"} <= phases
+    assert "repeats" not in phases
+    assert summary["blocks_measured"] == 2 * len(space.block_key_universe([8]))
+    by_id: dict[str, list[float]] = {}
+    for record in store.records(store.latency_path):
+        by_id.setdefault(record["arch_id"], []).append(record["latency_ms"])
+    assert len(by_id) == 12 and all(len(v) >= 2 for v in by_id.values())
+    # exactly the subnets whose two measurements disagree got a third one
+    disagreeing = [v for v in by_id.values() if max(v[:2]) > 1.05 * min(v[:2])]
+    assert disagreeing and summary["tie_breaks"] == len(disagreeing)
+    assert all(len(v) == 3 for v in disagreeing)
+    # the median of three drops the disturbed measurement
+    archs, latency, _, _ = training_data(space, store, [8])
+    truth = {arch_id(a): 1e-3 * sum(p.numel() for p in space.build_supernet()
+                                    .extract_subnet(a).parameters()) for a in archs}
+    slow_once = [arch_id(a) for a in archs if len(by_id[arch_id(a)]) == 3]
+    for arch, measured in zip(archs, latency, strict=True):
+        if arch_id(arch) in slow_once:
+            assert measured == pytest.approx(truth[arch_id(arch)])
+    report = build_predictors(space, store, resolutions=[8])
+    assert report["noise_floor"]["n_pairs"] == 12  # round 1 against round 2 of every subnet
+    # resuming measures nothing more
+    again = Session(space, space.build_supernet(), DriftingDevice(), store, plan).run()
+    assert again["blocks_measured"] == 0 and again["tie_breaks"] == 0
+    assert len(store.records(store.latency_path)) == 24 + len(disagreeing)
 
 
 def test_session_with_reference_records_it(tmp_path: Path) -> None:
