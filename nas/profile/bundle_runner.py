@@ -5,14 +5,17 @@ Stand-alone on purpose: it needs only Python 3.8+, numpy and onnxruntime (no tor
 so it runs on phones (Termux), Raspberry Pi and Jetson boards. Usage:
 
     python run_bundle.py BUNDLE_DIR [--out results.jsonl] [--threads 1] [--provider CPU]
-                                    [--budget-minutes M]
+                                    [--budget-minutes M] [--rounds 2]
 
 It writes one JSON line per model, `{"arch": ..., "latency_ms": ...}` or
 `{"block": ..., "latency_ms": ...}`, appending as it goes (a killed run resumes where it
 stopped). Bring the file back and run `nas profile import results.jsonl --device NAME ...`.
 
 Method (the same as `nas profile`): warm-up, repeats sized to a target duration, timings far
-above the upper quartile re-measured, the median kept with its inter-quartile range.
+above the upper quartile re-measured, the median kept with its inter-quartile range; every
+model is measured in `--rounds` passes spread over the session (a phone that heats up and slows
+down, or a burst of other work, then spoils one measurement of a model, not its latency):
+`nas profile import` keeps the median of each model's measurements.
 """
 
 from __future__ import annotations
@@ -72,16 +75,18 @@ def measure(sess: Any, feed: dict[str, Any]) -> dict[str, Any]:
             "n": int(timings.size)}
 
 
-def done_files(out: str) -> set[str]:
+def done_files(out: str) -> dict[str, int]:
+    """How many measurements of each model file `out` already holds."""
+    done: dict[str, int] = {}
     if not os.path.isfile(out):
-        return set()
-    done = set()
+        return done
     with open(out) as handle:
         for line in handle:
             try:
-                done.add(json.loads(line)["file"])
+                name = json.loads(line)["file"]
             except (ValueError, KeyError):
                 continue  # a line torn by a kill
+            done[name] = done.get(name, 0) + 1
     return done
 
 
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: default)")
     parser.add_argument("--provider", default="CPU", help="execution provider, e.g. CPU, CUDA")
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="passes over all models; import keeps each model's median")
     args = parser.parse_args(argv)
     provider = args.provider if args.provider.endswith("ExecutionProvider") \
         else args.provider + "ExecutionProvider"
@@ -101,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.bundle, "bundle.json")) as handle:
         manifest = json.load(handle)
     done, start = done_files(args.out), time.perf_counter()
-    items = [item for item in manifest["items"] if item["file"] not in done]
+    todo = [(r, item) for r in range(args.rounds) for item in manifest["items"]
+            if done.get(item["file"], 0) <= r]
     rng = np.random.default_rng(0)
-    for index, item in enumerate(items, start=1):
+    for index, (round_index, item) in enumerate(todo, start=1):
         if args.budget_minutes and time.perf_counter() - start > 60 * args.budget_minutes:
             print("time budget reached; run again to continue", file=sys.stderr)
             break
@@ -111,10 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         feed = {"input": rng.standard_normal(item["input_shape"]).astype(np.float32)}
         record = {key: item[key] for key in ("arch", "block") if key in item}
         record.update(measure(sess, feed), file=item["file"], threads=args.threads,
-                      provider=provider)
+                      provider=provider, round=round_index)
         with open(args.out, "a") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
-        print(f"[{index}/{len(items)}] {item['file']} {record['latency_ms']:.3f} ms",
+        print(f"[{index}/{len(todo)}] {item['file']} {record['latency_ms']:.3f} ms",
               file=sys.stderr)
     return 0
 

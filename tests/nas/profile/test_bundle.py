@@ -40,13 +40,16 @@ def test_bundle_runner_is_standalone_and_importable(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in results.read_text().splitlines()]
-    assert len(records) == len(manifest["items"])
+    # two rounds by default: every model twice, the second pass after the first
+    assert len(records) == 2 * len(manifest["items"])
+    assert [r["round"] for r in records] == sorted(r["round"] for r in records)
     assert all(r["latency_ms"] > 0 and r["q1_ms"] <= r["latency_ms"] <= r["q3_ms"]
                for r in records)
     store = ProfileStore(tmp_path / "remote", "pi4")
-    assert import_measurements(space, store, results) == (6, manifest["n_blocks"])
+    assert import_measurements(space, store, results) == (12, 2 * manifest["n_blocks"])
     report = build_predictors(space, store, resolutions=[8])
-    assert report["n_blocks"] == manifest["n_blocks"]
+    assert report["n_blocks"] == manifest["n_blocks"] and report["n_subnets"] == 6
+    assert report["noise_floor"]["n_pairs"] == 6
     # a second run of the runner resumes: nothing left to measure
     again = subprocess.run(
         [sys.executable, "-I", str(out / RUNNER_NAME), str(out), "--out", str(results)],
