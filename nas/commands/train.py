@@ -35,8 +35,12 @@ from nas.train.run import TrainSummary, train_run
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
 
 
-def _opt(help_text: str, *names: str) -> Any:
-    return typer.Option(*names, help=help_text, show_default=False)
+def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
+    return typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel)
+
+
+# DARTS-only options get their own --help panel (an OFA space refuses them)
+_DARTS_PANEL = "DARTS search (--space darts only)"
 
 
 class TrainProgress:
@@ -144,7 +148,8 @@ def train_supernet(
     ] = None,
     width_mult: Annotated[
         float | None,
-        _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2)."),
+        _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2; darts: 16 x width "
+             "initial channels, prefer --init-channels)."),
     ] = None,
     small_input: Annotated[
         bool | None,
@@ -171,7 +176,9 @@ def train_supernet(
     max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
     method: Annotated[
         str | None,
-        _opt("sandwich (BigNAS) or ps (progressive shrinking) (default: sandwich)."),
+        _opt("sandwich (BigNAS) or ps (progressive shrinking) (default: sandwich); with "
+             "--space darts: darts, darts-2nd, pc-darts, gdas, fbnet or proxyless "
+             "(default: darts)."),
     ] = None,
     sampler: Annotated[
         str | None,
@@ -197,6 +204,63 @@ def train_supernet(
         bool,
         typer.Option("--channels-last", help="Use the channels_last memory layout."),
     ] = False,
+    init_channels: Annotated[
+        int | None,
+        _opt("DARTS: channels of the first cells, doubled at each reduction, even "
+             "(default: 16; overrides --width-mult).", panel=_DARTS_PANEL),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        _opt("DARTS: number of cells, reductions at 1/3 and 2/3 (default: 8).",
+             panel=_DARTS_PANEL),
+    ] = None,
+    partial_channels: Annotated[
+        int | None,
+        _opt("pc-darts: K, only 1/K of each edge's channels go through the mixed operation; "
+             "K must divide init-channels/2 (default: 4).", panel=_DARTS_PANEL),
+    ] = None,
+    tau_max: Annotated[
+        float | None,
+        _opt("gdas: Gumbel-softmax temperature at the first epoch, annealed linearly "
+             "(default: 10).", panel=_DARTS_PANEL),
+    ] = None,
+    tau_min: Annotated[
+        float | None,
+        _opt("gdas: temperature at the last epoch (default: 0.1).", panel=_DARTS_PANEL),
+    ] = None,
+    arch_lr: Annotated[
+        float | None,
+        _opt("DARTS: Adam learning rate of the architecture weights (default: 3e-4, "
+             "pc-darts 6e-4).", panel=_DARTS_PANEL),
+    ] = None,
+    arch_warmup_epochs: Annotated[
+        int | None,
+        _opt("DARTS: epochs that train only the weights before the architecture starts "
+             "moving (default: 0; PC-DARTS uses 15 of 50).", panel=_DARTS_PANEL),
+    ] = None,
+    select: Annotated[
+        str | None,
+        _opt("DARTS: how the genotype is chosen: argmax (largest alpha per edge) or "
+             "perturbation (DARTS-PT: each op's effect on validation accuracy) "
+             "(default: argmax).", panel=_DARTS_PANEL),
+    ] = None,
+    latency_table: Annotated[
+        str | None,
+        _opt("fbnet/proxyless: per-op latency table: a JSON/JSONL FILE, 'profile' or "
+             "'profile:DEVICE' (measured by `nas profile --space darts --device DEVICE`), "
+             "'measure' (time the ops on this CPU now) or 'toy' (analytic) (default: profile "
+             "for cpu when it exists, else measure).", panel=_DARTS_PANEL),
+    ] = None,
+    target_latency: Annotated[
+        float | None,
+        _opt("fbnet/proxyless: target latency of the cells in ms (default: 70% of the "
+             "initial expected latency).", panel=_DARTS_PANEL),
+    ] = None,
+    latency_weight: Annotated[
+        float | None,
+        _opt("fbnet/proxyless: weight of the latency term (FBNet alpha, default 1.0; "
+             "ProxylessNAS lambda, default 0.1).", panel=_DARTS_PANEL),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Continue the run from its last checkpoint."),
@@ -205,7 +269,8 @@ def train_supernet(
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Train a weight-sharing supernet (sandwich rule or progressive shrinking)."""
+    """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
+    DARTS cell with --space darts (genotype.json)."""
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     cfg = resolve_config(ctx, TrainConfig, config)
     if resume:

@@ -49,7 +49,8 @@ METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless")
 SELECTIONS = ("argmax", "perturbation")
 # Options that change what is trained: resuming with other values is refused.
 RESUME_KEYS = ("method", "epochs", "batch_size", "init_channels", "layers", "seed",
-               "partial_channels", "lr", "arch_lr")
+               "partial_channels", "lr", "arch_lr", "arch_warmup_epochs", "tau_max", "tau_min",
+               "latency_table", "target_latency", "latency_weight")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class BilevelConfig:
     partial_channels: int = 4  # K of pc-darts (ignored by the other methods)
     tau_max: float = 10.0  # gdas temperature, annealed linearly to tau_min
     tau_min: float = 0.1
-    latency_table: str | None = None  # fbnet/proxyless: JSON file, "toy" or "measure"
+    # fbnet/proxyless: JSON/JSONL file, "toy", "measure" or "profile[:DEVICE]" (None: toy;
+    # `nas train-supernet` picks profile:cpu when measured, else measure)
+    latency_table: str | None = None
     target_latency: float | None = None  # ms of the cells; None: 70% of the initial expectation
     latency_weight: float | None = None  # None: 1.0 (fbnet alpha) / 0.1 (proxyless lambda)
     latency_exponent: float = 0.6  # fbnet beta
@@ -171,15 +174,22 @@ class _Search:
         from nas.train.darts_latency import (
             ExpectedLatency,
             load_latency_table,
+            load_profile_table,
             measure_latency_table,
+            profile_device,
             toy_latency_table,
         )
 
         source = self.config.latency_table or "toy"
+        device = profile_device(source)
         if source == "toy":
             table = toy_latency_table(self.space)
         elif source == "measure":
             table = measure_latency_table(self.space)
+            atomic_write_json(self.run.sub("supernet", "latency_table.json"), table)
+        elif device is not None:
+            table = load_profile_table(self.run.root, self.space, device, run_path=self.run.path)
+            # the profile may grow later; the run keeps the table it searched with
             atomic_write_json(self.run.sub("supernet", "latency_table.json"), table)
         else:
             table = load_latency_table(Path(source))
@@ -406,6 +416,8 @@ def _finish(search: _Search, completed: bool) -> dict[str, Any]:
         "val_acc": search.val_acc if search.val_acc is not None else _evaluate(search),
         "genotype": genotype, "genotype_string": genotype_string(genotype),
         "eval_network_36x20": eval_space.complexity(genotype),
+        "supernet": {"init_channels": config.init_channels, "layers": config.layers,
+                     "params": sum(p.numel() for p in net.weight_parameters())},
     }
     if search.latency is not None:
         summary["target_latency_ms"] = search.target

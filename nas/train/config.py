@@ -19,6 +19,19 @@ METHODS = ("sandwich", "ps")
 DARTS_METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless")
 SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
+SELECTIONS = ("argmax", "perturbation")
+# options of DARTS-family searches only, and those that only one kind of method uses
+DARTS_OPTIONS = ("init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
+                 "arch_warmup_epochs", "select", "latency_table", "target_latency",
+                 "latency_weight")
+METHOD_OPTIONS = {
+    "partial_channels": ("pc-darts",),
+    "tau_max": ("gdas",),
+    "tau_min": ("gdas",),
+    "latency_table": ("fbnet", "proxyless"),
+    "target_latency": ("fbnet", "proxyless"),
+    "latency_weight": ("fbnet", "proxyless"),
+}
 # Arch keys whose unlocking shrinks channels: the supernet re-sorts channels before such a phase.
 CHANNEL_KEYS = ("expand_ratio", "width", "width_mult")
 
@@ -130,6 +143,19 @@ class TrainConfig:
     channels_last: bool = False
     bn_calibration_batches: int = 10
     eval_batch_size: int = 256
+    # DARTS-family search only (`--space darts`); None: the method's default (see
+    # nas.train.bilevel.BilevelConfig). Giving one with a once-for-all space is an error.
+    init_channels: int | None = None  # channels of the first cells (DARTS search: 16)
+    layers: int | None = None  # cells (DARTS search: 8)
+    partial_channels: int | None = None  # pc-darts: K, 1/K of the channels are mixed
+    tau_max: float | None = None  # gdas: temperature at the first epoch
+    tau_min: float | None = None  # gdas: temperature at the last epoch
+    arch_lr: float | None = None  # Adam lr of the alphas
+    arch_warmup_epochs: int | None = None  # weight-only epochs before the alphas train
+    select: str | None = None  # argmax or perturbation (DARTS-PT)
+    latency_table: str | None = None  # fbnet/proxyless: FILE, toy, measure, profile[:DEVICE]
+    target_latency: float | None = None  # fbnet/proxyless: ms of the cells
+    latency_weight: float | None = None  # fbnet alpha / proxyless lambda
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
@@ -141,6 +167,7 @@ class TrainConfig:
 
     def _check(self) -> None:
         methods = METHODS + DARTS_METHODS if self.space.startswith("darts") else METHODS
+        self._check_darts_options()
         choices = {"method": methods, "sampler": SAMPLERS, "amp": AMP_MODES}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
@@ -160,6 +187,32 @@ class TrainConfig:
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
 
+    def _check_darts_options(self) -> None:
+        given = [key for key in DARTS_OPTIONS if getattr(self, key) is not None]
+        if not given:
+            return
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        if not self.space.startswith("darts"):
+            raise ConfigError(f"{flags}: DARTS search options, expected --space darts, got "
+                              f"space '{self.space}' (once-for-all training does not use them)")
+        # an option the chosen method ignores would silently change nothing
+        method = self.method if self.method in DARTS_METHODS else "darts"  # as the adapter
+        for key, methods in METHOD_OPTIONS.items():
+            if getattr(self, key) is not None and method not in methods:
+                raise ConfigError(f"--{key.replace('_', '-')}: only used by --method "
+                                  f"{' or '.join(methods)}, got method '{method}'")
+        if self.init_channels is not None and self.width_mult is not None:
+            raise ConfigError("expected --init-channels or --width-mult (16 x width), not both")
+        if self.select is not None and self.select not in SELECTIONS:
+            raise ConfigError(f"select: expected argmax or perturbation, got '{self.select}'")
+        for key in ("arch_lr", "target_latency", "latency_weight"):
+            if getattr(self, key) is not None and getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: expected a positive number, got {getattr(self, key)}")
+        if self.arch_warmup_epochs is not None and self.arch_warmup_epochs < 0:
+            raise ConfigError(
+                f"arch_warmup_epochs: expected >= 0, got {self.arch_warmup_epochs}"
+            )
+
     def resolved_phases(self) -> tuple[PhaseConfig, ...]:
         """The phases this run trains: one all-elastic phase for sandwich, else PS phases."""
         if self.method == "sandwich":
@@ -172,6 +225,9 @@ RESUME_KEYS = (
     "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "small_input",
     "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
+    # DARTS searches (None for once-for-all runs, so older checkpoints still compare equal)
+    "init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
+    "arch_warmup_epochs", "latency_table", "target_latency", "latency_weight",
 )
 
 

@@ -4,23 +4,31 @@ The training command's `TrainConfig` describes once-for-all training; the option
 over (dataset, epochs, batch size, seed, steps, logging) are taken from it, and its method is
 used when it names a DARTS-family method (anything else means first-order DARTS). Options
 whose OFA defaults differ from DARTS' (learning rate, weight decay) are only taken when the
-user changed them. `--width-mult` scales the initial channels (16 x width_mult) for quick
-searches; other DARTS options keep `BilevelConfig`'s defaults when the search runs through
-this command (the library entry point is `nas.train.bilevel.run_bilevel_search`).
+user changed them. The DARTS options (`--init-channels`, `--layers`, `--partial-channels`,
+`--tau-max/min`, `--arch-lr`, `--arch-warmup-epochs`, `--select`, `--latency-table`,
+`--target-latency`, `--latency-weight`) map one to one onto `BilevelConfig`; left unset, the
+method's default applies. `--width-mult` still scales the initial channels (16 x width_mult).
+
+Hardware-aware methods (fbnet, proxyless) without `--latency-table` use the per-op table
+`nas profile --space darts --device cpu` measured, when it covers the search network, else
+they time the ops on this CPU before searching (`measure`); `toy` stays selectable.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from nas.artifacts import RunDir
+from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.data import load_dataset
 from nas.train.bilevel import METHODS, BilevelConfig, run_bilevel_search
+from search_spaces.darts.space import DartsSpace
 
 if TYPE_CHECKING:
     from nas.train.config import TrainConfig
@@ -28,6 +36,10 @@ if TYPE_CHECKING:
 
 _CARRIED = ("epochs", "batch_size", "seed", "max_steps", "checkpoint_every", "log_every",
             "eval_batch_size")
+# TrainConfig fields of the same name and meaning in BilevelConfig (None: keep its default)
+_DARTS = ("init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
+          "arch_warmup_epochs", "select", "latency_table", "target_latency", "latency_weight")
+logger = logging.getLogger(__name__)
 
 
 def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
@@ -44,8 +56,33 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     if width_mult:
         # --width-mult scales the cells' channels (16 at 1.0), kept even for factorized reduce
         values["init_channels"] = max(2, 2 * round(8 * float(width_mult)))
+    for key in _DARTS:
+        if getattr(cfg, key, None) is not None:
+            values[key] = getattr(cfg, key)
     values.update(overrides)
     return BilevelConfig(**values)
+
+
+def default_latency_source(run: RunDir, space: DartsSpace, *, resume: bool) -> str:
+    """`profile:cpu` when `nas profile` measured the ops of this network on the CPU, else
+    `measure` (time them now); a resumed run keeps the source it started with."""
+    from nas.errors import ArtifactError
+    from nas.train.darts_latency import load_profile_table
+    from nas.train.run import STAGE
+
+    saved = run.path / "config" / f"{STAGE}.json"
+    if resume and saved.is_file():
+        source = read_json(saved).get("latency_table")
+        if isinstance(source, str):
+            return source
+    try:
+        load_profile_table(run.root, space, "cpu", run_path=run.path)
+    except ArtifactError as exc:
+        logger.warning("no usable per-op latency profile (%s); timing the DARTS ops on this "
+                       "CPU now (--latency-table measure)", exc)
+        return "measure"
+    logger.info("latency table: the cpu profile measured by `nas profile --space darts`")
+    return "profile:cpu"
 
 
 def train_darts(cfg: TrainConfig, run: RunDir, *, resume: bool,
@@ -57,6 +94,15 @@ def train_darts(cfg: TrainConfig, run: RunDir, *, resume: bool,
     data_dir = None if cfg.data_dir is None else Path(cfg.data_dir)
     splits = load_dataset(cfg.dataset, data_dir=data_dir, image_size=cfg.image_size,
                           seed=cfg.seed)
+    space = DartsSpace(init_channels=config.init_channels, layers=config.layers,
+                       num_classes=splits.num_classes, in_channels=splits.channels,
+                       image_size=splits.image_size)
+    # recorded before the search so `nas profile --run NAME` can time this network's ops
+    run.update_manifest(space=space.spec())
+    if config.hardware_aware and config.latency_table is None:
+        config = dataclasses.replace(
+            config, latency_table=default_latency_source(run, space, resume=resume)
+        )
     run.begin_stage(STAGE, config={**config_to_dict(config), "space": "darts",
                                    "dataset": cfg.dataset}, seed=cfg.seed, device=str(device))
     started = time.perf_counter()

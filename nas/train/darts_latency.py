@@ -4,7 +4,9 @@ A latency table maps one op on one edge shape to milliseconds: keys are
 `darts/<op>/c<channels>/s<size>/x<stride>` (see `latency_key`). `measure_latency_table` times
 each op module of `search_spaces.darts.ops` on CPU at every edge shape of a network;
 `toy_latency_table` gives a deterministic analytic stand-in (MACs plus a memory term) for tests
-and quick runs without profiling.
+and quick runs without profiling; `load_profile_table` reads the per-op table `nas profile
+--space darts --device D` measured into the profile store (`search_spaces.darts.blocks` defines
+the keys, the same for both).
 
 The expected latency of a cell is the sum over its 14 edges of the op latencies weighted by the
 softmax of the non-`none` alphas (`none` is never kept by `derive()`, so letting its weight lower
@@ -19,31 +21,30 @@ import statistics
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from nas.errors import ArtifactError
+from search_spaces.darts.blocks import edge_shapes as darts_edge_shapes
+from search_spaces.darts.blocks import op_key
 from search_spaces.darts.counting import cell_plans, edge_geometry, op_cost
 from search_spaces.darts.genotypes import CELL_OPS, STEPS
 from search_spaces.darts.space import DartsSpace
 
 EdgeShape = tuple[int, int, int]  # channels, input size, stride
+PROFILE = "profile"  # --latency-table profile[:DEVICE]
 
 
 def latency_key(op: str, channels: int, size: int, stride: int) -> str:
     """The table key of `op` on an edge of `channels` at input side `size` with `stride`."""
-    return f"darts/{op}/c{channels}/s{size}/x{stride}"
+    return op_key(op, channels, size, stride)
 
 
 def edge_shapes(space: DartsSpace) -> list[EdgeShape]:
     """Every distinct edge shape of the space's network."""
-    shapes: set[EdgeShape] = set()
-    for plan in cell_plans(space.init_channels, space.layers, space.image_size):
-        for source in (0, 2):
-            stride, size = edge_geometry(plan, source)
-            shapes.add((plan.channels, size, stride))
-    return sorted(shapes)
+    return darts_edge_shapes(space.init_channels, space.layers, space.image_size)
 
 
 def toy_latency_table(space: DartsSpace) -> dict[str, float]:
@@ -98,6 +99,85 @@ def load_latency_table(path: Path) -> dict[str, float]:
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{path}: expected a JSON object of key -> milliseconds")
     return {str(k): float(v) for k, v in data.items()}
+
+
+def profile_device(source: str | None) -> str | None:
+    """The device of a `profile` / `profile:DEVICE` table source (None for other sources)."""
+    if source is None or not (source == PROFILE or source.startswith(PROFILE + ":")):
+        return None
+    return source.partition(":")[2] or "cpu"
+
+
+def profile_blocks_path(runs_dir: Path, space: DartsSpace, device: str) -> Path:
+    """Where `nas profile --space darts --image-size S --device D` keeps its block records."""
+    from nas.profile.store import STANDALONE, ProfileStore, device_dirname
+
+    root = runs_dir / STANDALONE / f"{space.name}-{space.image_size}px-{device_dirname(device)}"
+    return ProfileStore(root, device).blocks_path
+
+
+def _tables_by_setup(records: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """One `{key: ms}` table per measurement setup, batch 1 first, then the largest: the
+    search's expectation is per image, and mixing setups would mix scales."""
+    groups: dict[str, dict[str, float]] = {}
+    for record in records:
+        if "block" in record and "latency_ms" in record:
+            table = groups.setdefault(json.dumps(record.get("setup"), sort_keys=True), {})
+            table[str(record["block"])] = float(record["latency_ms"])  # the latest wins
+
+    def rank(item: tuple[str, dict[str, float]]) -> tuple[bool, int]:
+        setup = json.loads(item[0]) or {}
+        return setup.get("batch_size", 1) == 1, len(item[1])
+
+    return [table for _, table in sorted(groups.items(), key=rank, reverse=True)]
+
+
+def _how_to_profile(space: DartsSpace, device: str, run_path: Path | None) -> str:
+    # `nas profile --space darts` times the default space (16 channels); a run's manifest
+    # holds the search's own space, so `nas profile --run` covers any width
+    if space.init_channels == DartsSpace().init_channels or run_path is None:
+        command = (f"nas profile --space darts --image-size {space.image_size} "
+                   f"--device {device}")
+    else:
+        command = f"nas profile --run {run_path.name} --device {device} --samples 2"
+    return (f"time the ops with `{command}` (blocks are measured first), or pass "
+            "--latency-table measure (time them now) or toy")
+
+
+def load_profile_table(
+    runs_dir: Path, space: DartsSpace, device: str = "cpu", *, run_path: Path | None = None
+) -> dict[str, float]:
+    """The per-op table `nas profile` measured for `device`, as `{key: ms}`.
+
+    Looks in the run's own profile (`run_path/profile/<device>/`, from `nas profile --run`)
+    first, then in the standalone one of the space at this image size. The table must cover
+    every op key of `space`'s network; otherwise `ArtifactError` says how to make one.
+    """
+    from nas.artifacts import read_jsonl
+    from nas.profile.store import ProfileStore
+
+    candidates = [profile_blocks_path(runs_dir, space, device)]
+    if run_path is not None:
+        candidates.insert(0, ProfileStore(run_path, device).blocks_path)
+    needed = space.block_key_universe()
+    how = _how_to_profile(space, device, run_path)
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        raise ArtifactError(f"no per-operation latency table for device '{device}' at "
+                            f"{candidates[-1]}; {how}")
+    table: dict[str, float] = {}
+    for path in found:
+        for table in _tables_by_setup(list(read_jsonl(path))) or [{}]:
+            missing = [key for key in needed if key not in table]
+            if not missing:
+                return {key: table[key] for key in needed}
+    first = f"/s{space.image_size}/x1"
+    widths = sorted({key.split("/")[2] for key in table if key.endswith(first)})
+    raise ArtifactError(
+        f"the latency table {path} lacks {len(missing)} of {len(needed)} op keys of this search "
+        f"network (e.g. '{missing[0]}'; it has first-cell widths {', '.join(widths) or 'none'}, "
+        f"this search needs c{space.init_channels}); {how}"
+    )
 
 
 class ExpectedLatency:

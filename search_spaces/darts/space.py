@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -314,6 +314,23 @@ class DartsSpace(SearchSpace):
             image_size=self.image_size,
         )
         return {"params": params, "macs": macs}
+
+    # ----------------------------------------------------------------- latency blocks
+    def block_keys(self, arch: Arch) -> list[str]:
+        """The op keys (`darts/<op>/c<C>/s<side>/x<stride>`) of the genotype's kept edges, one
+        per edge of every cell: what a per-op lookup table sums (see `blocks.py`)."""
+        from search_spaces.darts.blocks import genotype_block_keys
+
+        self.validate(arch)
+        return genotype_block_keys(arch, init_channels=self.init_channels, layers=self.layers,
+                                   image_size=self.image_size)
+
+    def block_key_universe(self, resolutions: Sequence[int] | None = None) -> list[str]:
+        """Every op key at every edge shape of the network (7 ops x about 5 shapes)."""
+        from search_spaces.darts.blocks import key_universe
+
+        return key_universe(init_channels=self.init_channels, layers=self.layers,
+                            image_sizes=resolutions or [self.image_size])
 
     # ----------------------------------------------------------------- torch side
     def build_supernet(self, **kwargs: Any) -> DartsSupernet:

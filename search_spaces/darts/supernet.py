@@ -283,15 +283,21 @@ class DartsSupernet(Supernet):
 
         With K = 1 the weights (and BN statistics) are copied from the supernet, so in eval
         mode its output equals the supernet's with `set_active(arch)`. With partial channels
-        the shapes differ and the network is returned freshly initialised.
+        the shapes differ: the network is returned freshly initialised, with a logged warning
+        (`extract.build_eval_network(..., require_weights=True)` raises instead).
         """
-        from search_spaces.darts.extract import copy_weights
+        from search_spaces.darts.extract import build_eval_network
 
-        genotype = self.space.normalize(arch)
-        net = self.space.build_network(genotype)
-        if self.partial_channels == 1:
-            copy_weights(self, net, genotype)
+        net = build_eval_network(self, self.space.normalize(arch))
         return net.to(self.alphas_normal.device)
+
+    def block_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
+        """A standalone op (random weights) for a `space.block_keys()` key, and its batch-1
+        input shape: what `nas profile` times for the per-op latency table."""
+        from search_spaces.darts.blocks import build_block
+
+        module, shape = build_block(key)
+        return module, shape
 
 
 def parse_weights(weights: torch.Tensor) -> list[list[Any]]:
