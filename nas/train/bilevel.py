@@ -182,7 +182,13 @@ class _Search:
 
         source = self.config.latency_table or "toy"
         device = profile_device(source)
-        if source == "toy":
+        saved = self.run.sub("supernet", "latency_table.json")
+        if (source == "measure" or device is not None) and saved.is_file() \
+                and self.run.sub("supernet", "ckpt.pt").is_file():
+            # resuming (a fresh start over a checkpoint is refused later): keep the table the
+            # search started with instead of timing the ops again or reading a grown profile
+            table = load_latency_table(saved)
+        elif source == "toy":
             table = toy_latency_table(self.space)
         elif source == "measure":
             table = measure_latency_table(self.space)

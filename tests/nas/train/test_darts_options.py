@@ -164,3 +164,22 @@ def test_layers_and_init_channels_change_the_searched_supernet(runs_dir: Path) -
         assert summary["supernet"]["layers"] == int(layers)
         counts.append(summary["supernet"]["params"])
     assert counts[0] < counts[1]
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_latency_table_the_search_started_with(tmp_path: Path) -> None:
+    from nas.train.bilevel import run_bilevel_search
+    from tests.nas.train.test_bilevel import tiny_config, tiny_splits
+
+    space = tiny_space()
+    table = toy_latency_table(space)
+    write_profile(tmp_path, space, table)
+    run = RunDir(tmp_path, "k")
+    config = tiny_config(method="fbnet", latency_table="profile", max_steps=1)
+    run_bilevel_search(config, run, splits=tiny_splits(), device="cpu")
+    write_profile(tmp_path, space, {k: 2 * v for k, v in table.items()})  # profile grew
+    again = tiny_config(method="fbnet", latency_table="profile", max_steps=2)
+    result = run_bilevel_search(again, run, splits=tiny_splits(), device="cpu", resume=True)
+    assert result["steps"] == 2
+    kept = json.loads(run.sub("supernet", "latency_table.json").read_text())
+    assert kept == pytest.approx(table)
