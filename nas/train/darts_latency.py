@@ -84,8 +84,8 @@ def measure_latency_table(
 def load_latency_table(path: Path) -> dict[str, float]:
     """A table from JSON (`{key: ms}` or `{"entries": {key: ms}}`) or JSONL (`{"key", "ms"}`)."""
     if not path.is_file():
-        raise ArtifactError(f"latency table {path} does not exist; build one with "
-                            "nas.train.darts_latency.measure_latency_table or omit it")
+        raise ArtifactError(f"latency table: expected a JSON/JSONL file, toy, measure, profile "
+                            f"or profile:DEVICE, got '{path}' (no such file)")
     text = path.read_text()
     try:
         if path.suffix == ".jsonl":

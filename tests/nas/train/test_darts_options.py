@@ -183,3 +183,10 @@ def test_resume_keeps_the_latency_table_the_search_started_with(tmp_path: Path) 
     assert result["steps"] == 2
     kept = json.loads(run.sub("supernet", "latency_table.json").read_text())
     assert kept == pytest.approx(table)
+
+
+def test_an_unknown_latency_table_names_the_valid_sources(tmp_path: Path) -> None:
+    from nas.train.darts_latency import load_latency_table
+
+    with pytest.raises(ArtifactError, match="toy, measure, profile or profile:DEVICE"):
+        load_latency_table(tmp_path / "profil")
