@@ -170,7 +170,7 @@ def finetune_export(
     splits = run_dataset(dict(read_weights_metadata(weights_path(run))["train_config"]))
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
-    model = load_exported(export_dir, device=cfg.device)
+    model = load_exported(export_dir, device=cfg.device, fuse_bn=False)  # trainable: BN kept
     before = _evaluate(model, splits, "val", resolution, device)
     teacher = _teacher(run, splits, cfg, resolution) if cfg.distill else None
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,

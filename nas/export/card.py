@@ -177,15 +177,28 @@ def _latency_lines(latency: Mapping[str, Any]) -> list[str]:
 
 def _parity_lines(metrics: Mapping[str, Any]) -> list[str]:
     lines = []
+    deploy = metrics.get("deploy") or {}
     for name, p in metrics["parity"].items():
         verdict = "ok" if p["passed"] else "FAILED"
+        held = p.get("form") or ""
+        limit = p.get("allowed", p["tolerance"])
         lines.append(
-            f"- `{metrics['files'][name]}` ({name}): max |logit diff| vs supernet "
-            f"{p['max_abs_diff']:.2e} (limit {p.get('allowed', p['tolerance']):.2g}), val top-1 "
-            f"{p['val_correct']}/{p['val_total']} vs {p['reference_correct']}/{p['val_total']}: "
-            f"{verdict}"
+            f"- `{metrics['files'][name]}` ({name}{', ' + held if held else ''}): max |logit "
+            f"diff| vs supernet {p['max_abs_diff']:.2e} (limit {limit:.2g}), val top-1 "
+            f"{p['val_correct']}/{p['val_total']} vs "
+            f"{p['reference_correct']}/{p['val_total']}: {verdict}"
         )
-    return lines + ["- `arch.json`: architecture, space spec and input spec"]
+        for tried in (deploy.get(name) or {}).get("tried", []):
+            if tried["form"]["label"] != held or name == "pytorch":
+                state = "accepted" if tried.get("accepted", tried["passed"]) else "not used"
+                lines.append(f"  - tried {tried['form']['label']}: max |logit diff| "
+                             f"{tried['max_abs_diff']:.2e} (needs <= "
+                             f"{tried.get('required', 0.0):.2g}), {state}")
+    if "pytorch" in deploy:
+        lines.append("- `nas.load_exported(DIR)` returns the pytorch form above; "
+                     "`fuse_bn=False` gives the stored network with its batch norms (for "
+                     "fine-tuning)")
+    return lines + ["- `arch.json`: architecture, space spec, input spec and chosen forms"]
 
 
 def _provenance_lines(prov: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:

@@ -23,6 +23,7 @@ from torch import nn
 from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_json, environment, now_iso
 from nas.export import formats as fmt
+from nas.export.deploy import FORMS, STORED, DeployForm, deployable
 from nas.export.parity import (
     TOLERANCES,
     FormatParity,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
+# a BN-folding form is kept only if its logits are within this fraction of the parity limit
+FOLD_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -243,29 +246,32 @@ def export_model(
     example = val[0][0][:1]
     arch_json = _arch_json(meta, splits, resolution, formats)
     atomic_write_json(out_dir / fmt.ARCH_FILE, arch_json)
-    _write_formats(model, example, out_dir, formats)
-    ref_correct, total = count_correct(reference, val)
-    parity_x = val[0][0]
-    with torch.no_grad():
-        ref_logits = reference(parity_x)
-    results, loaded = [], {}
+    if "pytorch" in formats:
+        fmt.save_pytorch(model, out_dir)
+    check = _Checker(reference, val)
+    results, loaded, deploy = [], {}, {}
     for name in formats:
-        loaded[name] = fmt.SavedModel(name, out_dir)
-        correct, _ = count_correct(loaded[name], val)
-        results.append(FormatParity(
-            format=name, max_abs_diff=max_abs_diff(loaded[name](parity_x), ref_logits),
-            tolerance=TOLERANCES[name], val_correct=correct, val_total=total,
-            reference_correct=ref_correct, scale=logit_scale(ref_logits),
-        ))
+        result, loaded[name], record = _write_checked(name, model, example, out_dir, check)
+        results.append(result)
+        deploy[name] = record
+    arch_json["deploy"] = {name: record["form"] for name, record in deploy.items()}
+    atomic_write_json(out_dir / fmt.ARCH_FILE, arch_json)  # now with the chosen forms
     first = loaded[formats[0]]
     test = split_batches(splits, "test", batch_size=batch_size, resolution=resolution)
     test_correct, test_total = count_correct(first, test) if test else (0, 0)
-    latency = measure_latency(model, tuple(example.shape), latency_devices, latency_threads)
+    timed_form = DeployForm.from_dict(deploy["pytorch"]["form"]) if "pytorch" in deploy else STORED
+    latency = measure_latency(
+        deployable(model, timed_form), tuple(example.shape), latency_devices, latency_threads
+    )
+    for entry in latency.values():
+        if "median_ms" in entry:
+            entry["form"] = timed_form.label
     metrics = build_metrics(
-        arch_json=arch_json, model=model, parity=results, reference_correct=ref_correct,
-        val_total=total, test=(test_correct, test_total), measured_latency=latency,
+        arch_json=arch_json, model=model, parity=results, reference_correct=check.correct,
+        val_total=check.total, test=(test_correct, test_total), measured_latency=latency,
         predicted_latency=dict(predicted_latency or {}), provenance=dict(provenance or {}),
-        environment=environment(), created=now_iso(), extra=dict(extra or {}),
+        environment=environment(), created=now_iso(),
+        extra={**dict(extra or {}), "deploy": deploy},
     )
     write_card(out_dir, metrics)
     report = ExportReport(
@@ -274,6 +280,67 @@ def export_model(
     )
     _raise_on_failure(results)
     return report
+
+
+class _Checker:
+    """Parity of a callable against the reference: logits on the first validation batch, top-1
+    on the whole validation split (the reference is run once)."""
+
+    def __init__(
+        self, reference: Callable[[torch.Tensor], torch.Tensor], val: Batches
+    ) -> None:
+        self.val = val
+        self.correct, self.total = count_correct(reference, val)
+        with torch.no_grad():
+            self.logits = reference(val[0][0])
+
+    def __call__(
+        self, name: str, predict: Callable[[torch.Tensor], torch.Tensor], form: DeployForm
+    ) -> FormatParity:
+        correct, _ = count_correct(predict, self.val)
+        return FormatParity(
+            format=name, max_abs_diff=max_abs_diff(predict(self.val[0][0]), self.logits),
+            tolerance=TOLERANCES[name], val_correct=correct, val_total=self.total,
+            reference_correct=self.correct, scale=logit_scale(self.logits), form=form.label,
+        )
+
+
+def _write_checked(
+    name: str, model: nn.Module, example: torch.Tensor, out_dir: Path, check: _Checker
+) -> tuple[FormatParity, fmt.SavedModel, dict[str, Any]]:
+    """Write format `name` in the fastest form that passes parity, reading each back from disk.
+
+    Forms are tried in `deploy.FORMS[name]` order, the stored (trained) form last. A form that
+    folds BN must pass with `FOLD_MARGIN` to spare: the check sees one validation batch, and
+    folding is an optional speed-up whose rounding grows with the BN scales, so a form that
+    only just passes on that batch may not on the next. For pytorch every form is checked,
+    since the one weights file serves all `load_exported` forms. The record says which form
+    the format holds (the first accepted, else the stored one) and what each form measured.
+    """
+    tried: list[dict[str, Any]] = []
+    chosen: tuple[FormatParity, fmt.SavedModel, DeployForm] | None = None
+    for form in FORMS[name]:
+        if name == "torchscript":
+            fmt.save_torchscript(model, example, out_dir, form=form)
+        elif name == "onnx":
+            fmt.save_onnx(model, example, out_dir, form=form)
+        saved = fmt.SavedModel(name, out_dir, form=form)
+        result = check(name, saved, form)
+        required = result.allowed * (FOLD_MARGIN if form.fuse_bn else 1.0)
+        accepted = result.passed and result.max_abs_diff <= required
+        tried.append({"form": form.to_dict(), "max_abs_diff": result.max_abs_diff,
+                      "required": required, "val_correct": result.val_correct,
+                      "passed": result.passed, "accepted": accepted})
+        if chosen is None and (accepted or form == STORED):
+            chosen = (result, saved, form)
+            if name != "pytorch":
+                break
+        if not accepted:
+            logger.info("%s as '%s': max |logit diff| %.3g, needs <= %.3g; trying the next form",
+                        name, form.label, result.max_abs_diff, required)
+    assert chosen is not None  # every list ends with the stored form
+    result, saved, form = chosen
+    return result, saved, {"form": form.to_dict(), "tried": tried}
 
 
 def _arch_json(
@@ -298,19 +365,6 @@ def _arch_json(
         "files": {name: fmt.FILES[name] for name in formats},
         **({"onnx_opset": fmt.ONNX_OPSET} if "onnx" in formats else {}),
     }
-
-
-def _write_formats(
-    model: nn.Module, example: torch.Tensor, out_dir: Path, formats: Sequence[str]
-) -> None:
-    for name in formats:
-        logger.info("writing %s format to %s", name, out_dir)
-        if name == "pytorch":
-            fmt.save_pytorch(model, out_dir)
-        elif name == "torchscript":
-            fmt.save_torchscript(model, example, out_dir)
-        else:
-            fmt.save_onnx(model, example, out_dir)
 
 
 def measure_latency(

@@ -2,8 +2,13 @@
 
 - `pytorch`: `weights.safetensors` (the static network's state dict, no pickle) next to
   `arch.json` (arch + space spec), rebuilt by `nas.load_exported`.
-- `torchscript`: `model.pt`, a traced module that `torch.jit.load` runs without nas installed.
+- `torchscript`: `model.pt`, a traced (and, by default, frozen) module that `torch.jit.load`
+  runs without nas installed.
 - `onnx`: `model.onnx`, runnable by onnxruntime without torch or nas.
+
+The files hold the network in an inference form (`nas.export.deploy`: BN folded, NHWC for
+TorchScript) when that form meets the parity limits; the safetensors weights are always the
+trainable network as extracted, and `load_exported` applies the form on load.
 
 Every writer goes through `nas.artifacts.atomic_save_with`, so a killed export never leaves a
 half-written model file. `run_saved` reads a format back *from disk* and runs it, which is what
@@ -24,6 +29,7 @@ from torch import nn
 
 from nas.artifacts import atomic_save_with
 from nas.errors import ConfigError, closest_hint
+from nas.export.deploy import STORED, DeployForm
 
 logger = logging.getLogger(__name__)
 
@@ -66,33 +72,39 @@ def save_pytorch(model: nn.Module, out_dir: Path) -> Path:
     return path
 
 
-def save_torchscript(model: nn.Module, example: torch.Tensor, out_dir: Path) -> Path:
-    """Trace `model` on `example` (CPU) and save it with `torch.jit.save`.
+def save_torchscript(
+    model: nn.Module, example: torch.Tensor, out_dir: Path, *, form: DeployForm = STORED
+) -> Path:
+    """Trace `model`, prepared as `form`, on `example` (CPU) and save it with `torch.jit.save`.
 
     Tracing, not scripting: a static subnet has no data-dependent control flow, and tracing
-    accepts any module a space builds, while scripting needs annotated Python. torch 2.13
-    marks TorchScript deprecated (in favour of torch.export) but still writes and reads it; its
-    deprecation warnings are silenced here because the format is what users asked for.
+    accepts any module a space builds, while scripting needs annotated Python. torch 2.13 marks
+    TorchScript deprecated (in favour of torch.export) but still writes and reads it; its
+    deprecation warnings are silenced because the format is what users asked for. A frozen
+    module (`form.freeze`) is still an ordinary TorchScript file for `torch.jit.load`.
     """
-    model = model.cpu().eval()
+    from nas.export.deploy import trace
+
     path = out_dir / TORCHSCRIPT_FILE
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+    traced = trace(model.cpu().eval(), example, form)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
-        traced = torch.jit.trace(model, example.cpu(), check_trace=False)  # type: ignore[no-untyped-call]
         atomic_save_with(path, lambda tmp: torch.jit.save(traced, tmp))
     return path
 
 
 def save_onnx(
-    model: nn.Module, example: torch.Tensor, out_dir: Path, *, opset: int = ONNX_OPSET
+    model: nn.Module, example: torch.Tensor, out_dir: Path, *, opset: int = ONNX_OPSET,
+    form: DeployForm = STORED,
 ) -> Path:
-    """Export `model` to ONNX with a dynamic batch axis.
+    """Export `model`, prepared as `form`, to ONNX with a dynamic batch axis.
 
     Uses the TorchScript-based exporter (`dynamo=False`): the torch.export-based default of
     torch >= 2.9 needs the `onnxscript` package, which nas does not depend on.
     """
-    model = model.cpu().eval()
+    from nas.export.deploy import deployable
+
+    model = deployable(model.cpu(), form)
     path = out_dir / ONNX_FILE
 
     def write(tmp: str) -> None:
@@ -134,16 +146,24 @@ class SavedModel:
         fmt: one of `FORMATS`.
         out_dir: the export folder.
         threads: intra-op threads for onnxruntime (torch uses its global setting).
+        form: (pytorch only) how `load_exported` prepares the network; None: as recorded.
     """
 
-    def __init__(self, fmt: str, out_dir: Path, *, threads: int = 1) -> None:
+    def __init__(
+        self, fmt: str, out_dir: Path, *, threads: int = 1, form: DeployForm | None = None
+    ) -> None:
         self.fmt = fmt
         self._session: Any = None
         self._module: Any = None
         if fmt == "pytorch":
             from nas.export.load import load_exported
 
-            self._module = load_exported(out_dir)
+            if form is None:
+                self._module = load_exported(out_dir)
+            else:
+                self._module = load_exported(
+                    out_dir, fuse_bn=form.fuse_bn, channels_last=form.channels_last
+                )
         elif fmt == "torchscript":
             path = str(out_dir / TORCHSCRIPT_FILE)
             with warnings.catch_warnings():

@@ -17,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.export.deploy import STORED, DeployForm, deployable
 
 EXPORT_FORMAT = "nas-export/1"
 
@@ -39,13 +40,35 @@ def build_static(meta: dict[str, Any]) -> nn.Module:
     )
 
 
-def load_exported(directory: str | Path, *, device: str = "cpu") -> nn.Module:
+def recorded_form(meta: dict[str, Any], fmt: str = "pytorch") -> DeployForm:
+    """The inference form the export chose for `fmt` (recorded in `arch.json` under `deploy`);
+    the stored form for exports made before nas recorded one."""
+    record = (meta.get("deploy") or {}).get(fmt)
+    return DeployForm.from_dict(record) if isinstance(record, dict) else STORED
+
+
+def load_exported(
+    directory: str | Path,
+    *,
+    device: str = "cpu",
+    fuse_bn: bool | None = None,
+    channels_last: bool | None = None,
+) -> nn.Module:
     """Load the `pytorch` format of an export folder as a plain `nn.Module` in eval mode.
+
+    By default the network comes in the form the export checked and chose as the fastest that
+    still matches the supernet within the parity limit (recorded in `arch.json` under
+    `deploy.pytorch` and in the model card): BN folded into the convs, identity modules dropped
+    and channels-last layout. `fuse_bn=False` gives the network as stored, with its batch
+    norms, which is what fine-tuning needs.
 
     Args:
         directory: a folder written by `nas export` (holding `arch.json` and
             `weights.safetensors`).
         device: where to put the module.
+        fuse_bn: fold BN into the convs (inference only); None: as recorded at export.
+        channels_last: NHWC weights and inputs; None: as recorded when `fuse_bn` is None,
+            else the same as `fuse_bn` (the inference form goes together).
 
     Raises:
         ArtifactError: files are missing (export with `--format pytorch`).
@@ -71,4 +94,11 @@ def load_exported(directory: str | Path, *, device: str = "cpu") -> nn.Module:
         raise IncompatibleArtifactError(
             f"{weights}: weights do not fit the architecture in arch.json ({detail})"
         ) from None
+    recorded = recorded_form(meta)
+    fold = recorded.fuse_bn if fuse_bn is None else fuse_bn
+    if channels_last is None:
+        channels_last = recorded.channels_last if fuse_bn is None else fold
+    form = DeployForm(fuse_bn=fold, channels_last=channels_last)
+    if form != STORED:
+        model = deployable(model, form)
     return model.to(device).eval()

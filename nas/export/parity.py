@@ -39,6 +39,7 @@ class FormatParity:
     val_total: int
     reference_correct: int
     scale: float = 1.0  # max(1, largest |reference logit|)
+    form: str = ""  # how the format holds the network (`nas.export.deploy.DeployForm.label`)
 
     @property
     def allowed(self) -> float:
@@ -67,16 +68,17 @@ class FormatParity:
 
     def problem(self) -> str:
         """One line saying what failed ('' when parity holds)."""
+        held = f" [held as: {self.form}]" if self.form else ""
         if not self.outputs_match:
             return (
                 f"{self.format}: max |logit difference| vs the supernet is "
                 f"{self.max_abs_diff:.3g}, expected <= {self.allowed:.3g} ({self.tolerance:g} "
-                f"x max(1, largest |logit| = {self.scale:.3g}))"
+                f"x max(1, largest |logit| = {self.scale:.3g})){held}"
             )
         if not self.top1_matches:
             return (
                 f"{self.format}: validation top-1 {self.val_correct}/{self.val_total} differs "
-                f"from the supernet subnet's {self.reference_correct}/{self.val_total}"
+                f"from the supernet subnet's {self.reference_correct}/{self.val_total}{held}"
             )
         return ""
 
