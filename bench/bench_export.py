@@ -1,15 +1,19 @@
-"""Batch-1 CPU latency of an exported subnet against the same subnet run through the supernet
-and against the same architecture built directly; TorchScript and ONNX Runtime latency of the
-exported files.
+"""Batch-1 CPU latency of an exported subnet, in every form the export can hold, against the
+same subnet run through the supernet and the same architecture built directly.
 
     python bench/bench_export.py [--space ofa-mbv3] [--resolutions 224,32] [--classes 1000]
         [--threads 1] [--rounds 7] [--seed 0]
 
-Each line: {"name", "value" (ms), "unit", "baseline", "baseline_value", "ratio"} with ratio > 1
-meaning the exported model is faster than the baseline, plus `best_round_ms`. The variants are
-timed in interleaved rounds (see `interleaved`), so load changes hit all of them alike.
-Diagnostics go to stderr. Timings on a shared machine are noisy; run it alone. At 32 px with
-10 classes (digits/CIFAR-sized) per-layer overhead dominates, which is where slicing costs.
+Variants (see COLUMNS): supernet, direct build, exported eager as stored (BN kept, NCHW), eager
+NHWC, eager with BN folded + NHWC (what `nas.load_exported` returns when folding meets the
+parity limit), TorchScript as exported (BN folded, NHWC, frozen) and its BN-kept fallback, and
+ONNX Runtime. Each stdout line: {"name", "value" (ms), "unit", "baseline" (the supernet),
+"baseline_value", "ratio"} with ratio > 1 meaning the variant is faster than the supernet, plus
+`best_round_ms`; stderr gets a side-by-side table with speed-ups over the supernet and over the
+stored eager model. All variants are timed in interleaved rounds of one invocation (see
+`interleaved`), so load changes hit all of them alike. Timings on a shared machine are still
+noisy: note `uptime` with the figures. At 32 px with 10 classes (digits/CIFAR-sized) per-layer
+overhead dominates, which is where slicing and Python calls cost.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from _common import emit, log  # noqa: E402
 from nas.arch import arch_id  # noqa: E402
 from nas.artifacts import atomic_write_json  # noqa: E402
 from nas.export import formats as fmt  # noqa: E402
+from nas.export.deploy import ONNX_FORMS, TORCHSCRIPT_FORMS  # noqa: E402
 from nas.export.load import load_exported  # noqa: E402
-from nas.layers.fuse import fuse_conv_bn  # noqa: E402
 from search_spaces import create_space  # noqa: E402
 
 
@@ -83,6 +87,42 @@ def direct_build(space: Any, arch: dict[str, Any]) -> nn.Module | None:
     return None
 
 
+# (runner name, what it is) in the order of the side-by-side table
+COLUMNS = (
+    ("supernet", "same subnet through the supernet (set_active + forward; NHWC)"),
+    ("direct", "same architecture built directly (fresh static modules, NCHW)"),
+    ("eager", "exported, torch eager as stored (BN kept, NCHW): load_exported(fuse_bn=False)"),
+    ("eager_nhwc", "exported, eager, BN kept, NHWC (fallback default of load_exported)"),
+    ("eager_folded", "exported, eager, BN folded, NHWC: load_exported() when folding passes"),
+    ("torchscript", "model.pt as exported: BN folded, NHWC, frozen"),
+    ("torchscript_bn", "model.pt fallback: BN kept, NHWC, frozen"),
+    ("onnxruntime", "model.onnx as exported (BN folded) on onnxruntime, CPU provider"),
+)
+
+
+def _runners(space: Any, supernet: Any, arch: dict[str, Any], x: torch.Tensor, out: Path,
+             threads: int) -> dict[str, Any]:
+    """Every variant of COLUMNS, written to `out` and read back as a user would."""
+    static = supernet.extract_subnet(arch).eval()
+    fmt.save_pytorch(static, out)
+    atomic_write_json(out / fmt.ARCH_FILE, {"space": space.spec(), "arch": arch,
+                                            "builder": "extract_subnet"})
+    folded_ts, kept_ts = TORCHSCRIPT_FORMS[0], TORCHSCRIPT_FORMS[1]
+    runners: dict[str, Any] = {"supernet": supernet}
+    direct = direct_build(space, arch)
+    if direct is not None:
+        runners["direct"] = direct.eval()
+    runners["eager"] = load_exported(out, fuse_bn=False)
+    runners["eager_nhwc"] = load_exported(out, fuse_bn=False, channels_last=True)
+    runners["eager_folded"] = load_exported(out, fuse_bn=True)
+    for name, form in (("torchscript_bn", kept_ts), ("torchscript", folded_ts)):
+        fmt.save_torchscript(static, x, out, form=form)
+        runners[name] = fmt.SavedModel("torchscript", out)
+    fmt.save_onnx(static, x, out, form=ONNX_FORMS[0])
+    runners["onnxruntime"] = fmt.SavedModel("onnx", out, threads=threads)
+    return runners
+
+
 def bench(space_name: str, resolution: int, classes: int, threads: int, seed: int,
           rounds: int) -> None:
     space = create_space(space_name, num_classes=classes, resolutions=[resolution],
@@ -96,46 +136,32 @@ def bench(space_name: str, resolution: int, classes: int, threads: int, seed: in
     x = torch.randn(1, int(getattr(space, "in_channels", 3)), side, side,
                     generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        static = supernet.extract_subnet(arch).eval()
-        fmt.save_pytorch(static, out)
-        atomic_write_json(out / fmt.ARCH_FILE, {"space": space.spec(), "arch": arch,
-                                                "builder": "extract_subnet"})
-        fmt.save_torchscript(static, x, out)
-        fmt.save_onnx(static, x, out)
-        runners: dict[str, Any] = {
-            "exported": load_exported(out),
-            "exported_bn_folded": fuse_conv_bn(load_exported(out)),
-            "supernet": supernet,
-            "torchscript": fmt.SavedModel("torchscript", out),
-            "onnxruntime": fmt.SavedModel("onnx", out, threads=threads),
-        }
-        direct = direct_build(space, arch)
-        if direct is not None:
-            runners["direct"] = direct.eval()
+        runners = _runners(space, supernet, arch, x, Path(tmp), threads)
         calls = 5 if resolution >= 128 else 20
         results = interleaved(runners, x, rounds=rounds, calls=calls, warmup=3)
     base = f"{space_name}.r{resolution}.b1.t{threads}"
-    ours = results["exported"]["median_ms"]
-    extra = {"best_round_ms": round(results["exported"]["best_round_ms"], 4)}
-    emit(f"export.{base}.exported_vs_supernet", ours, "ms",
-         baseline="same subnet through the supernet (set_active + forward)",
-         baseline_value=results["supernet"]["median_ms"], higher_is_better=False, **extra)
-    if "direct" in results:
-        emit(f"export.{base}.exported_vs_direct_build", ours, "ms",
-             baseline="same architecture built directly (fresh static modules)",
-             baseline_value=results["direct"]["median_ms"], higher_is_better=False, **extra)
-    folded = results["exported_bn_folded"]["median_ms"]
-    emit(f"export.{base}.exported_bn_folded_vs_supernet", folded, "ms",
-         baseline="same subnet through the supernet (set_active + forward)",
-         baseline_value=results["supernet"]["median_ms"], higher_is_better=False)
-    for name in ("torchscript", "onnxruntime"):
-        emit(f"export.{base}.{name}", results[name]["median_ms"], "ms",
-             baseline="exported model, torch eager", baseline_value=ours,
-             higher_is_better=False, best_round_ms=round(results[name]["best_round_ms"], 4))
-    for name, stats in results.items():
-        log(f"  {name:12} median {stats['median_ms']:.3f} ms, best round "
-            f"{stats['best_round_ms']:.3f} ms (n={stats['n']:.0f})")
+    supernet_ms = results["supernet"]["median_ms"]
+    eager_ms = results["eager"]["median_ms"]
+    labels = dict(COLUMNS)
+    for name, _ in COLUMNS:
+        if name == "supernet" or name not in results:
+            continue
+        emit(f"export.{base}.{name}_vs_supernet", results[name]["median_ms"], "ms",
+             baseline=labels["supernet"], baseline_value=supernet_ms, higher_is_better=False,
+             best_round_ms=round(results[name]["best_round_ms"], 4), variant=labels[name])
+    _table(f"{space_name} {resolution}px", results, supernet_ms, eager_ms)
+
+
+def _table(title: str, results: dict[str, dict[str, float]], supernet_ms: float,
+           eager_ms: float) -> None:
+    """The variants side by side on stderr: ms and speed-ups over the supernet and over the
+    exported eager model as stored."""
+    log(f"  {title:22} {'median ms':>10} {'best round':>10} {'x supernet':>10} {'x eager':>8}")
+    for name, _ in COLUMNS:
+        if name in results:
+            stats = results[name]
+            log(f"  {name:22} {stats['median_ms']:10.3f} {stats['best_round_ms']:10.3f} "
+                f"{supernet_ms / stats['median_ms']:10.2f} {eager_ms / stats['median_ms']:8.2f}")
 
 
 def main() -> None:
