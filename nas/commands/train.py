@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -116,15 +117,20 @@ def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) ->
     So `nas train-supernet --run NAME --resume` continues a run without repeating its options,
     and an option that changes what is trained is then refused by the resume check.
     """
+    from nas.train.darts_adapter import saved_train_values
+
     path = checkpoint_path(run)
-    if not path.is_file():
+    darts = None if path.is_file() else saved_train_values(run)  # a DARTS search's options
+    if not path.is_file() and darts is None:
         return resolve_config(ctx, TrainConfig, config_file)  # train_run reports the error
-    values = dict(load_checkpoint(path)["config"])
+    values = darts if darts is not None else dict(load_checkpoint(path)["config"])
     if config_file is not None:
         from_file = read_config_file(config_file)
         check_keys(from_file, TrainConfig, source=str(config_file))
         values.update(from_file)
-    values.update({k: v for k, v in explicit_params(ctx).items() if k in values})
+    typed = explicit_params(ctx)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} if darts is not None else values
+    values.update({k: v for k, v in typed.items() if k in fields})
     return build_config(TrainConfig, overrides=values)
 
 
@@ -272,9 +278,9 @@ def train_supernet(
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
     DARTS cell with --space darts (genotype.json)."""
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
-    cfg = resolve_config(ctx, TrainConfig, config)
-    if resume:
-        cfg = resumed_config(run_dir, ctx, config)
+    # on --resume the run's saved options come first (the typed flags alone may be invalid)
+    cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
+                                                                             config)
     resolve_device(cfg.device)
     is_main = DistContext.from_env().is_main
     show = is_main and not quiet and console.is_terminal

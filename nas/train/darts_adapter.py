@@ -63,6 +63,29 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     return BilevelConfig(**values)
 
 
+def saved_train_values(run: RunDir) -> dict[str, Any] | None:
+    """The `TrainConfig` values a DARTS search of `run` was started with (None: the run has
+    no DARTS search), so `--resume` needs no options repeated.
+
+    Method-specific options are only taken for their method, since `TrainConfig` refuses
+    them elsewhere.
+    """
+    from nas.train.config import DARTS_OPTIONS, METHOD_OPTIONS
+    from nas.train.run import STAGE
+
+    path = run.path / "config" / f"{STAGE}.json"
+    saved = read_json(path) if path.is_file() else None
+    if not isinstance(saved, dict) or saved.get("space") != "darts":
+        return None
+    keys = (*_CARRIED, "space", "dataset", "data_dir", "image_size", "method", "lr",
+            "weight_decay", "momentum", "grad_clip")
+    values = {key: saved[key] for key in keys if key in saved}
+    for key in DARTS_OPTIONS:
+        if key in saved and saved["method"] in METHOD_OPTIONS.get(key, (saved["method"],)):
+            values[key] = saved[key]
+    return values
+
+
 def default_latency_source(run: RunDir, space: DartsSpace, *, resume: bool) -> str:
     """`profile:cpu` when `nas profile` measured the ops of this network on the CPU, else
     `measure` (time them now); a resumed run keeps the source it started with."""
@@ -85,6 +108,22 @@ def default_latency_source(run: RunDir, space: DartsSpace, *, resume: bool) -> s
     return "profile:cpu"
 
 
+def _check_start(run: RunDir, config: BilevelConfig, *, resume: bool) -> None:
+    """Refuse a resume with changed options, or a fresh start over a search, before anything
+    is written: the run's saved options are what a later `--resume` starts from."""
+    from nas.errors import ConfigError
+    from nas.train.bilevel import RESUME_KEYS
+    from nas.train.checkpoint import load_resumable_state
+
+    path = run.path / "supernet" / "ckpt.pt"
+    if resume:
+        load_resumable_state(path, map_location="cpu", config=config_to_dict(config),
+                             resume_keys=RESUME_KEYS)
+    elif path.is_file():
+        raise ConfigError(f"run '{run.name}' already has a DARTS search checkpoint; pass "
+                          "--resume to continue it, or pick another --run")
+
+
 def train_darts(cfg: TrainConfig, run: RunDir, *, resume: bool,
                 device: torch.device) -> TrainSummary:
     """Run a DARTS-family search for `nas train-supernet --space darts`."""
@@ -97,14 +136,17 @@ def train_darts(cfg: TrainConfig, run: RunDir, *, resume: bool,
     space = DartsSpace(init_channels=config.init_channels, layers=config.layers,
                        num_classes=splits.num_classes, in_channels=splits.channels,
                        image_size=splits.image_size)
-    # recorded before the search so `nas profile --run NAME` can time this network's ops
-    run.update_manifest(space=space.spec())
     if config.hardware_aware and config.latency_table is None:
         config = dataclasses.replace(
             config, latency_table=default_latency_source(run, space, resume=resume)
         )
+    _check_start(run, config, resume=resume)
+    # recorded before the search so `nas profile --run NAME` can time this network's ops
+    run.update_manifest(space=space.spec())
     run.begin_stage(STAGE, config={**config_to_dict(config), "space": "darts",
-                                   "dataset": cfg.dataset}, seed=cfg.seed, device=str(device))
+                                   "dataset": cfg.dataset, "data_dir": cfg.data_dir,
+                                   "image_size": cfg.image_size},
+                    seed=cfg.seed, device=str(device))
     started = time.perf_counter()
     try:
         result = run_bilevel_search(config, run, splits=splits, device=device, resume=resume)

@@ -190,3 +190,19 @@ def test_an_unknown_latency_table_names_the_valid_sources(tmp_path: Path) -> Non
 
     with pytest.raises(ArtifactError, match="toy, measure, profile or profile:DEVICE"):
         load_latency_table(tmp_path / "profil")
+
+
+@pytest.mark.slow
+def test_resume_reuses_the_searchs_options_and_refuses_changed_ones(runs_dir: Path) -> None:
+    first = runner.invoke(app, ["train-supernet", "--run", "g", *TINY, "--method", "gdas",
+                                "--init-channels", "4", "--layers", "3", "--tau-max", "4"])
+    assert first.exit_code == 0, first.output
+    changed = runner.invoke(app, ["train-supernet", "--run", "g", "--resume", "--layers", "4"])
+    assert changed.exit_code == 2
+    assert "resume" in changed.output and "layers" in changed.output, changed.output
+    resumed = runner.invoke(app, ["train-supernet", "--run", "g", "--resume", "--max-steps", "2",
+                                  "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads((runs_dir / "g" / "supernet" / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["config"]["tau_max"] == 4.0
+    assert summary["supernet"]["init_channels"] == 4
