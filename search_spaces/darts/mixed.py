@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.darts.genotypes import PRIMITIVES
+from search_spaces.darts.kernels import depthwise_conv, grouped_pointwise, pools_3x3
 
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 # (kernel, dilation, stages): separable convs apply dw+pw twice, dilated once
@@ -92,19 +93,18 @@ class ConvStage(nn.Module):
         n, c, h, w = x.shape
         if self.dilation == 2 and h % 2 == 0 and w % 2 == 0:
             return _dilated2_depthwise(x, weight, self.stride)
-        return F.conv2d(x, weight, stride=self.stride, padding=self.padding,
-                        dilation=self.dilation, groups=c)
+        return depthwise_conv(x, weight, self.stride, self.padding, self.dilation)
 
     def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None."""
         y = self._depthwise(x, self.depthwise)
-        y = F.conv2d(y, self.pointwise, groups=self.edges)
+        y = grouped_pointwise(y, self.pointwise, self.edges)
         return self.bn(y, scale)
 
     def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
         part = slice(edge * self.channels, (edge + 1) * self.channels)
         y = self._depthwise(x, self.depthwise[part])
-        y = F.conv2d(y, self.pointwise[part])
+        y = grouped_pointwise(y, self.pointwise[part], 1)
         return self.bn(y, scale, part)
 
 
@@ -119,9 +119,9 @@ def _dilated2_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int) -> t
     n, c, h, w = x.shape
     pad = (weight.shape[-1] - 1) // 2
     if stride == 2:
-        return F.conv2d(x[:, :, ::2, ::2], weight, padding=pad, groups=c)
+        return depthwise_conv(x[:, :, ::2, ::2], weight, padding=pad)
     phases = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
-    y = F.conv2d(phases.reshape(n * 4, c, h // 2, w // 2), weight, padding=pad, groups=c)
+    y = depthwise_conv(phases.reshape(n * 4, c, h // 2, w // 2), weight, padding=pad)
     return y.view(n, 2, 2, c, h // 2, w // 2).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, w)
 
 
@@ -204,8 +204,7 @@ class StateOps(nn.Module):
         self.reduce_skip = FactorizedReduceOp(edges, channels, generator) if stride == 2 else None
 
     def _pools(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mx = F.max_pool2d(x, 3, stride=self.stride, padding=1)
-        av = F.avg_pool2d(x, 3, stride=self.stride, padding=1, count_include_pad=False)
+        mx, av = pools_3x3(x, self.stride)
         return self.pool_bn["max"](mx), self.pool_bn["avg"](av)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -254,10 +253,7 @@ class StateOps(nn.Module):
                 if pool_bn:
                     cache["max"], cache["avg"] = self._pools(x)
                 else:
-                    cache["max"] = F.max_pool2d(x, 3, stride=self.stride, padding=1)
-                    cache["avg"] = F.avg_pool2d(
-                        x, 3, stride=self.stride, padding=1, count_include_pad=False
-                    )
+                    cache["max"], cache["avg"] = pools_3x3(x, self.stride)
             return cache[name[:3]] * weight
         size = [x.shape[0], self.channels, x.shape[2] // self.stride, x.shape[3] // self.stride]
         return x.new_zeros(size)  # none
