@@ -162,7 +162,8 @@ def _latency_lines(latency: Mapping[str, Any]) -> list[str]:
             parts.append(
                 f"measured {_fmt(stats['median_ms'], 3)} ms (IQR {_fmt(stats.get('q1_ms'), 3)}"
                 f"-{_fmt(stats.get('q3_ms'), 3)}, {stats.get('n')} runs, batch "
-                f"{stats.get('batch_size')}, {stats.get('threads')} thread(s))"
+                f"{stats.get('batch_size')}, {stats.get('threads')} thread(s)"
+                + (f"; {stats['form']}" if stats.get("form") else "") + ")"
             )
         elif isinstance(stats, Mapping) and "error" in stats:
             parts.append(f"not measured here ({stats['error']})")
