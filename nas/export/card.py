@@ -215,7 +215,9 @@ def _provenance_lines(prov: Mapping[str, Any], metrics: Mapping[str, Any]) -> li
 def _usage_lines(files: Mapping[str, str], folder: str) -> list[str]:
     lines = []
     if "pytorch" in files:
-        lines += ["import nas", f"model = nas.load_exported({folder!r})  # needs nas"]
+        lines += ["import nas",
+                  f"model = nas.load_exported({folder!r})  # needs nas; inference form above",
+                  f"trainable = nas.load_exported({folder!r}, fuse_bn=False)  # BN kept"]
     if "torchscript" in files:
         script = folder + "/model.pt"
         lines += ["import torch", f"model = torch.jit.load({script!r})  # torch only"]

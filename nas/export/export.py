@@ -312,14 +312,18 @@ def _write_checked(
     since the one weights file serves all `load_exported` forms. The record says which form
     the format holds (the first accepted, else the stored one) and what each form measured.
     """
+    from nas.export.load import load_exported
+
     tried: list[dict[str, Any]] = []
     chosen: tuple[FormatParity, fmt.SavedModel, DeployForm] | None = None
+    # read from disk once; rebuilding the network for each form would rebuild its supernet
+    stored = load_exported(out_dir, fuse_bn=False) if name == "pytorch" else None
     for form in FORMS[name]:
         if name == "torchscript":
             fmt.save_torchscript(model, example, out_dir, form=form)
         elif name == "onnx":
             fmt.save_onnx(model, example, out_dir, form=form)
-        saved = fmt.SavedModel(name, out_dir, form=form)
+        saved = fmt.SavedModel(name, out_dir, form=form, stored=stored)
         result = check(name, saved, form)
         required = result.allowed * (FOLD_MARGIN if form.fuse_bn else 1.0)
         accepted = result.passed and result.max_abs_diff <= required

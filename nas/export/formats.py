@@ -147,10 +147,14 @@ class SavedModel:
         out_dir: the export folder.
         threads: intra-op threads for onnxruntime (torch uses its global setting).
         form: (pytorch only) how `load_exported` prepares the network; None: as recorded.
+        stored: (pytorch only) the network already loaded from this folder as stored
+            (`load_exported(out_dir, fuse_bn=False)`), to prepare as `form` without reading
+            and rebuilding it again.
     """
 
     def __init__(
-        self, fmt: str, out_dir: Path, *, threads: int = 1, form: DeployForm | None = None
+        self, fmt: str, out_dir: Path, *, threads: int = 1, form: DeployForm | None = None,
+        stored: nn.Module | None = None,
     ) -> None:
         self.fmt = fmt
         self._session: Any = None
@@ -160,6 +164,10 @@ class SavedModel:
 
             if form is None:
                 self._module = load_exported(out_dir)
+            elif stored is not None:
+                from nas.export.deploy import deployable
+
+                self._module = deployable(stored, form)
             else:
                 self._module = load_exported(
                     out_dir, fuse_bn=form.fuse_bn, channels_last=form.channels_last
