@@ -95,9 +95,18 @@ class ConvStage(nn.Module):
             return _dilated2_depthwise(x, weight, self.stride)
         return depthwise_conv(x, weight, self.stride, self.padding, self.dilation)
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-        """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None."""
-        y = self._depthwise(x, self.depthwise)
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None,
+                phased: bool = False) -> torch.Tensor:
+        """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None.
+
+        `phased`: `x` is already split into pixel phases (`to_phases`) for a dilation-2 stage,
+        which then runs as a plain depthwise convolution and returns phases too.
+        """
+        if phased:
+            pad = (self.depthwise.shape[-1] - 1) // 2
+            y = depthwise_conv(x, self.depthwise, padding=pad)
+        else:
+            y = self._depthwise(x, self.depthwise)
         y = grouped_pointwise(y, self.pointwise, self.edges)
         return self.bn(y, scale)
 
@@ -116,13 +125,23 @@ def _dilated2_depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int) -> t
     ordinary depthwise convolutions are much faster than the dilated ones (in backward
     especially). With stride 2 only phase (0, 0) is read.
     """
-    n, c, h, w = x.shape
     pad = (weight.shape[-1] - 1) // 2
     if stride == 2:
         return depthwise_conv(x[:, :, ::2, ::2], weight, padding=pad)
+    return from_phases(depthwise_conv(to_phases(x), weight, padding=pad), x.shape[0])
+
+
+def to_phases(x: torch.Tensor) -> torch.Tensor:
+    """`(n, c, h, w)` -> `(4n, c, h/2, w/2)`: the 4 pixel phases of each image as images."""
+    n, c, h, w = x.shape
     phases = x.view(n, c, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4)
-    y = depthwise_conv(phases.reshape(n * 4, c, h // 2, w // 2), weight, padding=pad)
-    return y.view(n, 2, 2, c, h // 2, w // 2).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, w)
+    return phases.reshape(n * 4, c, h // 2, w // 2)
+
+
+def from_phases(y: torch.Tensor, n: int) -> torch.Tensor:
+    """The inverse of `to_phases` for a batch of `n` images."""
+    _, c, h, w = y.shape
+    return y.view(n, 2, 2, c, h, w).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h * 2, w * 2)
 
 
 class ConvOp(nn.Module):
@@ -137,11 +156,12 @@ class ConvOp(nn.Module):
             for i in range(stages)
         )
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, phased: bool = False) -> torch.Tensor:
+        """`phased`: `x` is in pixel phases (dilated ops only, see `ConvStage.forward`)."""
         for index, stage in enumerate(self.stages):
             if index > 0:
                 x = F.relu(x)
-            x = stage(x, scale if index == len(self.stages) - 1 else None)
+            x = stage(x, scale if index == len(self.stages) - 1 else None, phased)
         return x
 
     def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
@@ -225,9 +245,19 @@ class StateOps(nn.Module):
         h, w = mx.shape[-2:]
         stacked = torch.stack(shared, dim=1).reshape(n, len(shared), -1)
         out = torch.matmul(weights[:, shared_cols], stacked).view(n, self.edges * c, h, w)
+        # both dilated ops read the same pixel phases of the input, and their pointwise convs
+        # and batch norms are per pixel: split once, sum in phase layout, merge back once
+        phases = to_phases(wide) if self.stride == 1 and h % 2 == 0 and w % 2 == 0 else None
+        dilated: torch.Tensor | None = None
         for name, op in self.convs.items():
             scale = weights[:, OP_INDEX[name]].repeat_interleave(c)
-            out = out + cast(ConvOp, op)(wide, scale)
+            if phases is not None and name.startswith("dil_"):
+                y = cast(ConvOp, op)(phases, scale, phased=True)
+                dilated = y if dilated is None else dilated + y
+            else:
+                out = out + cast(ConvOp, op)(wide, scale)
+        if dilated is not None:
+            out = out + from_phases(dilated, n)
         if self.reduce_skip is not None:
             scale = weights[:, OP_INDEX["skip_connect"]].repeat_interleave(c)
             out = out + self.reduce_skip(relu_x, scale)
