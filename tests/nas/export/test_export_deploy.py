@@ -70,11 +70,13 @@ def test_each_format_holds_the_first_form_that_passes_and_it_matches_the_superne
         assert float((got - expected).abs().max()) <= tolerance, (fmt, chosen.label)
 
 
-def test_folding_is_kept_where_it_is_exact_enough(make_export: MakeExport) -> None:
-    # DARTS networks fold to within ~2e-7 of the supernet (measured), far inside the margin
-    if "darts" not in SUPERNET_SPACES:
-        pytest.skip("no darts space registered")
-    _, report = make_export("darts", 0)
+@pytest.mark.parametrize("name", ["darts", "ofa-mbv3"])
+def test_folding_is_kept_where_it_is_exact_enough(name: str, make_export: MakeExport) -> None:
+    # measured at seed 0: darts folds to ~2e-7 of the supernet, ofa-mbv3 to ~0.07 of the limit,
+    # both far inside the margin (ofa-resnet50 mostly misses it: see docs/export.md)
+    if name not in SUPERNET_SPACES:
+        pytest.skip(f"no {name} space registered")
+    _, report = make_export(name, 0)
     forms = {p.format: p.form for p in report.parity}
     assert forms["pytorch"] == "BN folded, channels-last"
     assert forms["torchscript"] == "BN folded, channels-last, frozen"
