@@ -24,13 +24,7 @@ from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_json, environment, now_iso
 from nas.export import formats as fmt
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
-from nas.export.parity import (
-    TOLERANCES,
-    FormatParity,
-    count_correct,
-    logit_scale,
-    max_abs_diff,
-)
+from nas.export.parity import FormatParity, ParityCheck, count_correct
 from nas.export.parity import raise_on_failure as _raise_on_failure
 
 if TYPE_CHECKING:
@@ -248,7 +242,7 @@ def export_model(
     atomic_write_json(out_dir / fmt.ARCH_FILE, arch_json)
     if "pytorch" in formats:
         fmt.save_pytorch(model, out_dir)
-    check = _Checker(reference, val)
+    check = ParityCheck(reference, val)
     results, loaded, deploy = [], {}, {}
     for name in formats:
         result, loaded[name], record = _write_checked(name, model, example, out_dir, check)
@@ -277,31 +271,8 @@ def export_model(
     return report
 
 
-class _Checker:
-    """Parity of a callable against the reference: logits on the first validation batch, top-1
-    on the whole validation split (the reference is run once)."""
-
-    def __init__(
-        self, reference: Callable[[torch.Tensor], torch.Tensor], val: Batches
-    ) -> None:
-        self.val = val
-        self.correct, self.total = count_correct(reference, val)
-        with torch.no_grad():
-            self.logits = reference(val[0][0])
-
-    def __call__(
-        self, name: str, predict: Callable[[torch.Tensor], torch.Tensor], form: DeployForm
-    ) -> FormatParity:
-        correct, _ = count_correct(predict, self.val)
-        return FormatParity(
-            format=name, max_abs_diff=max_abs_diff(predict(self.val[0][0]), self.logits),
-            tolerance=TOLERANCES[name], val_correct=correct, val_total=self.total,
-            reference_correct=self.correct, scale=logit_scale(self.logits), form=form.label,
-        )
-
-
 def _write_checked(
-    name: str, model: nn.Module, example: torch.Tensor, out_dir: Path, check: _Checker
+    name: str, model: nn.Module, example: torch.Tensor, out_dir: Path, check: ParityCheck
 ) -> tuple[FormatParity, fmt.SavedModel, dict[str, Any]]:
     """Write format `name` in the fastest form that passes parity, reading each back from disk.
 

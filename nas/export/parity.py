@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nas.errors import NasError
+
+if TYPE_CHECKING:
+    from nas.export.deploy import DeployForm
 
 # max absolute logit difference allowed per format: the static network runs the same float32
 # kernels as the supernet (1e-5 covers summation-order changes from sliced vs contiguous
@@ -107,6 +110,31 @@ def count_correct(
             correct += int((logits.argmax(dim=1).cpu() == labels.cpu()).sum())
             total += int(labels.numel())
     return correct, total
+
+
+class ParityCheck:
+    """Checks callables against one reference: logits on the first validation batch, top-1 on
+    the whole validation split (the reference runs once, each candidate once per call)."""
+
+    def __init__(
+        self,
+        reference: Callable[[torch.Tensor], torch.Tensor],
+        val: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        self.val = val
+        self.correct, self.total = count_correct(reference, val)
+        with torch.no_grad():
+            self.logits = reference(val[0][0])
+
+    def __call__(
+        self, name: str, predict: Callable[[torch.Tensor], torch.Tensor], form: DeployForm
+    ) -> FormatParity:
+        correct, _ = count_correct(predict, self.val)
+        return FormatParity(
+            format=name, max_abs_diff=max_abs_diff(predict(self.val[0][0]), self.logits),
+            tolerance=TOLERANCES[name], val_correct=correct, val_total=self.total,
+            reference_correct=self.correct, scale=logit_scale(self.logits), form=form.label,
+        )
 
 
 def raise_on_failure(results: Iterable[FormatParity]) -> None:
