@@ -6,17 +6,22 @@ settings default to the ones of the peer figures in ../shared/peers/README.md: C
 batch 16 + 16, 32 px, 2 threads. `plain` is a straightforward per-edge implementation (one
 module per op per edge, every op including `none` computed, full backward in both steps), the
 layout of the reference code, timed on the same machine for a like-for-like comparison.
+`darts:torch` is our first-order step with the search cell's CPU kernels
+(`search_spaces/darts/kernels.py`) swapped back to the plain torch calls: what the kernels buy.
 
     python bench/bench_darts.py                       # all methods
-    python bench/bench_darts.py --methods darts,plain --steps 3 --threads 2
+    python bench/bench_darts.py --methods darts,plain --steps 2 --threads 2 --repeat 3
 
-Timings on a shared machine are noisy: compare methods from the same invocation.
+Timings on a shared machine are noisy: compare methods from the same invocation. `--repeat R`
+runs the method list R times, rotating the order, and reports per-method medians over all
+timed steps. stdout: one JSON line per figure (bench/README.md); progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -25,6 +30,9 @@ import time
 from typing import Any
 
 METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "plain")
+PEERS = {"darts": ("plain reimplementation, first order (peers/README.md)", 3.65),
+         "darts-2nd": ("plain reimplementation, second order (peers/README.md)", 9.7)}
+NNI_DARTS_S = 4.4  # NNI 3.0 first-order DARTS, s/step (peers/README.md)
 
 
 def _rss_mib() -> float:
@@ -105,11 +113,32 @@ def _plain_supernet(space: Any) -> Any:
     return Net()
 
 
+def _plain_torch_kernels() -> None:
+    """Swap the search cell's CPU kernels back to the plain torch calls (same maths)."""
+    import torch.nn.functional as F
+
+    from search_spaces.darts import mixed
+
+    def depthwise(x: Any, w: Any, stride: int = 1, padding: int = 0, dilation: int = 1) -> Any:
+        return F.conv2d(x, w, None, stride, padding, dilation, groups=x.shape[1])
+
+    def pools(x: Any, stride: int) -> tuple[Any, Any]:
+        return (F.max_pool2d(x, 3, stride, 1),
+                F.avg_pool2d(x, 3, stride, 1, count_include_pad=False))
+
+    mixed.depthwise_conv = depthwise  # type: ignore[assignment]
+    mixed.grouped_pointwise = lambda x, w, g: F.conv2d(x, w, groups=g)
+    mixed.pools_3x3 = pools
+
+
 def _worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    if method == "darts:torch":
+        _plain_torch_kernels()
+        method = "darts"
     from nas.train.bilevel import BilevelConfig, build_search_network
     from nas.train.darts_steps import arch_step_first_order, arch_step_second_order, weight_step
     from search_spaces.darts.space import DartsSpace
@@ -156,10 +185,33 @@ def _worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
             "step_peak_mib": _rss_mib() - before}
 
 
+def _run(method: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, *sys.argv[1:], "--worker", method]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    row: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    _log(f"{method:12s} {row['median_s']:7.2f} s/step   peak RSS {row['peak_rss_mib']:6.0f} MiB"
+         f"   step peak {row['step_peak_mib']:6.0f} MiB   load {os.getloadavg()[0]:.2f}")
+    return row
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _emit(name: str, value: float, unit: str, **extra: Any) -> None:
+    record: dict[str, Any] = {"name": name, "value": round(value, 3), "unit": unit}
+    if "baseline_value" in extra and value > 0:
+        # ratio > 1 means we are better: baseline / ours for times and memory
+        extra["ratio"] = round(extra["baseline_value"] / value, 3)
+    print(json.dumps({**record, **extra}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the method list this many times, rotating the order")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--layers", type=int, default=8)
@@ -171,21 +223,37 @@ def main() -> None:
     if args.worker:
         print(json.dumps(_worker(args.worker, args)))
         return
-    rows = []
-    for method in args.methods.split(","):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--worker", method]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        row = rows[-1]
-        print(f"{method:10s} {row['median_s']:7.2f} s/step   peak RSS "
-              f"{row['peak_rss_mib']:7.0f} MiB   step peak {row['step_peak_mib']:7.0f} MiB",
-              flush=True)
-    base = next((r for r in rows if r["method"] == "darts"), None)
-    pc = next((r for r in rows if r["method"] == "pc-darts"), None)
-    if base and pc:
-        ratio = pc["step_peak_mib"] / base["step_peak_mib"]
-        print(f"pc-darts / darts step peak memory: {ratio:.2f}")
-    print(json.dumps(rows))
+    methods = args.methods.split(",")
+    load_before = os.getloadavg()[0]
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    peaks: dict[str, float] = {}
+    for rep in range(args.repeat):
+        shift = rep % len(methods)
+        for method in methods[shift:] + methods[:shift]:
+            row = _run(method)
+            times[method] += row["times_s"]
+            peaks[method] = max(peaks.get(method, 0.0), row["step_peak_mib"])
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    settings = {"threads": args.threads, "channels": args.channels, "layers": args.layers,
+                "batch": args.batch, "size": args.size, "steps": len(times[methods[0]]),
+                "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
+    for method in methods:
+        extra: dict[str, Any] = {}
+        if method != "plain" and "plain" in medians:
+            extra = {"baseline": "plain (same invocation)", "baseline_value": medians["plain"]}
+        _emit(f"darts_step.{method}", medians[method], "s/step", **extra, **settings)
+        if method in PEERS:
+            label, figure = PEERS[method]
+            _emit(f"darts_step_vs_peer.{method}", medians[method], "s/step", baseline=label,
+                  baseline_value=figure, **settings)
+        if method == "darts":
+            _emit("darts_step_vs_nni.darts", medians[method], "s/step",
+                  baseline="NNI 3.0 DARTS (peers/README.md)", baseline_value=NNI_DARTS_S,
+                  **settings)
+        mem: dict[str, Any] = {}
+        if method != "darts" and "darts" in peaks:
+            mem = {"baseline": "darts", "baseline_value": peaks["darts"]}
+        _emit(f"darts_step_peak.{method}", peaks[method], "MiB", **mem, **settings)
 
 
 if __name__ == "__main__":
