@@ -164,10 +164,10 @@ def test_finetune_trains_resumes_and_reexports(run_root: Path, tmp_path: Path) -
 def test_parity_failure_is_exit_2_naming_the_format(
     run_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import nas.export.export as export_module
+    import nas.export.parity as parity_module
 
     # onnxruntime differs from torch by ~1e-6: a zero limit must fail, naming the format
-    monkeypatch.setitem(export_module.TOLERANCES, "onnx", 0.0)  # type: ignore[index]
+    monkeypatch.setitem(parity_module.TOLERANCES, "onnx", 0.0)  # type: ignore[index]
     result = _export(run_root, "--pick", "0", "--format", "onnx", "-o", str(tmp_path / "bad"))
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
