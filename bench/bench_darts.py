@@ -119,7 +119,8 @@ def _plain_torch_kernels() -> None:
 
     from search_spaces.darts import mixed
 
-    def depthwise(x: Any, w: Any, stride: int = 1, padding: int = 0, dilation: int = 1) -> Any:
+    def depthwise(x: Any, w: Any, stride: int = 1, padding: int = 0, dilation: int = 1,
+                  shared: Any = None) -> Any:
         return F.conv2d(x, w, None, stride, padding, dilation, groups=x.shape[1])
 
     def pools(x: Any, stride: int) -> tuple[Any, Any]:

@@ -25,16 +25,36 @@ from torch.autograd.function import once_differentiable
 _CL = torch.channels_last
 
 
+class SharedChannelsLast:
+    """One channels-last copy of a tensor, for the weight gradients of `users` convolutions.
+
+    Several depthwise convolutions of a state read the same input; each would convert it for
+    its weight gradient. The copy is made by the first backward that needs it and dropped
+    after the last, so it never outlives the backward pass.
+    """
+
+    def __init__(self, users: int) -> None:
+        self.users = users
+        self._copy: torch.Tensor | None = None
+
+    def get(self, x: torch.Tensor) -> torch.Tensor:
+        copy = self._copy if self._copy is not None else x.contiguous(memory_format=_CL)
+        self.users -= 1
+        self._copy = copy if self.users > 0 else None
+        return copy
+
+
 class _DepthwiseConv(torch.autograd.Function):
     """Depthwise conv2d: NCHW forward and input grad, channels-last weight grad."""
 
     @staticmethod
     def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
-        dilation: int,
+        dilation: int, shared: SharedChannelsLast | None,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.conv = ([stride] * 2, [padding] * 2, [dilation] * 2)
+        ctx.shared = shared
         return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
 
     @staticmethod
@@ -49,19 +69,24 @@ class _DepthwiseConv(torch.autograd.Function):
             grad_x = backward(grad, x, weight, None, stride, padding, dilation, False, [0, 0],
                               groups, [True, False, False])[0]
         if ctx.needs_input_grad[1]:
+            shared: SharedChannelsLast | None = ctx.shared
+            x_cl = shared.get(x) if shared is not None else x.contiguous(memory_format=_CL)
             grad_w = backward(
-                grad.contiguous(memory_format=_CL), x.contiguous(memory_format=_CL),
+                grad.contiguous(memory_format=_CL), x_cl,
                 weight.contiguous(memory_format=_CL), None, stride, padding, dilation, False,
                 [0, 0], groups, [False, True, False],
             )[1].contiguous()
-        return grad_x, grad_w, None, None, None
+        return grad_x, grad_w, None, None, None, None
 
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 0,
-                   dilation: int = 1) -> torch.Tensor:
-    """`F.conv2d(x, weight, stride=, padding=, dilation=, groups=channels)`, faster on CPU."""
+                   dilation: int = 1, shared: SharedChannelsLast | None = None) -> torch.Tensor:
+    """`F.conv2d(x, weight, stride=, padding=, dilation=, groups=channels)`, faster on CPU.
+
+    `shared`: the channels-last copy of `x` shared with other convolutions reading this `x`.
+    """
     out: torch.Tensor = _DepthwiseConv.apply(  # type: ignore[no-untyped-call]
-        x, weight, stride, padding, dilation
+        x, weight, stride, padding, dilation, shared
     )
     return out
 

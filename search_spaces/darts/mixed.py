@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.darts.genotypes import PRIMITIVES
-from search_spaces.darts.kernels import depthwise_conv, grouped_pointwise, pools_3x3
+from search_spaces.darts.kernels import (
+    SharedChannelsLast,
+    depthwise_conv,
+    grouped_pointwise,
+    pools_3x3,
+)
 
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 # (kernel, dilation, stages): separable convs apply dw+pw twice, dilated once
@@ -89,24 +94,26 @@ class ConvStage(nn.Module):
         self.pointwise = _kaiming((edges * channels, channels, 1, 1), generator)
         self.bn = BNStats(edges * channels)
 
-    def _depthwise(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _depthwise(self, x: torch.Tensor, weight: torch.Tensor,
+                   shared: SharedChannelsLast | None = None) -> torch.Tensor:
         n, c, h, w = x.shape
         if self.dilation == 2 and h % 2 == 0 and w % 2 == 0:
             return _dilated2_depthwise(x, weight, self.stride)
-        return depthwise_conv(x, weight, self.stride, self.padding, self.dilation)
+        return depthwise_conv(x, weight, self.stride, self.padding, self.dilation, shared)
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor | None,
-                phased: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None, phased: bool = False,
+                shared: SharedChannelsLast | None = None) -> torch.Tensor:
         """`x` has `edges * channels` channels (edge-major); `scale` is per channel or None.
 
         `phased`: `x` is already split into pixel phases (`to_phases`) for a dilation-2 stage,
-        which then runs as a plain depthwise convolution and returns phases too.
+        which then runs as a plain depthwise convolution and returns phases too. `shared`:
+        `x`'s channels-last copy shared with the other ops reading `x` (weight gradients).
         """
         if phased:
             pad = (self.depthwise.shape[-1] - 1) // 2
-            y = depthwise_conv(x, self.depthwise, padding=pad)
+            y = depthwise_conv(x, self.depthwise, padding=pad, shared=shared)
         else:
-            y = self._depthwise(x, self.depthwise)
+            y = self._depthwise(x, self.depthwise, shared)
         y = grouped_pointwise(y, self.pointwise, self.edges)
         return self.bn(y, scale)
 
@@ -156,12 +163,14 @@ class ConvOp(nn.Module):
             for i in range(stages)
         )
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor, phased: bool = False) -> torch.Tensor:
-        """`phased`: `x` is in pixel phases (dilated ops only, see `ConvStage.forward`)."""
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, phased: bool = False,
+                shared: SharedChannelsLast | None = None) -> torch.Tensor:
+        """`phased`, `shared`: for the first stage, see `ConvStage.forward`."""
         for index, stage in enumerate(self.stages):
             if index > 0:
                 x = F.relu(x)
-            x = stage(x, scale if index == len(self.stages) - 1 else None, phased)
+            last = index == len(self.stages) - 1
+            x = stage(x, scale if last else None, phased, shared if index == 0 else None)
         return x
 
     def single(self, x: torch.Tensor, edge: int, scale: torch.Tensor | None) -> torch.Tensor:
@@ -249,13 +258,16 @@ class StateOps(nn.Module):
         # and batch norms are per pixel: split once, sum in phase layout, merge back once
         phases = to_phases(wide) if self.stride == 1 and h % 2 == 0 and w % 2 == 0 else None
         dilated: torch.Tensor | None = None
+        # the sep convs (and the phased dilated convs) read one tensor: one channels-last copy
+        wide_cl, phases_cl = SharedChannelsLast(2), SharedChannelsLast(2)
         for name, op in self.convs.items():
             scale = weights[:, OP_INDEX[name]].repeat_interleave(c)
             if phases is not None and name.startswith("dil_"):
-                y = cast(ConvOp, op)(phases, scale, phased=True)
+                y = cast(ConvOp, op)(phases, scale, phased=True, shared=phases_cl)
                 dilated = y if dilated is None else dilated + y
             else:
-                out = out + cast(ConvOp, op)(wide, scale)
+                sep = wide_cl if name.startswith("sep_") else None
+                out = out + cast(ConvOp, op)(wide, scale, shared=sep)
         if dilated is not None:
             out = out + from_phases(dilated, n)
         if self.reduce_skip is not None:

@@ -8,7 +8,12 @@ import torch.nn.functional as F
 
 from search_spaces.darts import mixed
 from search_spaces.darts.genotypes import PRIMITIVES
-from search_spaces.darts.kernels import depthwise_conv, grouped_pointwise, pools_3x3
+from search_spaces.darts.kernels import (
+    SharedChannelsLast,
+    depthwise_conv,
+    grouped_pointwise,
+    pools_3x3,
+)
 from search_spaces.darts.mixed import StateOps
 
 
@@ -33,6 +38,27 @@ def test_depthwise_conv_matches_conv2d(kernel: int, stride: int, dilation: int) 
     (only_x,) = _grads(depthwise_conv(x, w, stride, pad, dilation), (x,))
     ref = F.conv2d(x, w, None, stride, pad, dilation, groups=6)
     torch.testing.assert_close(only_x, _grads(ref, (x,))[0], rtol=1e-4, atol=1e-5)
+
+
+def test_shared_channels_last_copy_is_made_once_and_dropped_after_the_last_user() -> None:
+    x = torch.randn(2, 3, 4, 4)
+    shared = SharedChannelsLast(2)
+    first, second = shared.get(x), shared.get(x)
+    assert first is second and first.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(first, x)
+    assert shared._copy is None  # not kept past the backward pass
+
+
+def test_depthwise_convs_sharing_an_input_get_their_own_weight_gradients() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 6, 6, generator=g, requires_grad=True)
+    w3 = torch.randn(4, 1, 3, 3, generator=g, requires_grad=True)
+    w5 = torch.randn(4, 1, 5, 5, generator=g, requires_grad=True)
+    shared = SharedChannelsLast(2)
+    ours = depthwise_conv(x, w3, 1, 1, 1, shared) + depthwise_conv(x, w5, 1, 2, 1, shared)
+    ref = F.conv2d(x, w3, None, 1, 1, 1, 4) + F.conv2d(x, w5, None, 1, 2, 1, 4)
+    for a, b in zip(_grads(ours, (x, w3, w5)), _grads(ref, (x, w3, w5)), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_grouped_pointwise_matches_grouped_conv() -> None:
@@ -62,7 +88,7 @@ def test_pools_match_nchw_pools(stride: int) -> None:
 def _plain_kernels(patch: pytest.MonkeyPatch) -> None:
     """Route the search cell through plain torch ops, as the independent reference."""
     def depthwise(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int = 0,
-                  dilation: int = 1) -> torch.Tensor:
+                  dilation: int = 1, shared: object = None) -> torch.Tensor:
         return F.conv2d(x, w, None, stride, padding, dilation, groups=x.shape[1])
 
     def dilated(x: torch.Tensor, w: torch.Tensor, stride: int) -> torch.Tensor:
