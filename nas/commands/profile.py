@@ -161,8 +161,9 @@ def profile(
     ] = True,
     rounds: Annotated[
         int, typer.Option("--rounds", help="Passes over all subnets and blocks, spread over the "
-                          "session; a subnet's latency is the median of its measurements, and "
-                          "one whose measurements disagree by more than 5% is measured again. "
+                          "session; a subnet's latency is the lowest of its rounds (load only "
+                          "ever slows a model down), and one whose rounds disagree by more than "
+                          "5% is measured again. "
                           "1: a single pass plus repeats of a tenth (faster, noisier).")
     ] = 2,
     predictor: PredictorOption = "auto",

@@ -15,7 +15,7 @@ Method (the same as `nas profile`): warm-up, repeats sized to a target duration,
 above the upper quartile re-measured, the median kept with its inter-quartile range; every
 model is measured in `--rounds` passes spread over the session (a phone that heats up and slows
 down, or a burst of other work, then spoils one measurement of a model, not its latency):
-`nas profile import` keeps the median of each model's measurements.
+`nas profile import` keeps each model's lowest value.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="CPU", help="execution provider, e.g. CPU, CUDA")
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="passes over all models; import keeps each model's median")
+                        help="passes over all models; import keeps each model's lowest value")
     args = parser.parse_args(argv)
     provider = args.provider if args.provider.endswith("ExecutionProvider") \
         else args.provider + "ExecutionProvider"

@@ -30,10 +30,16 @@ from search_spaces.base import SearchSpace
 logger = logging.getLogger(__name__)
 
 
-def _median_by_id(
+def _fastest_by_id(
     space: SearchSpace, records: Iterable[dict[str, Any]], source: Path
 ) -> dict[str, tuple[dict[str, Any], float]]:
-    """Records grouped by subnet: `{arch_id: (arch, median latency)}` (duplicates merged)."""
+    """Records grouped by subnet: `{arch_id: (arch, latency)}`, several measurements merged.
+
+    A subnet measured in several rounds keeps its lowest latency: timing noise on a machine
+    shared with other work is one-sided (contention slows a model down, nothing speeds it up),
+    and re-measuring the subnets with the largest predictor errors showed their stored values
+    were the ones too high. Each round's value is already a median over many calls.
+    """
     groups: dict[str, list[float]] = defaultdict(list)
     archs: dict[str, dict[str, Any]] = {}
     for number, record in enumerate(records, start=1):
@@ -44,7 +50,7 @@ def _median_by_id(
         key = arch_id(arch)
         archs[key] = arch
         groups[key].append(float(record["latency_ms"]))
-    return {key: (archs[key], float(np.median(values))) for key, values in groups.items()}
+    return {key: (archs[key], float(min(values))) for key, values in groups.items()}
 
 
 def _noise(
@@ -62,7 +68,7 @@ def _noise(
             float(record["latency_ms"]))
     pairs = [(values[0], values[1]) for values in by_id.values() if len(values) >= 2]
     if not pairs:
-        repeats = _median_by_id(space, store.records(store.repeats_path), store.repeats_path)
+        repeats = _fastest_by_id(space, store.records(store.repeats_path), store.repeats_path)
         pairs = [(first[k][1], v[1]) for k, v in repeats.items() if k in first]
     rel_iqr = [
         (r["q3_ms"] - r["q1_ms"]) / r["latency_ms"] for r in records
@@ -75,7 +81,7 @@ def training_data(
     space: SearchSpace, store: ProfileStore, resolutions: Sequence[int]
 ) -> tuple[list[dict[str, Any]], np.ndarray, Featurizer, np.ndarray | None]:
     """`(archs, latency, featurizer, block table)` from the device's stored records."""
-    subnets = _median_by_id(space, store.records(store.latency_path), store.latency_path)
+    subnets = _fastest_by_id(space, store.records(store.latency_path), store.latency_path)
     if len(subnets) < 2:
         raise ArtifactError(
             f"{store.latency_path}: expected at least 2 measured subnets, got {len(subnets)}; "
@@ -132,7 +138,7 @@ def build_predictors(
     features = featurizer.transform(archs)
     selection = fit_and_select(features, latency, block_ms=table, kinds=kinds, force=force,
                                seed=seed)
-    subnets = _median_by_id(space, store.records(store.latency_path), store.latency_path)
+    subnets = _fastest_by_id(space, store.records(store.latency_path), store.latency_path)
     report: dict[str, Any] = {
         "device": store.device, "space": space.spec(), "chosen": selection.chosen,
         "n_subnets": len(archs), "n_blocks": 0 if table is None else int(np.isfinite(table).sum()),

@@ -4,11 +4,12 @@ Why rounds: on a machine whose speed drifts (a VM, a phone warming up, other pro
 measurement per subnet carries that moment's state; a subnet caught by a burst of contention
 is off by 20-30 % and the predictors are then scored against a wrong target. Every subnet is
 therefore measured in `rounds` passes spread over the session (blocks likewise), and a subnet
-whose measurements disagree by more than `agree` gets one more: its median is robust to one bad
-moment. Budget: blocks first (at most 30 % of `--budget-minutes`), then subnet rounds (until
-90 %). With one round, a tenth of the subnets is measured again at the end for the noise floor.
-Every measurement is appended to the store as it is taken, so a killed session resumes where it
-stopped (records taken with other settings are not reused).
+whose measurements disagree by more than `agree` gets one more: its lowest value (see
+`nas.profile.fit`) is robust to bad moments. Budget: blocks first (at most 30 % of
+`--budget-minutes`), then subnet rounds (until 90 %). With one round, a tenth of the subnets
+is measured again at the end for the noise floor. Every measurement is appended to the store
+as it is taken, so a killed session resumes where it stopped (records taken with other
+settings are not reused).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class ProfilePlan:
         blocks: whether to measure the per-block table.
         repeat_share: with one round, the share of subnets measured a second time (for the
             noise floor); with more rounds every subnet has repeated measurements.
-        rounds: passes over all subnets and blocks; each subnet's latency is the median of its
-            measurements.
+        rounds: passes over all subnets and blocks; a subnet's latency is the lowest of its
+            rounds' values, a block's the median.
         agree: relative disagreement between a subnet's measurements above which it is
             measured once more (a tie-break against one disturbed measurement).
         seed: seeds the subnet sample.
