@@ -74,11 +74,13 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
         + (f", {macs / 1e6:.1f} M MACs" if isinstance(macs, (int, float)) else "")
     )
     table = Table(title="parity of the written files with the source model (validation data)")
-    for column in ("format", "file", "max |diff|", "limit", "val top-1", "ok"):
+    for column in ("format", "file", "form", "max |diff|", "limit", "val top-1", "ok"):
         table.add_column(column)
+    deploy = metrics.get("deploy") or {}
     for name, p in metrics["parity"].items():
+        form = ((deploy.get(name) or {}).get("form") or {}).get("label", "as stored")
         table.add_row(
-            name, metrics["files"][name], f"{p['max_abs_diff']:.1e}",
+            name, metrics["files"][name], form, f"{p['max_abs_diff']:.1e}",
             f"{p.get('allowed', p['tolerance']):.1e}",
             f"{p['val_correct']}/{p['val_total']}", "yes" if p["passed"] else "[red]NO[/red]",
         )

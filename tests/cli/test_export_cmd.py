@@ -74,6 +74,8 @@ def test_export_best_writes_the_model_card(run_root: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["arch_id"] == best["arch_id"] and metrics["status"] == "ok"
     assert set(metrics["parity"]) == {"pytorch", "onnx"}
+    # the printed parity table names the form each written file takes
+    assert metrics["deploy"]["onnx"]["form"]["label"].split(",")[0] in result.output
     assert not (out / "model.pt").exists()
     prov = metrics["provenance"]
     assert prov["run"] == "demo" and prov["search_tag"] == "s1" and prov["pick"] == "best"
