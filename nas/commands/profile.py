@@ -44,6 +44,12 @@ ClassesOption = Annotated[
 ImageSizeOption = Annotated[
     int | None, typer.Option("--image-size", help="Input side of the subnets (with --space).")
 ]
+SpaceOptionsOption = Annotated[
+    list[str] | None,
+    typer.Option("--space-option", help="KEY=VALUE passed to the space (with --space), e.g. "
+                 "init_channels=8 for darts; repeatable. Part of the profile's folder name.",
+                 show_default=False),
+]
 PredictorOption = Annotated[
     str, typer.Option("--predictor", help="auto (best on held-out subnets), lut, ridge, "
                       "residual or mlp.")
@@ -136,6 +142,7 @@ def profile(
     space: SpaceOption = None,
     num_classes: ClassesOption = None,
     image_size: ImageSizeOption = None,
+    space_option: SpaceOptionsOption = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda[:i] or onnxruntime[:provider]"
                                         ".")] = "cpu",
     samples: Annotated[int, typer.Option("--samples", help="Subnets to measure.")] = 300,
@@ -193,7 +200,8 @@ def profile(
                           f"--measure-ms > 0 and --rounds >= 1, got {samples}, {batch_size}, "
                           f"{threads}, {measure_ms}, {rounds}")
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
-                                   num_classes=num_classes, image_size=image_size, device=device)
+                                   num_classes=num_classes, image_size=image_size, device=device,
+                                   options=space_option)
     the_device = create_device(device, threads=threads, clock=clock)
     if fresh:
         store.clear()
@@ -237,6 +245,7 @@ def import_command(
     space: SpaceOption = None,
     num_classes: ClassesOption = None,
     image_size: ImageSizeOption = None,
+    space_option: SpaceOptionsOption = None,
     predictor: PredictorOption = "auto",
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop earlier measurements of this device first.")
@@ -251,7 +260,8 @@ def import_command(
     from nas.profile.store import open_target
 
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
-                                   num_classes=num_classes, image_size=image_size, device=device)
+                                   num_classes=num_classes, image_size=image_size, device=device,
+                                   options=space_option)
     subnets, blocks = import_measurements(the_space, store, file, replace=replace)
     if not as_json:
         console.print(f"imported {subnets} subnet and {blocks} block measurements from {file}")
@@ -270,6 +280,7 @@ def fit_command(
     space: SpaceOption = None,
     num_classes: ClassesOption = None,
     image_size: ImageSizeOption = None,
+    space_option: SpaceOptionsOption = None,
     predictor: PredictorOption = "auto",
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
@@ -282,7 +293,8 @@ def fit_command(
     from nas.profile.store import REPORT, open_target
 
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
-                                   num_classes=num_classes, image_size=image_size, device=device)
+                                   num_classes=num_classes, image_size=image_size, device=device,
+                                   options=space_option)
     previous = store.predictor_dir / REPORT
     # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
     kept = read_json(previous) if previous.is_file() else {}
@@ -301,6 +313,7 @@ def predict_command(
     space: SpaceOption = None,
     num_classes: ClassesOption = None,
     image_size: ImageSizeOption = None,
+    space_option: SpaceOptionsOption = None,
     kind: Annotated[
         str | None, typer.Option("--kind", help="Use this predictor kind, not the chosen one.")
     ] = None,
@@ -314,7 +327,8 @@ def predict_command(
     from predictors import load_predictor, predictor_warning
 
     the_space, store = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
-                                   num_classes=num_classes, image_size=image_size, device=device)
+                                   num_classes=num_classes, image_size=image_size, device=device,
+                                   options=space_option)
     archs = read_archs(the_space, file)
     model, meta = load_predictor(store.root, device, kind=kind, space=the_space, warn=False)
     warning = predictor_warning(meta)
@@ -345,6 +359,7 @@ def bundle_command(
     space: SpaceOption = None,
     num_classes: ClassesOption = None,
     image_size: ImageSizeOption = None,
+    space_option: SpaceOptionsOption = None,
     samples: Annotated[int, typer.Option("--samples", help="Subnets to include.")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size of each call.")] = 1,
     no_blocks: Annotated[
@@ -358,7 +373,8 @@ def bundle_command(
     from nas.profile.store import open_target
 
     the_space, _ = open_target(resolve_runs_dir(runs_dir), run=run, space=space,
-                               num_classes=num_classes, image_size=image_size, device="bundle")
+                               num_classes=num_classes, image_size=image_size, device="bundle",
+                               options=space_option)
     show = console.is_terminal
     with Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), console=console,
                   disable=not show) as bar:

@@ -16,7 +16,8 @@ measurements taken with other settings from being mixed when a profile is resume
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,14 +89,15 @@ class ProfileStore:
 
 def open_target(
     runs_dir: Path, *, run: str | None, space: str | None, num_classes: int | None,
-    image_size: int | None, device: str,
+    image_size: int | None, device: str, options: Sequence[str] | None = None,
 ) -> tuple[Any, ProfileStore]:
     """The search space and the store of a profile, from `--run` or from `--space`.
 
     With a run, the space is rebuilt from the run's manifest (trained weights are not needed:
     latency does not depend on weight values). Without one, the space is built from its name,
-    class count and image size, and the store is `runs/_profiles/<space>-<side>px-<device>/`
-    (the side is part of the name because predictors are specific to the resolutions).
+    class count, image size and `options` (`KEY=VALUE` texts), and the store is
+    `runs/_profiles/<space>[-KEY=VALUE...]-<side>px-<device>/` (the side and the options are
+    part of the name because predictors are specific to the network they were measured on).
     """
     from nas.artifacts import RunDir
     from nas.errors import ArtifactError, ConfigError
@@ -104,6 +106,10 @@ def open_target(
     if (run is None) == (space is None):
         raise ConfigError("expected exactly one of --run NAME or --space SPACE, got "
                           + ("both" if run else "neither"))
+    kwargs = parse_space_options(options or ())
+    if run is not None and kwargs:
+        raise ConfigError("--space-option goes with --space; a run's space comes from its "
+                          "manifest")
     if run is not None:
         run_dir = RunDir(runs_dir, run).require()
         spec = run_dir.manifest().get("space")
@@ -116,7 +122,35 @@ def open_target(
             run_dir.path, device
         )
     assert space is not None
-    built = create_space(space, num_classes=num_classes, image_size=image_size)
-    side = max(getattr(built, "resolutions", None) or [getattr(built, "image_size", 0)])
-    root = runs_dir / STANDALONE / f"{space}-{side}px-{device_dirname(device)}"
-    return built, ProfileStore(root, device)
+    try:
+        built = create_space(space, num_classes=num_classes, image_size=image_size, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"--space-option: {space} does not take {sorted(kwargs)} ({exc})") \
+            from None
+    return built, ProfileStore(standalone_root(runs_dir, space, built, device, kwargs), device)
+
+
+def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
+    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
+    else the text)."""
+    from nas.errors import ConfigError
+
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
+        try:
+            parsed[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = text
+    return parsed
+
+
+def standalone_root(
+    runs_dir: Path, name: str, space: Any, device: str, options: Mapping[str, Any] | None = None
+) -> Path:
+    """The folder of a profile made with `--space` (no run): name, options, side, device."""
+    side = max(getattr(space, "resolutions", None) or [getattr(space, "image_size", 0)])
+    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
+    return runs_dir / STANDALONE / f"{name}{extra}-{side}px-{device_dirname(device)}"

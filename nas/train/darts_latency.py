@@ -109,11 +109,15 @@ def profile_device(source: str | None) -> str | None:
 
 
 def profile_blocks_path(runs_dir: Path, space: DartsSpace, device: str) -> Path:
-    """Where `nas profile --space darts --image-size S --device D` keeps its block records."""
-    from nas.profile.store import STANDALONE, ProfileStore, device_dirname
+    """Where `nas profile --space darts --image-size S [--space-option init_channels=C ...]
+    --device D` keeps its block records (options only where they differ from the defaults)."""
+    from nas.profile.store import ProfileStore, standalone_root
 
-    root = runs_dir / STANDALONE / f"{space.name}-{space.image_size}px-{device_dirname(device)}"
-    return ProfileStore(root, device).blocks_path
+    default = DartsSpace()
+    options = {key: getattr(space, key) for key in ("init_channels", "layers")
+               if getattr(space, key) != getattr(default, key)}
+    return ProfileStore(standalone_root(runs_dir, space.name, space, device, options),
+                        device).blocks_path
 
 
 def _tables_by_setup(records: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -132,14 +136,13 @@ def _tables_by_setup(records: list[dict[str, Any]]) -> list[dict[str, float]]:
     return [table for _, table in sorted(groups.items(), key=rank, reverse=True)]
 
 
-def _how_to_profile(space: DartsSpace, device: str, run_path: Path | None) -> str:
-    # `nas profile --space darts` times the default space (16 channels); a run's manifest
-    # holds the search's own space, so `nas profile --run` covers any width
-    if space.init_channels == DartsSpace().init_channels or run_path is None:
-        command = (f"nas profile --space darts --image-size {space.image_size} "
-                   f"--device {device}")
-    else:
-        command = f"nas profile --run {run_path.name} --device {device} --samples 2"
+def _how_to_profile(space: DartsSpace, device: str) -> str:
+    default = DartsSpace()
+    options = "".join(f" --space-option {key}={getattr(space, key)}"
+                      for key in ("init_channels", "layers")
+                      if getattr(space, key) != getattr(default, key))
+    command = (f"nas profile --space darts --image-size {space.image_size}{options} "
+               f"--device {device}")
     return (f"time the ops with `{command}` (blocks are measured first), or pass "
             "--latency-table measure (time them now) or toy")
 
@@ -160,7 +163,7 @@ def load_profile_table(
     if run_path is not None:
         candidates.insert(0, ProfileStore(run_path, device).blocks_path)
     needed = space.block_key_universe()
-    how = _how_to_profile(space, device, run_path)
+    how = _how_to_profile(space, device)
     found = [path for path in candidates if path.is_file()]
     if not found:
         raise ArtifactError(f"no per-operation latency table for device '{device}' at "

@@ -161,3 +161,22 @@ def test_import_ofa_like_format_and_incompatible_load(tmp_path: Path) -> None:
     queries.write_text(json.dumps({"w": [4, 4, 4], "d": 1, "r": 8}) + "\n"
                        + json.dumps(space.largest()) + "\n")
     assert read_archs(space, queries)[1] == space.largest()
+
+
+def test_space_options_build_the_space_and_name_the_profile(tmp_path: Path) -> None:
+    from nas.errors import ConfigError
+    from nas.profile.store import open_target
+
+    space, store = open_target(tmp_path, run=None, space="darts", num_classes=10, image_size=16,
+                               device="cpu", options=["init_channels=8", "layers=5"])
+    assert (space.init_channels, space.layers) == (8, 5)
+    assert store.root.name == "darts-init_channels=8-layers=5-16px-cpu"
+    plain, plain_store = open_target(tmp_path, run=None, space="darts", num_classes=10,
+                                     image_size=16, device="cpu")
+    assert plain.init_channels == 16 and plain_store.root.name == "darts-16px-cpu"
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        open_target(tmp_path, run=None, space="darts", num_classes=10, image_size=16,
+                    device="cpu", options=["init_channels"])
+    with pytest.raises(ConfigError, match="does not take"):
+        open_target(tmp_path, run=None, space="darts", num_classes=10, image_size=16,
+                    device="cpu", options=["colour=red"])

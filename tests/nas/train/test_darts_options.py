@@ -14,6 +14,7 @@ from cli import app
 from nas.artifacts import RunDir, append_jsonl
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
+from nas.profile.store import ProfileStore
 from nas.train.config import TrainConfig, resume_mismatches
 from nas.train.darts_adapter import bilevel_config_from, default_latency_source
 from nas.train.darts_latency import (
@@ -105,12 +106,21 @@ def test_profile_table_is_read_from_the_profile_store(tmp_path: Path) -> None:
     table = toy_latency_table(space)
     write_profile(tmp_path, space, {k: 9.0 for k in table}, batch_size=8)  # other setup
     path = write_profile(tmp_path, space, table)
-    assert path.parent.parent.parent.name == "darts-8px-cpu"
+    # the folder `nas profile --space darts --space-option init_channels=4 ...` writes
+    assert path.parent.parent.parent.name == "darts-init_channels=4-layers=3-8px-cpu"
     assert load_profile_table(tmp_path, space, "cpu") == pytest.approx(table)
     assert profile_device("profile") == "cpu" and profile_device("profile:cuda:1") == "cuda:1"
     assert profile_device("toy") is None and profile_device(None) is None
-    with pytest.raises(ArtifactError, match="lacks 35 of 35 .*needs c8"):
+    with pytest.raises(ArtifactError, match="no per-operation latency table.*"
+                       "--space-option init_channels=8 --space-option layers=3"):
         load_profile_table(tmp_path, tiny_space(8), "cpu", run_path=tmp_path / "r")
+    # a run's own profile of another width is found but does not cover this network
+    other = tiny_space(8)
+    run_blocks = ProfileStore(tmp_path / "r", "cpu").blocks_path
+    for key, ms in table.items():
+        append_jsonl(run_blocks, {"block": key, "latency_ms": ms, "setup": {"batch_size": 1}})
+    with pytest.raises(ArtifactError, match="lacks 35 of 35 .*needs c8"):
+        load_profile_table(tmp_path / "elsewhere", other, "cpu", run_path=tmp_path / "r")
     with pytest.raises(ArtifactError, match="no per-operation latency table.*nas profile"):
         load_profile_table(tmp_path / "empty", space, "cpu")
 
@@ -150,7 +160,7 @@ def test_latency_table_profile_without_a_profile_is_a_one_line_error(runs_dir: P
                                  "--latency-table", "profile"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "nas profile --run m" in lines[0]
+    assert len(lines) == 1 and "--space-option init_channels=4" in lines[0]
 
 
 @pytest.mark.slow
