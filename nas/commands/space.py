@@ -136,12 +136,21 @@ def show_space(
         typer.Option("--layers", help="darts: number of cells (20 to evaluate).",
                      show_default=False),
     ] = None,
+    small_input: Annotated[
+        bool | None,
+        typer.Option("--small-input/--no-small-input",
+                     help="ofa-mbv3, ofa-resnet50: fewer stride-2 layers for 8-64 px inputs "
+                     "(default: off, as `nas train-supernet`).", show_default=False),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a space's choices and size, and a subnet's parameters and MACs (batch 1)."""
+    if small_input is None and "small_input" in inspect.signature(
+            SPACES.get(name).__init__).parameters:
+        small_input = False  # the network `nas train-supernet` builds by default
     space = build_space(
         name, {"num_classes": num_classes, "image_size": image_size, "width_mult": width_mult,
-               "init_channels": init_channels, "layers": layers}
+               "init_channels": init_channels, "layers": layers, "small_input": small_input}
     )
     if genotype is not None:  # DARTS genotypes come in formats parse_arch_argument cannot read
         from search_spaces.darts.genotypes import load_genotype_argument

@@ -32,6 +32,22 @@ def test_space_show_json_max_min() -> None:
     assert len(smallest["blocks"]) == 2 + 10 + 1
 
 
+def test_space_show_describes_the_network_train_supernet_builds() -> None:
+    """At 32 px `nas train-supernet` keeps OFA's strides unless --small-input is given."""
+    from types import SimpleNamespace
+
+    from nas.train.config import TrainConfig
+    from nas.train.run import build_space
+
+    args = ["space", "show", "ofa-mbv3", "--num-classes", "10", "--image-size", "32", "--json"]
+    shown = json.loads(runner.invoke(app, args).output)
+    digits = SimpleNamespace(num_classes=10, channels=3)
+    trained = build_space(TrainConfig(image_size=32, resolutions=(32,)), digits)  # type: ignore[arg-type]
+    assert shown["macs"] == trained.complexity(trained.largest())["macs"]
+    small = json.loads(runner.invoke(app, [*args, "--small-input"]).output)
+    assert small["space"]["kwargs"]["small_input"] is True and small["macs"] > 5 * shown["macs"]
+
+
 def test_space_show_accepts_ofa_format_file(tmp_path: Path) -> None:
     config = {"ks": [5] * 20, "e": [4] * 20, "d": [3] * 5, "r": 224}
     path = tmp_path / "net.json"
