@@ -172,7 +172,7 @@ def profile(
                           "ever slows a model down), and one whose rounds disagree by more than "
                           "5% is measured again. "
                           "1: a single pass plus repeats of a tenth (faster, noisier).")
-    ] = 2,
+    ] = 3,
     predictor: PredictorOption = "auto",
     no_blocks: Annotated[
         bool, typer.Option("--no-blocks", help="Skip the per-block table (no lookup table).")

@@ -5,7 +5,7 @@ Stand-alone on purpose: it needs only Python 3.8+, numpy and onnxruntime (no tor
 so it runs on phones (Termux), Raspberry Pi and Jetson boards. Usage:
 
     python run_bundle.py BUNDLE_DIR [--out results.jsonl] [--threads 1] [--provider CPU]
-                                    [--budget-minutes M] [--rounds 2]
+                                    [--budget-minutes M] [--rounds 3]
 
 It writes one JSON line per model, `{"arch": ..., "latency_ms": ...}` or
 `{"block": ..., "latency_ms": ...}`, appending as it goes (a killed run resumes where it
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: default)")
     parser.add_argument("--provider", default="CPU", help="execution provider, e.g. CPU, CUDA")
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop after this")
-    parser.add_argument("--rounds", type=int, default=2,
+    parser.add_argument("--rounds", type=int, default=3,
                         help="passes over all models; import keeps each model's lowest value")
     args = parser.parse_args(argv)
     provider = args.provider if args.provider.endswith("ExecutionProvider") \

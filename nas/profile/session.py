@@ -66,7 +66,7 @@ class ProfilePlan:
     budget_s: float | None = None
     blocks: bool = True
     repeat_share: float = 0.1
-    rounds: int = 2
+    rounds: int = 3
     agree: float = 0.05
     seed: int = 0
     settings: MeasureSettings = field(default_factory=MeasureSettings)

@@ -229,10 +229,6 @@ class DartsSupernet(Supernet):
             weights, index = self._gumbel(cell)
             return weights, self.edge_weights(cell), index
         return self.op_weights(cell), self.edge_weights(cell), None
-        if self.mode == "gumbel":
-            weights, index = self._gumbel(cell)
-            return weights, self.edge_weights(cell), index
-        return self.op_weights(cell), self.edge_weights(cell), None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode not in MODES:

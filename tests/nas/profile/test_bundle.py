@@ -35,12 +35,12 @@ def test_bundle_runner_is_standalone_and_importable(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     done = subprocess.run(
         [sys.executable, "-I", "-c", CHECK, str(out / RUNNER_NAME), str(out),
-         "--out", str(results)],
+         "--out", str(results), "--rounds", "2"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in results.read_text().splitlines()]
-    # two rounds by default: every model twice, the second pass after the first
+    # two rounds: every model twice, the second pass after the first
     assert len(records) == 2 * len(manifest["items"])
     assert [r["round"] for r in records] == sorted(r["round"] for r in records)
     assert all(r["latency_ms"] > 0 and r["q1_ms"] <= r["latency_ms"] <= r["q3_ms"]
@@ -52,7 +52,8 @@ def test_bundle_runner_is_standalone_and_importable(tmp_path: Path) -> None:
     assert report["noise_floor"]["n_pairs"] == 6
     # a second run of the runner resumes: nothing left to measure
     again = subprocess.run(
-        [sys.executable, "-I", str(out / RUNNER_NAME), str(out), "--out", str(results)],
+        [sys.executable, "-I", str(out / RUNNER_NAME), str(out), "--out", str(results),
+         "--rounds", "2"],
         capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 0, again.stderr
