@@ -30,16 +30,10 @@ from search_spaces.base import SearchSpace
 logger = logging.getLogger(__name__)
 
 
-def _fastest_by_id(
+def _measurements_by_id(
     space: SearchSpace, records: Iterable[dict[str, Any]], source: Path
-) -> dict[str, tuple[dict[str, Any], float]]:
-    """Records grouped by subnet: `{arch_id: (arch, latency)}`, several measurements merged.
-
-    A subnet measured in several rounds keeps its lowest latency: timing noise on a machine
-    shared with other work is one-sided (contention slows a model down, nothing speeds it up),
-    and re-measuring the subnets with the largest predictor errors showed their stored values
-    were the ones too high. Each round's value is already a median over many calls.
-    """
+) -> dict[str, tuple[dict[str, Any], list[float]]]:
+    """Records grouped by subnet: `{arch_id: (arch, latencies in measurement order)}`."""
     groups: dict[str, list[float]] = defaultdict(list)
     archs: dict[str, dict[str, Any]] = {}
     for number, record in enumerate(records, start=1):
@@ -50,26 +44,35 @@ def _fastest_by_id(
         key = arch_id(arch)
         archs[key] = arch
         groups[key].append(float(record["latency_ms"]))
-    return {key: (archs[key], float(min(values))) for key, values in groups.items()}
+    return {key: (archs[key], values) for key, values in groups.items()}
 
 
-def _noise(
-    store: ProfileStore, space: SearchSpace, first: dict[str, tuple[dict[str, Any], float]]
-) -> dict[str, Any]:
+def _fastest_by_id(
+    space: SearchSpace, records: Iterable[dict[str, Any]], source: Path
+) -> dict[str, tuple[dict[str, Any], float]]:
+    """Records grouped by subnet: `{arch_id: (arch, latency)}`, several measurements merged.
+
+    A subnet measured in several rounds keeps its lowest latency: timing noise on a machine
+    shared with other work is one-sided (contention slows a model down, nothing speeds it up),
+    and re-measuring the subnets with the largest predictor errors showed their stored values
+    were the ones too high. Each round's value is already a median over many calls.
+    """
+    return {key: (arch, min(values))
+            for key, (arch, values) in _measurements_by_id(space, records, source).items()}
+
+
+def _noise(store: ProfileStore, space: SearchSpace) -> dict[str, Any]:
     """Agreement of two independent measurements of the same subnets.
 
     The first two measurements of each subnet measured in several rounds, else (one round) the
-    repeats of a tenth of the subnets against their median.
+    repeats of a tenth of the subnets against the subnet's first measurement.
     """
     records = store.records(store.latency_path)
-    by_id: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        by_id[str(record.get("arch_id") or arch_id(space.normalize(record["arch"])))].append(
-            float(record["latency_ms"]))
-    pairs = [(values[0], values[1]) for values in by_id.values() if len(values) >= 2]
+    measured = _measurements_by_id(space, records, store.latency_path)
+    pairs = [(values[0], values[1]) for _, values in measured.values() if len(values) >= 2]
     if not pairs:
         repeats = _fastest_by_id(space, store.records(store.repeats_path), store.repeats_path)
-        pairs = [(first[k][1], v[1]) for k, v in repeats.items() if k in first]
+        pairs = [(measured[k][1][0], v[1]) for k, v in repeats.items() if k in measured]
     rel_iqr = [
         (r["q3_ms"] - r["q1_ms"]) / r["latency_ms"] for r in records
         if "q1_ms" in r and r.get("latency_ms")
@@ -138,12 +141,11 @@ def build_predictors(
     features = featurizer.transform(archs)
     selection = fit_and_select(features, latency, block_ms=table, kinds=kinds, force=force,
                                seed=seed)
-    subnets = _fastest_by_id(space, store.records(store.latency_path), store.latency_path)
     report: dict[str, Any] = {
         "device": store.device, "space": space.spec(), "chosen": selection.chosen,
         "n_subnets": len(archs), "n_blocks": 0 if table is None else int(np.isfinite(table).sum()),
         "n_train": selection.n_train, "n_holdout": selection.n_holdout,
-        "poor_threshold_within10": POOR_WITHIN10, "noise_floor": _noise(store, space, subnets),
+        "poor_threshold_within10": POOR_WITHIN10, "noise_floor": _noise(store, space),
         "predictors": {
             item.kind: {"holdout": item.holdout.to_dict() if item.holdout else None,
                         "skipped": item.reason}

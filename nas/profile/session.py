@@ -14,6 +14,7 @@ settings are not reused).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -215,7 +216,9 @@ class Session:
                                         **fields))
         return timing
 
-    def _sample(self) -> list[dict[str, Any]]:
+    @functools.cached_property
+    def sample(self) -> list[dict[str, Any]]:
+        """The subnets this session measures (every round walks the same list)."""
         return stratified_sample(self.space, self.plan.samples,
                                  np.random.default_rng(self.plan.seed))
 
@@ -245,7 +248,7 @@ class Session:
         Returns every record of this setup (all rounds so far).
         """
         taken = self._latencies()
-        todo = [a for a in self._sample() if len(taken.get(arch_id(a), ())) <= round_index]
+        todo = [a for a in self.sample if len(taken.get(arch_id(a), ())) <= round_index]
         if round_index > 0:
             # later rounds only revisit subnets that earlier rounds reached
             todo = [a for a in todo if arch_id(a) in taken]
@@ -256,7 +259,7 @@ class Session:
         """Measure once more each subnet whose measurements disagree by more than `agree`."""
         taken = self._latencies()
         todo = []
-        for arch in self._sample():
+        for arch in self.sample:
             values = taken.get(arch_id(arch), [])
             spread = max(values) / min(values) - 1 if values else 0.0
             if len(values) == self.plan.rounds and spread > self.plan.agree:
