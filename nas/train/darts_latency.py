@@ -113,34 +113,38 @@ def profile_blocks_path(runs_dir: Path, space: DartsSpace, device: str) -> Path:
     --device D` keeps its block records (options only where they differ from the defaults)."""
     from nas.profile.store import ProfileStore, standalone_root
 
+    return ProfileStore(standalone_root(runs_dir, space.name, space, device,
+                                        _profile_options(space)), device).blocks_path
+
+
+def _profile_options(space: DartsSpace) -> dict[str, int]:
+    """The network options of `space` that differ from the default (`--space-option`s)."""
     default = DartsSpace()
-    options = {key: getattr(space, key) for key in ("init_channels", "layers")
-               if getattr(space, key) != getattr(default, key)}
-    return ProfileStore(standalone_root(runs_dir, space.name, space, device, options),
-                        device).blocks_path
+    return {key: getattr(space, key) for key in ("init_channels", "layers")
+            if getattr(space, key) != getattr(default, key)}
 
 
 def _tables_by_setup(records: list[dict[str, Any]]) -> list[dict[str, float]]:
     """One `{key: ms}` table per measurement setup, batch 1 first, then the largest: the
     search's expectation is per image, and mixing setups would mix scales."""
-    groups: dict[str, dict[str, float]] = {}
+    groups: dict[str, dict[str, list[float]]] = {}
     for record in records:
         if "block" in record and "latency_ms" in record:
             table = groups.setdefault(json.dumps(record.get("setup"), sort_keys=True), {})
-            table[str(record["block"])] = float(record["latency_ms"])  # the latest wins
+            table.setdefault(str(record["block"]), []).append(float(record["latency_ms"]))
 
-    def rank(item: tuple[str, dict[str, float]]) -> tuple[bool, int]:
+    def rank(item: tuple[str, dict[str, list[float]]]) -> tuple[bool, int]:
         setup = json.loads(item[0]) or {}
         return setup.get("batch_size", 1) == 1, len(item[1])
 
-    return [table for _, table in sorted(groups.items(), key=rank, reverse=True)]
+    # a block measured in several rounds counts with its median, as in `nas profile`'s table
+    return [{key: statistics.median(values) for key, values in table.items()}
+            for _, table in sorted(groups.items(), key=rank, reverse=True)]
 
 
 def _how_to_profile(space: DartsSpace, device: str) -> str:
-    default = DartsSpace()
-    options = "".join(f" --space-option {key}={getattr(space, key)}"
-                      for key in ("init_channels", "layers")
-                      if getattr(space, key) != getattr(default, key))
+    options = "".join(f" --space-option {key}={value}"
+                      for key, value in _profile_options(space).items())
     command = (f"nas profile --space darts --image-size {space.image_size}{options} "
                f"--device {device}")
     return (f"time the ops with `{command}` (blocks are measured first), or pass "
