@@ -63,6 +63,15 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     return BilevelConfig(**values)
 
 
+def _saved_search_config(run: RunDir) -> dict[str, Any] | None:
+    """The config the run's supernet stage recorded when it started, if any."""
+    from nas.train.run import STAGE
+
+    path = run.path / "config" / f"{STAGE}.json"
+    saved = read_json(path) if path.is_file() else None
+    return saved if isinstance(saved, dict) else None
+
+
 def saved_train_values(run: RunDir) -> dict[str, Any] | None:
     """The `TrainConfig` values a DARTS search of `run` was started with (None: the run has
     no DARTS search), so `--resume` needs no options repeated.
@@ -71,11 +80,9 @@ def saved_train_values(run: RunDir) -> dict[str, Any] | None:
     them elsewhere.
     """
     from nas.train.config import DARTS_OPTIONS, METHOD_OPTIONS
-    from nas.train.run import STAGE
 
-    path = run.path / "config" / f"{STAGE}.json"
-    saved = read_json(path) if path.is_file() else None
-    if not isinstance(saved, dict) or saved.get("space") != "darts":
+    saved = _saved_search_config(run)
+    if saved is None or saved.get("space") != "darts":
         return None
     keys = (*_CARRIED, "space", "dataset", "data_dir", "image_size", "method", "lr",
             "weight_decay", "momentum", "grad_clip")
@@ -91,13 +98,11 @@ def default_latency_source(run: RunDir, space: DartsSpace, *, resume: bool) -> s
     `measure` (time them now); a resumed run keeps the source it started with."""
     from nas.errors import ArtifactError
     from nas.train.darts_latency import load_profile_table
-    from nas.train.run import STAGE
 
-    saved = run.path / "config" / f"{STAGE}.json"
-    if resume and saved.is_file():
-        source = read_json(saved).get("latency_table")
-        if isinstance(source, str):
-            return source
+    saved = _saved_search_config(run) if resume else None
+    source = (saved or {}).get("latency_table")
+    if isinstance(source, str):
+        return source
     try:
         load_profile_table(run.root, space, "cpu", run_path=run.path)
     except ArtifactError as exc:
