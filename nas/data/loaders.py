@@ -175,31 +175,51 @@ def _class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _read_image_folder(root: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
-
-    images, labels = [], []
+def _list_image_folder(root: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    files: list[Path] = []
+    labels: list[int] = []
     for label, class_name in enumerate(classes):
         folder = root / class_name
-        files = (
+        found = (
             sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if folder.is_dir()
             else []
         )
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-                    images.append(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DatasetError(f"{file}: not a readable image ({exc})") from None
-            labels.append(label)
-    if not images:
+        files += found
+        labels += [label] * len(found)
+    return files, labels
+
+
+def _decode_images(files: list[Path], size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    images = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    for index, file in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+                images[index] = np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DatasetError(f"{file}: not a readable image ({exc})") from None
+    return images
+
+
+def _read_image_folder(root: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+    from nas.data import cache
+
+    files, labels = _list_image_folder(root, classes)
+    if not files:
         raise DatasetError(
             f"{root}: expected one sub-folder per class holding images "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}), found no images"
         )
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+    key = cache.folder_key(root, files, labels, size)
+    cached = cache.load(key, len(files))
+    if cached is not None:
+        return cached
+    images, label_array = _decode_images(files, size), np.asarray(labels, dtype=np.int64)
+    cache.store(key, images, label_array)
+    return images, label_array
 
 
 @register_dataset("imagefolder")

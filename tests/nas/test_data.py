@@ -168,3 +168,58 @@ def test_augment_crops_within_padding_and_flips() -> None:
     row = still[0, 0, 4]
     nonzero = row[row > 0]
     assert torch.all(nonzero[1:] > nonzero[:-1])
+
+
+def _colour_folder(root: Path) -> None:
+    from PIL import Image
+
+    for label, colour in (("cat", (255, 0, 0)), ("dog", (0, 0, 255))):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), colour).save(root / label / f"{i}.png")
+
+
+def test_imagefolder_cache_is_reused_and_follows_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from nas.data import cache
+
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    _colour_folder(tmp_path / "data")
+    first = load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    entries = list((tmp_path / "cache" / "imagefolder").glob("*.npz"))
+    assert len(entries) == 1
+    decoded = []
+    monkeypatch.setattr(
+        "nas.data.loaders._decode_images",
+        lambda files, size: decoded.append(len(files)) or pytest.fail("decoded again"),
+    )
+    again = load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    assert torch.equal(first.train.images, again.train.images)
+    assert decoded == []
+    monkeypatch.undo()
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    # an edited image must be decoded again, not served stale from the cache
+    Image.new("RGB", (12, 12), (0, 255, 0)).save(tmp_path / "data" / "cat" / "0.png")
+    edited = load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    everything = torch.cat([edited.train.images, edited.val.images, edited.test.images])
+    assert (everything[:, 1] > 200).any()
+    assert len(list((tmp_path / "cache" / "imagefolder").glob("*.npz"))) == 2
+    assert cache.cache_root() == tmp_path / "cache"
+
+
+def test_imagefolder_cache_off_and_corrupt_entries_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _colour_folder(tmp_path / "data")
+    monkeypatch.setenv("NAS_CACHE_DIR", "off")
+    load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    assert not (tmp_path / "off").exists()
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
+    reference = load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    for entry in (tmp_path / "cache" / "imagefolder").glob("*.npz"):
+        entry.write_bytes(b"garbage")
+    again = load_dataset("imagefolder", data_dir=tmp_path / "data", image_size=8)
+    assert torch.equal(reference.train.images, again.train.images)
