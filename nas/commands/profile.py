@@ -187,12 +187,12 @@ def profile(
     """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
     if ctx.invoked_subcommand is not None:
         return
-    from nas.artifacts import RunDir
+    from nas.artifacts import RunDir, device_dirname
     from nas.profile.devices import create_device
     from nas.profile.fit import build_predictors, training_data
     from nas.profile.measure import MeasureSettings
     from nas.profile.session import ProfilePlan, Session, resolutions_of
-    from nas.profile.store import device_dirname, open_target
+    from nas.profile.store import open_target
     from predictors.select import quick_within10
 
     if samples < 2 or batch_size < 1 or threads < 1 or measure_ms <= 0 or rounds < 1:
