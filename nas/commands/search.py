@@ -1,7 +1,7 @@
 """`nas search`: the Pareto front of accuracy vs. device latency under constraints.
 
 Thin layer: options -> `SearchConfig` -> objectives (supernet + predictor, or an oracle
-table) -> `nas.search.run.run_search` per device -> files in `runs/NAME/search/TAG/` and a
+table) -> `nas.search.optimize.run_search` per device -> files in `runs/NAME/search/TAG/` and a
 table (or `--json`) on stdout.
 """
 
@@ -257,8 +257,8 @@ def _search_one(
     quiet: bool,
     header: dict[str, Any],
 ) -> list[dict[str, Any]]:
+    from nas.search.optimize import run_search
     from nas.search.output import flat, plot_front, write_front, write_trials
-    from nas.search.run import run_search
 
     algorithm = cfg.algorithm or ("nsga2" if len(problem.objectives) >= 2 else "evolution")
     out = run.path / "search" / tag

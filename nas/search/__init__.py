@@ -18,9 +18,9 @@ from nas.search.base import (
     pareto_front,
     register_searcher,
 )
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from nas.search.hypervolume import hypervolume
-from nas.search.run import SearchResult, run_search
+from nas.search.optimize import SearchResult, run_search
 
 __all__ = [
     "SEARCHERS",
