@@ -8,6 +8,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from nas.config import build_config
 
@@ -35,6 +43,17 @@ ConfigOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
 ]
+
+
+def progress_bar(label: str, *fields: str, **options: Any) -> Progress:
+    """A rich bar: `label`, bar, done/total, one column per `fields` template, elapsed, left.
+
+    `label` and `fields` are rich text templates (`{task.description}`,
+    `{task.fields[NAME]}`); `options` go to `Progress` (console, transient, disable).
+    """
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    columns += [TextColumn(field) for field in fields]
+    return Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), **options)
 
 
 def resolve_runs_dir(runs_dir: Path | None) -> Path:

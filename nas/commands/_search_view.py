@@ -7,18 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 
 from nas.arch import canonical_json
-from nas.commands._common import console, err_console
+from nas.commands._common import console, err_console, progress_bar
 from nas.search.base import Candidate, Objective
 from nas.search.pipeline import DeviceSearch, SearchObserver
 
@@ -41,13 +34,9 @@ class RichSearchObserver(SearchObserver):
         if self.quiet:
             return
         label = f"{algorithm} {tag}"
-        self.progress = Progress(
-            TextColumn(f"[bold]{label}[/bold]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("new {task.fields[new]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+        self.progress = progress_bar(
+            f"[bold]{label}[/bold]",
+            "new {task.fields[new]}",
             console=err_console,
             transient=True,  # a failed search then ends with its one-line error only
         )
