@@ -123,6 +123,18 @@ class DeviceSearch:
             for c in self.result.front
         ]
 
+    def summary(self) -> dict[str, Any]:
+        """What the manifest records of the search stage."""
+        result = self.result
+        return {
+            "front": len(result.front),
+            "scored": len(result.history),
+            "new_evaluations": result.new_evaluations,
+            "rejected": result.rejected,
+            "screened": result.screened,
+            "seconds": round(result.seconds, 3),
+        }
+
     def prediction_error(self) -> tuple[float, float] | None:
         """Median and largest relative error of predicted vs. measured front latency."""
         errors = [
@@ -213,19 +225,10 @@ def _search_device(
     observer.started(tag, algorithm, cfg.budget)
     try:
         result = run_search(
-            space,
-            problem.objectives,
-            algorithm=algorithm,
-            budget=cfg.budget,
-            seed=cfg.seed,
-            population=cfg.population,
-            constraints=problem.constraints,
-            extra=problem.extra,
-            storage=storage,
-            study_name=tag,
-            sync=cfg.storage is not None,
-            on_use=observer.used,
-            screen=accuracy_screen(cfg, problem, space),
+            space, problem.objectives, algorithm=algorithm, budget=cfg.budget, seed=cfg.seed,
+            population=cfg.population, constraints=problem.constraints, extra=problem.extra,
+            storage=storage, study_name=tag, sync=cfg.storage is not None,
+            on_use=observer.used, screen=accuracy_screen(cfg, problem, space),
         )
     except BaseException:
         run.end_stage(stage, status="failed")
@@ -235,17 +238,7 @@ def _search_device(
     measured, note = _measure(cfg, problem, accuracy, result.front)
     search = DeviceSearch(run.name, tag, algorithm, problem, result, out, measured, note)
     _write(search, {**header, "device": problem.device, "algorithm": algorithm, "config": config})
-    run.end_stage(
-        stage,
-        summary={
-            "front": len(result.front),
-            "scored": len(result.history),
-            "new_evaluations": result.new_evaluations,
-            "rejected": result.rejected,
-            "screened": result.screened,
-            "seconds": round(result.seconds, 3),
-        },
-    )
+    run.end_stage(stage, summary=search.summary())
     return search
 
 
