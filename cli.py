@@ -54,16 +54,32 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    """Register the commands in pipeline order (the order `nas --help` lists them in)."""
-    from nas.commands import export, profile, runs, search, space, train, train_eval
+    """Register each command module in pipeline order (the order `nas --help` lists them in)."""
+    from nas.commands import eval as evaluate  # (not shadowing the builtin)
+    from nas.commands import (
+        export,
+        finetune,
+        profile,
+        quickstart,
+        runs,
+        search,
+        space,
+        train,
+        train_eval,
+    )
 
-    app.add_typer(space.app, name="space")
-    train.register(app)  # train-supernet, eval
-    profile.register(app)  # profile and its subcommands
+    space.register(app)
+    # eval and finetune have no register() and train's also adds eval: their command
+    # functions are added here, so that no module registers another module's command
+    app.command("train-supernet")(train.train_supernet)
+    app.command("eval")(evaluate.eval_subnet)
+    profile.register(app)
     search.register(app)
-    export.register(app)  # export, finetune, quickstart
+    export.register(app)
+    app.command("finetune")(finetune.finetune_command)
+    quickstart.register(app)
     train_eval.register(app)  # train (a DARTS genotype's evaluation network)
-    app.add_typer(runs.app, name="runs")
+    runs.register(app)
 
 
 _register_commands()

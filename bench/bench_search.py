@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import emit, log  # noqa: E402
 from nas.search.base import Candidate, Objective, costs, pareto_front  # noqa: E402
 from nas.search.hypervolume import hypervolume_2d  # noqa: E402
+from nas.search.optimize import run_search  # noqa: E402
 from nas.search.oracle import Oracle  # noqa: E402
-from nas.search.run import run_search  # noqa: E402
 from search_spaces.nb201 import NB201Space  # noqa: E402
 from search_spaces.nb201.synthetic import synthetic_table  # noqa: E402
 

@@ -1,4 +1,9 @@
-"""Run folders (`runs/<name>/`) and atomic artifact writes.
+"""Run folders (`runs/<name>/`), their layout, and atomic artifact writes.
+
+`RunLayout` is the one place that names the folders of a run's stages (`profile/<device>/`,
+`predictor/<device>/`, `search/<tag>/`, `export/<arch_id>/`) and of devices; `RunDir` adds the
+manifest. A profile made without a run (`nas profile --space ...`) keeps the same tree in
+`runs/_profiles/<space>[-KEY=VALUE...]-<side>px-<device>/` (`standalone_profile`).
 
 Every file is written to a temporary sibling and renamed into place, so a run killed at any
 moment leaves either the old or the new version of a file, never half of one. Append-only logs
@@ -21,6 +26,7 @@ from typing import Any
 from nas.errors import ArtifactError, ConfigError
 
 MANIFEST = "manifest.json"
+STANDALONE_PROFILES = "_profiles"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -152,7 +158,72 @@ def check_run_name(name: str) -> str:
     return name
 
 
-class RunDir:
+def device_dirname(device: str) -> str:
+    """A folder name for a device spec (`cuda:1` -> `cuda-1`)."""
+    return device.replace(":", "-").replace("/", "-")
+
+
+class RunLayout:
+    """Where each stage's artifacts sit under `path` (a run folder or a run-less profile).
+
+    Args:
+        path: the folder.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def supernet_dir(self) -> Path:
+        return self.path / "supernet"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.path / "profile"
+
+    def profile_dir(self, device: str) -> Path:
+        """Measurements of `device` (`profile/<device>/`)."""
+        return self.profiles_dir / device_dirname(device)
+
+    @property
+    def predictors_dir(self) -> Path:
+        return self.path / "predictor"
+
+    def predictor_dir(self, device: str) -> Path:
+        """Latency predictors of `device` (`predictor/<device>/`, see `predictors.io`)."""
+        return self.predictors_dir / device_dirname(device)
+
+    @property
+    def searches_dir(self) -> Path:
+        return self.path / "search"
+
+    def search_dir(self, tag: str) -> Path:
+        """One search's outputs and study (`search/<tag>/`)."""
+        return self.searches_dir / tag
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.path / "export"
+
+    def export_dir(self, arch_id: str) -> Path:
+        """One exported subnet (`export/<arch_id>/`)."""
+        return self.exports_dir / arch_id
+
+
+def standalone_profile(
+    runs_dir: Path, name: str, *, side: int, device: str, options: Mapping[str, Any] | None = None
+) -> RunLayout:
+    """The folder of a profile made without a run: space name, options, input side, device.
+
+    The side and the options are part of the name because predictors are specific to the
+    network they were measured on.
+    """
+    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
+    folder = f"{name}{extra}-{side}px-{device_dirname(device)}"
+    return RunLayout(Path(runs_dir) / STANDALONE_PROFILES / folder)
+
+
+class RunDir(RunLayout):
     """One run folder: every stage reads and writes its artifacts through this.
 
     Args:
@@ -163,7 +234,7 @@ class RunDir:
     def __init__(self, root: Path, name: str) -> None:
         self.root = Path(root)
         self.name = check_run_name(name)
-        self.path = self.root / name
+        super().__init__(self.root / name)
 
     @property
     def manifest_path(self) -> Path:

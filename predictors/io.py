@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from nas.arch import Arch
-from nas.artifacts import atomic_write_json, read_json
+from nas.artifacts import RunLayout, atomic_write_json, device_dirname, read_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.fingerprint import mismatch_warning
 from predictors._threads import one_blas_thread
 from predictors.base import Features, LatencyPredictor, load_kind
 from predictors.features import Featurizer, make_featurizer
@@ -123,10 +124,8 @@ def load_model(directory: Path, *, space: SearchSpace | None = None) -> LatencyM
 
 def predictor_root(run_or_dir: Path, device: str) -> Path:
     """The folder holding `device`'s predictors, from a run folder or a predictor folder."""
-    from nas.profile.store import device_dirname
-
     for candidate in (
-        run_or_dir / "predictor" / device_dirname(device),
+        RunLayout(run_or_dir).predictor_dir(device),
         run_or_dir / device_dirname(device),
         run_or_dir,
     ):
@@ -172,8 +171,6 @@ def load_predictor(
 
 def predictor_warning(meta: dict[str, Any]) -> str | None:
     """Why a predictor should not be trusted blindly (poor held-out quality, other machine)."""
-    from nas.profile.fingerprint import mismatch_warning
-
     notes = []
     quality = meta.get("holdout") or {}
     if meta.get("poor"):

@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: consoles, the runs folder option, and config resolution from flags."""
+"""Shared CLI plumbing: consoles, progress bars, the runs folder option, config from flags."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import progress
 from rich.console import Console
 
 from nas.config import build_config
@@ -35,6 +36,20 @@ ConfigOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
 ]
+
+
+def progress_bar(label: str, *fields: str, **options: Any) -> progress.Progress:
+    """A rich bar: `label`, bar, done/total, one column per `fields` template, elapsed, left.
+
+    `label` and `fields` are rich text templates (`{task.description}`,
+    `{task.fields[NAME]}`); `options` go to `Progress` (console, transient, disable).
+    """
+    columns: list[progress.ProgressColumn] = [
+        progress.TextColumn(label), progress.BarColumn(), progress.MofNCompleteColumn()
+    ]
+    columns += [progress.TextColumn(field) for field in fields]
+    columns += [progress.TimeElapsedColumn(), progress.TimeRemainingColumn()]
+    return progress.Progress(*columns, **options)
 
 
 def resolve_runs_dir(runs_dir: Path | None) -> Path:

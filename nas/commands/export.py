@@ -1,6 +1,6 @@
 """`nas export`: write the chosen subnet as a deployable model (see `nas.export`).
 
-Also registers `nas finetune` and `nas quickstart` (their modules sit beside this one).
+`print_export` is also how `nas finetune` and `nas quickstart` show their export.
 """
 
 from __future__ import annotations
@@ -99,13 +99,8 @@ def _pct(value: float | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `export`, `finetune` and `quickstart` to the root app."""
-    from nas.commands.finetune import finetune_command
-    from nas.commands.quickstart import quickstart_command
-
+    """Add `export` to the root app."""
     app.command("export")(export_command)
-    app.command("finetune")(finetune_command)
-    app.command("quickstart")(quickstart_command)
 
 
 __all__ = ["export_command", "print_export", "register"]

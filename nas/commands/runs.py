@@ -88,3 +88,8 @@ def show_run(
         if p.is_file() and not p.name.startswith(".")
     )
     console.print("files: " + (", ".join(files) if files else "-"))
+
+
+def register(root: typer.Typer) -> None:
+    """Add `runs` (with its subcommands) to the root app."""
+    root.add_typer(app, name="runs")

@@ -190,3 +190,8 @@ def _print_report(report: dict[str, Any], subnet: str | None) -> None:
     console.print(sizes)
     if subnet is not None:
         console.print(f"subnet: {json.dumps(report['subnet'])}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `space` (with its subcommands) to the root app."""
+    root.add_typer(app, name="space")

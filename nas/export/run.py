@@ -103,7 +103,7 @@ def predictor_latencies(
 def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
     """Devices to time the export on: `cpu` always, plus profiled devices of this very
     machine, each with the thread count it was profiled with (so numbers compare)."""
-    from nas.profile.fingerprint import mismatch_warning
+    from nas.fingerprint import mismatch_warning
 
     local: dict[str, int | None] = {"cpu": 1}
     for name, meta in metas.items():
@@ -265,7 +265,7 @@ def _export_trained_network(
 def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
     """Predicted latencies on `device` for `--pick latency<=MS` (None when not profiled)."""
     def predict(archs: Sequence[Mapping[str, Any]]) -> list[float]:
-        from nas.profile.store import device_dirname
+        from nas.artifacts import device_dirname
 
         predicted, _ = predictor_latencies(run, space, archs, [device_dirname(device)])
         if device not in predicted:

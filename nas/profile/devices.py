@@ -51,7 +51,7 @@ class Device(abc.ABC):
         """Ready `model` for timing on inputs of `input_shape`; returns the timing runner."""
 
     def fingerprint(self) -> dict[str, Any]:
-        from nas.profile.fingerprint import fingerprint
+        from nas.fingerprint import fingerprint
 
         return fingerprint(self.name, threads=self.threads)
 

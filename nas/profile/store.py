@@ -8,7 +8,8 @@ With a run (`--run NAME`):
     runs/NAME/profile/<device>/profile.json      settings, fingerprint, timings of the session
     runs/NAME/predictor/<device>/...             see `predictors.io`
 
-Without a run (`--space SPACE`), the same tree sits in `runs/_profiles/<space>-<side>px-<device>/`.
+Without a run (`--space SPACE`), the same tree sits in `runs/_profiles/<space>-<side>px-<device>/`
+(both layouts come from `nas.artifacts.RunLayout`).
 A subnet record is `{"arch", "arch_id", "latency_ms", "q1_ms", "q3_ms", "n", "setup"}`; imported
 records may carry only `arch` and `latency_ms`. `setup` (device, batch size, threads) keeps
 measurements taken with other settings from being mixed when a profile is resumed.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import append_jsonl, read_jsonl
+from nas.artifacts import RunLayout, append_jsonl, read_jsonl, standalone_profile
 
 LATENCY = "latency.jsonl"
 BLOCKS = "blocks.jsonl"
@@ -30,13 +31,6 @@ REPEATS = "repeats.jsonl"
 PROFILE = "profile.json"
 REPORT = "report.json"
 REFERENCE = "reference.json"
-STANDALONE = "_profiles"
-
-
-def device_dirname(device: str) -> str:
-    """A folder name for a device spec (`cuda:1` -> `cuda-1`)."""
-    return device.replace(":", "-").replace("/", "-")
-
 
 @dataclass(frozen=True)
 class ProfileStore:
@@ -52,11 +46,11 @@ class ProfileStore:
 
     @property
     def profile_dir(self) -> Path:
-        return self.root / "profile" / device_dirname(self.device)
+        return RunLayout(self.root).profile_dir(self.device)
 
     @property
     def predictor_dir(self) -> Path:
-        return self.root / "predictor" / device_dirname(self.device)
+        return RunLayout(self.root).predictor_dir(self.device)
 
     @property
     def latency_path(self) -> Path:
@@ -150,7 +144,6 @@ def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
 def standalone_root(
     runs_dir: Path, name: str, space: Any, device: str, options: Mapping[str, Any] | None = None
 ) -> Path:
-    """The folder of a profile made with `--space` (no run): name, options, side, device."""
+    """The folder of a profile made with `--space` (no run), at the space's largest side."""
     side = max(getattr(space, "resolutions", None) or [getattr(space, "image_size", 0)])
-    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
-    return runs_dir / STANDALONE / f"{name}{extra}-{side}px-{device_dirname(device)}"
+    return standalone_profile(runs_dir, name, side=int(side), device=device, options=options).path

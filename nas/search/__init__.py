@@ -1,7 +1,8 @@
 """Hardware-aware search: searchers, the evaluator, studies, hypervolume and outputs.
 
 Importing this package registers the built-in searchers (`evolution`, `nsga2`, `optuna-tpe`,
-`optuna-nsga2`, `random`).
+`optuna-nsga2`, `random`). `nas.search.pipeline.run_searches` is what `nas search` runs: the
+problems of each device (`nas.search.problems`), its search, stage record and files.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from nas.search.base import (
     pareto_front,
     register_searcher,
 )
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from nas.search.hypervolume import hypervolume
-from nas.search.run import SearchResult, run_search
+from nas.search.optimize import SearchResult, run_search
 
 __all__ = [
     "SEARCHERS",

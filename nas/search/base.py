@@ -1,7 +1,7 @@
 """Search vocabulary: objectives, constraints, candidates, Pareto sorting, searcher registry.
 
 Every searcher works on any registered `SearchSpace` and any objective functions: it proposes
-subnets and hands them to an `Evaluator` (see `nas.search.cache`), which checks cheap
+subnets and hands them to an `Evaluator` (see `nas.search.evaluator`), which checks cheap
 constraints first, evaluates the rest once per subnet and records every evaluation.
 
 Dominance (all objectives turned into minimisation): `a` dominates `b` when `a` is no worse
@@ -23,7 +23,7 @@ from nas.errors import ConfigError
 from nas.registry import Registry
 
 if TYPE_CHECKING:
-    from nas.search.cache import Evaluator
+    from nas.search.evaluator import Evaluator
     from search_spaces.base import SearchSpace
 
 Direction = Literal["minimize", "maximize"]

@@ -22,7 +22,7 @@ from nas.search.base import (
     crowding_distance,
     register_searcher,
 )
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from nas.search.operators import feasible_novel, initial_population, mutate_until_changed
 from search_spaces.base import SearchSpace
 

@@ -88,7 +88,7 @@ class LatencySource:
     @property
     def local(self) -> bool:
         """Whether it was profiled on this very machine and set-up (then measurable here)."""
-        from nas.profile.fingerprint import mismatch_warning
+        from nas.fingerprint import mismatch_warning
 
         recorded = self.meta.get("fingerprint")
         if not isinstance(recorded, dict) or "cpu_model" not in recorded:

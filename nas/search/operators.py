@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from search_spaces.base import SearchSpace
 
 Arch = Mapping[str, Any]

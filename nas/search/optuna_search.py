@@ -15,7 +15,7 @@ import optuna
 
 from nas.errors import NasError
 from nas.search.base import register_searcher
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace
 

@@ -3,7 +3,7 @@
 The study is the search's durable memory. By default it is a SQLite file,
 `runs/NAME/search/TAG/study.db`; any Optuna RDB URL (`--storage postgresql://...`) lets
 several processes share one study. On start the evaluator loads the completed trials, so a
-killed search resumes without repeating a trial (see `nas.search.cache`).
+killed search resumes without repeating a trial (see `nas.search.evaluator`).
 
 Trials are written only once their metrics are known (`Study.add_trial`), so a kill can never
 leave a half-written trial for our own searchers. Optuna samplers use ask/tell; a trial left

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from nas.profile.fingerprint import fingerprint
+from nas.fingerprint import fingerprint
 from predictors import predictor_warning
 
 

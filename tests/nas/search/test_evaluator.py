@@ -10,7 +10,7 @@ import pytest
 
 from nas.errors import ConfigError
 from nas.search.base import Constraint, Objective
-from nas.search.cache import Evaluator
+from nas.search.evaluator import Evaluator
 from search_spaces.nb201 import NB201Space
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas.search.optimize import run_search
 from nas.search.oracle import Oracle
-from nas.search.run import run_search
 from nas.search.screen import AccuracyScreen
 from search_spaces.nb201 import NB201Space
 

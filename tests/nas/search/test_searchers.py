@@ -6,8 +6,8 @@ import pytest
 
 from nas.search import SEARCHERS
 from nas.search.base import Constraint
+from nas.search.optimize import run_search
 from nas.search.oracle import Oracle
-from nas.search.run import run_search
 from search_spaces.nb201 import NB201Space
 
 NAMES = SEARCHERS.names()

@@ -17,8 +17,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.search.base import Objective
+from nas.search.optimize import run_search
 from nas.search.oracle import Oracle
-from nas.search.run import run_search
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.nb201 import NB201Space
 
@@ -108,7 +108,7 @@ def test_stale_running_trial_of_dead_process_marked_failed(
 WORKER = textwrap.dedent("""
     import sys
     from nas.search.oracle import Oracle
-    from nas.search.run import run_search
+    from nas.search.optimize import run_search
     from search_spaces.nb201 import NB201Space
     from search_spaces.nb201.synthetic import synthetic_table
 
@@ -150,9 +150,9 @@ def test_two_processes_share_one_sqlite_study(name: str, tmp_path: Path) -> None
 def test_slow_scorer_records_each_subnet_before_the_next(
     oracle: Oracle, space: NB201Space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nas.search import cache
+    from nas.search import evaluator
 
-    monkeypatch.setattr(cache, "SLOW_S", -1.0)  # every scorer counts as slow (a supernet)
+    monkeypatch.setattr(evaluator, "SLOW_S", -1.0)  # every scorer counts as slow (a supernet)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     with pytest.raises(Killed):  # killed while scoring the initial population's 4th subnet
         run_search(space, objectives(oracle, kill_after=3), algorithm="nsga2", budget=12,
