@@ -120,13 +120,12 @@ def space_kwargs(
         widths = MBV3Layout(stem[1], classifier[0], mult, False).widths
         if (widths[0], widths[-1]) == (stem[0], classifier[1]):
             return {**kwargs, "width_mult": mult}
+    known = ", ".join(
+        f"{m}: {'/'.join(map(str, MBV3Layout(3, 1, m, False).widths[::8]))}" for m in WIDTH_MULTS
+    )
     raise IncompatibleArtifactError(
         f"{source}: stem width {stem[0]} and classifier input {classifier[1]} match no width "
-        f"multiplier of ofa-mbv3 ({', '.join(map(str, WIDTH_MULTS))}: "
-        + ", ".join(
-            "/".join(map(str, MBV3Layout(3, 1, m, False).widths[::8])) for m in WIDTH_MULTS
-        )
-        + "); only OFA networks of these widths can be imported"
+        f"multiplier of ofa-mbv3 ({known}); only OFA networks of these widths can be imported"
     )
 
 
