@@ -172,6 +172,13 @@ def supernet_to_ofa(net: Supernet) -> tuple[dict[str, Tensor], dict[str, Any]]:
     return network.key_map().to_ofa(net.state_dict()), kwargs
 
 
+def check_dataset(name: str) -> None:
+    """Refuse an unknown dataset name now, not in a later stage."""
+    from nas.data import DATASETS, loaders  # noqa: F401  (loaders registers the datasets)
+
+    DATASETS.get(name)
+
+
 def _check_fresh(run: RunDir) -> None:
     folder = run.path / "supernet"
     if folder.is_dir() and any(folder.iterdir()):
@@ -207,6 +214,7 @@ def import_ofa_supernet(
         IncompatibleArtifactError: the file does not fit the space (names the first tensor).
     """
     _check_fresh(run)
+    check_dataset(dataset)
     source = str(path)
     net = ofa_supernet(read_ofa_state(path), space=space, width_mult=width_mult,
                        resolutions=resolutions, source=source)
