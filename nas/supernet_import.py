@@ -10,6 +10,7 @@ tensor is used and every shape matches, records the source in the manifest and w
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,11 +87,18 @@ def read_ofa_state(path: Path) -> dict[str, Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign or torn files
-        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise ArtifactError(
+                f"{path}: holds Python objects ({found.group(1)}) besides tensors and plain "
+                "values, which are not unpickled here; if you trust its source, keep only "
+                "the weights: python -c "
+                f"\"import torch; torch.save({{'state_dict': torch.load('{path}', "
+                f"weights_only=False)['state_dict']}}, '{path}.weights')\""
+            ) from None
         raise ArtifactError(
-            f"{path}: not readable as PyTorch weights ({type(exc).__name__}: {first}); only "
-            "tensors and plain types are loaded, re-save the file as "
-            "torch.save({'state_dict': net.state_dict()}, path)"
+            f"{path}: not readable as a PyTorch file ({type(exc).__name__}); expected a "
+            "checkpoint saved with torch.save"
         ) from None
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else obj
     if not isinstance(state, Mapping) or not state or not all(

@@ -111,9 +111,16 @@ class Pickled:
 
 def test_files_with_python_objects_are_not_unpickled(tmp_path: Path) -> None:
     path = ofa_file(tmp_path, {"state_dict": {"w": torch.ones(1)}, "cfg": Pickled()})
-    with pytest.raises(ArtifactError, match="not readable as PyTorch weights") as info:
+    with pytest.raises(ArtifactError, match="holds Python objects") as info:
         import_ofa_supernet(path, RunDir(tmp_path / "runs", "r"))
-    assert "re-save the file" in str(info.value)
+    assert "if you trust its source" in str(info.value)
+
+
+def test_a_file_that_is_not_a_pytorch_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a checkpoint")
+    with pytest.raises(ArtifactError, match="not readable as a PyTorch file"):
+        import_ofa_supernet(path, RunDir(tmp_path / "runs", "r"))
 
 
 def test_a_file_without_tensors_is_refused(tmp_path: Path) -> None:
