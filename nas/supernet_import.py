@@ -195,6 +195,15 @@ def _check_fresh(run: RunDir) -> None:
         )
 
 
+def _data_folder(data_dir: Path | None) -> str | None:
+    """Absolute, so that later stages find it from any working directory."""
+    if data_dir is None:
+        return None
+    if not data_dir.is_dir():
+        raise ConfigError(f"--data-dir: {data_dir} is not a folder; pass the dataset's folder")
+    return str(data_dir.resolve())
+
+
 def import_ofa_supernet(
     path: Path,
     run: RunDir,
@@ -223,6 +232,7 @@ def import_ofa_supernet(
     """
     _check_fresh(run)
     check_dataset(dataset)
+    data_folder = _data_folder(data_dir)
     source = str(path)
     net = ofa_supernet(read_ofa_state(path), space=space, width_mult=width_mult,
                        resolutions=resolutions, source=source)
@@ -233,7 +243,7 @@ def import_ofa_supernet(
     }
     # what nas eval / search / export / finetune read from a run's weights
     data_config = {
-        "dataset": dataset, "data_dir": None if data_dir is None else str(data_dir),
+        "dataset": dataset, "data_dir": data_folder,
         "image_size": max(resolutions), "resolutions": list(resolutions), "seed": 0,
         "imported_from": origin,
     }

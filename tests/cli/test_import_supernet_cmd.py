@@ -51,6 +51,7 @@ def test_without_data_dir_the_command_says_what_is_missing(
     (["--run", "r", "--space", "darts"], "expected ofa-mbv3 or ofa-resnet50"),
     (["--run", "r", "--resolutions", "big"], "--resolutions: expected integers"),
     (["--run", "r", "--dataset", "imagenet"], "imagenet"),
+    (["--run", "r", "--data-dir", "/no/such/folder"], "--data-dir: /no/such/folder is not"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(
     args: list[str], message: str, ofa_checkpoint: Path, runs_dir: Path

@@ -71,7 +71,8 @@ def test_import_writes_a_run_that_loads_like_a_trained_one(tmp_path: Path) -> No
     fixture, _ = imported(RESNET)
     path = ofa_file(tmp_path, {"state_dict": fixture.state})
     run = RunDir(tmp_path / "runs", "imported")
-    summary = import_ofa_supernet(path, run, dataset="imagefolder", data_dir=Path("/data/val"))
+    (tmp_path / "val").mkdir()
+    summary = import_ofa_supernet(path, run, dataset="imagefolder", data_dir=tmp_path / "val")
     assert summary.source["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     manifest = run.manifest()
     stage = manifest["stages"]["import-supernet"]
@@ -80,7 +81,7 @@ def test_import_writes_a_run_that_loads_like_a_trained_one(tmp_path: Path) -> No
     assert manifest["space"]["kwargs"]["resolutions"] == [128, 160, 192, 224]
     train_config = read_weights_metadata(weights_path(run))["train_config"]
     assert train_config["dataset"] == "imagefolder" and train_config["image_size"] == 224
-    assert train_config["data_dir"] == "/data/val"
+    assert train_config["data_dir"] == str((tmp_path / "val").resolve())
     net = load_trained_supernet(run)
     assert max_difference(net, fixture, fixture.cases[2]) <= TOLERANCE
 
