@@ -188,7 +188,7 @@ def check_dataset(name: str) -> None:
 
 
 def _check_fresh(run: RunDir) -> None:
-    folder = run.path / "supernet"
+    folder = run.supernet_dir
     if folder.is_dir() and any(folder.iterdir()):
         raise ConfigError(
             f"run '{run.name}' already has a supernet ({folder}); import into another --run"
