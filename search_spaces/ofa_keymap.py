@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from nas.errors import IncompatibleArtifactError
+from nas.errors import ConfigError, IncompatibleArtifactError
 
 BN_TENSORS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -38,6 +38,30 @@ class TensorPair:
 def bn_pairs(ofa_prefix: str, our_prefix: str) -> list[TensorPair]:
     """The five tensors of one batch norm (affine, running statistics, batch count)."""
     return [TensorPair(f"{ofa_prefix}.{name}", f"{our_prefix}.{name}") for name in BN_TENSORS]
+
+
+def linear_pairs(ofa_prefix: str, our_prefix: str) -> list[TensorPair]:
+    """Weight and bias of a linear layer (a classifier)."""
+    return [TensorPair(f"{ofa_prefix}.{n}", f"{our_prefix}.{n}") for n in ("weight", "bias")]
+
+
+def tensor_shape(
+    state: Mapping[str, Tensor], key: str, *, source: str, expected: str
+) -> tuple[int, ...]:
+    """The shape of `state[key]`; a missing key means the file holds another network."""
+    if key not in state:
+        raise IncompatibleArtifactError(f"{source}: no tensor '{key}'; expected {expected}")
+    return tuple(state[key].shape)
+
+
+def check_ofa_input(ofa_class: str, *, small_input: bool, in_channels: int) -> None:
+    """OFA's networks read 3-channel images through a stride-2 stem (ResNet: and a max-pool);
+    a supernet with small-input strides or other channels has no OFA counterpart."""
+    if small_input or in_channels != 3:
+        raise ConfigError(
+            f"OFA's {ofa_class} takes 3-channel images with a stride-2 stem; this supernet has "
+            f"{in_channels} channels and small_input={small_input}"
+        )
 
 
 def ofa_alias(key: str) -> str:
@@ -141,4 +165,13 @@ class OFAKeyMap:
         return out
 
 
-__all__ = ["BN_TENSORS", "OFAKeyMap", "TensorPair", "bn_pairs", "ofa_alias"]
+__all__ = [
+    "BN_TENSORS",
+    "OFAKeyMap",
+    "TensorPair",
+    "bn_pairs",
+    "check_ofa_input",
+    "linear_pairs",
+    "ofa_alias",
+    "tensor_shape",
+]

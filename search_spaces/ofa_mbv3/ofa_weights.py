@@ -28,8 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from nas.errors import ConfigError, IncompatibleArtifactError
-from search_spaces.ofa_keymap import OFAKeyMap, TensorPair, bn_pairs
+from nas.errors import IncompatibleArtifactError
+from search_spaces.ofa_keymap import (
+    OFAKeyMap,
+    TensorPair,
+    bn_pairs,
+    check_ofa_input,
+    linear_pairs,
+    tensor_shape,
+)
 from search_spaces.ofa_mbv3.layout import (
     DEPTH_CHOICES,
     EXPAND_CHOICES,
@@ -45,12 +52,15 @@ if TYPE_CHECKING:
 
 OFA_CLASS = "OFAMobileNetV3"
 WIDTH_MULTS = (1.0, 1.2)  # what the space supports (OFA published both)
+EXPECTED = (  # what a file should be when it lacks the tensors sizes are read from
+    f"a checkpoint of Once-for-All's {OFA_CLASS} (pass --space ofa-resnet50 for an OFAResNets one)"
+)
 
 
-def _conv_bn(ofa: str, ours: str, ofa_conv: str, ofa_bn: str) -> list[TensorPair]:
-    return [TensorPair(f"{ofa}.{ofa_conv}.weight", f"{ours}.0.weight"), *bn_pairs(
-        f"{ofa}.{ofa_bn}", f"{ours}.1"
-    )]
+def _conv_bn(ofa: str, ours: str) -> list[TensorPair]:
+    """A static conv + BN (OFA's `ConvLayer`, `MBConvLayer` parts): our `Sequential(conv, bn)`."""
+    conv = TensorPair(f"{ofa}.conv.weight", f"{ours}.0.weight")
+    return [conv, *bn_pairs(f"{ofa}.bn", f"{ours}.1")]
 
 
 def _block_pairs(ofa: str, ours: str, use_se: bool) -> list[TensorPair]:
@@ -79,28 +89,16 @@ def _block_pairs(ofa: str, ours: str, use_se: bool) -> list[TensorPair]:
 def ofa_key_map() -> OFAKeyMap:
     """Every tensor of `OFAMobileNetV3(ks_list=[3,5,7], expand_ratio_list=[3,4,6],
     depth_list=[2,3,4])` and of our supernet (names do not depend on widths or classes)."""
-    pairs = _conv_bn("first_conv", "stem", "conv", "bn")
+    pairs = _conv_bn("first_conv", "stem")
     first = "blocks.0.conv"
-    pairs += _conv_bn(f"{first}.depth_conv", "first_block.depthwise", "conv", "bn")
-    pairs += _conv_bn(f"{first}.point_linear", "first_block.project", "conv", "bn")
+    pairs += _conv_bn(f"{first}.depth_conv", "first_block.depthwise")
+    pairs += _conv_bn(f"{first}.point_linear", "first_block.project")
     for i in range(NUM_STAGES * MAX_DEPTH):
         pairs += _block_pairs(f"blocks.{i + 1}.conv", f"blocks.{i}", STAGE_SE[i // MAX_DEPTH])
-    pairs += _conv_bn("final_expand_layer", "head.final_expand", "conv", "bn")
+    pairs += _conv_bn("final_expand_layer", "head.final_expand")
     pairs.append(TensorPair("feature_mix_layer.conv.weight", "head.feature_mix.weight", True))
-    pairs += [
-        TensorPair(f"classifier.linear.{name}", f"head.classifier.{name}")
-        for name in ("weight", "bias")
-    ]
+    pairs += linear_pairs("classifier.linear", "head.classifier")
     return OFAKeyMap(pairs)
-
-
-def _shape(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, ...]:
-    if key not in state:
-        raise IncompatibleArtifactError(
-            f"{source}: no tensor '{key}'; expected a checkpoint of Once-for-All's "
-            f"{OFA_CLASS} (pass --space ofa-resnet50 for an OFAResNets one)"
-        )
-    return tuple(state[key].shape)
 
 
 def space_kwargs(
@@ -111,8 +109,10 @@ def space_kwargs(
     The width multiplier is the one of `WIDTH_MULTS` whose stem and classifier widths match
     (OFA's w1.0: 16 and 1280, w1.2: 24 and 1536), unless given.
     """
-    stem = _shape(state, "first_conv.conv.weight", source)
-    classifier = _shape(state, "classifier.linear.weight", source)
+    stem, classifier = (
+        tensor_shape(state, key, source=source, expected=EXPECTED)
+        for key in ("first_conv.conv.weight", "classifier.linear.weight")
+    )
     kwargs: dict[str, Any] = {"num_classes": classifier[0], "in_channels": stem[1]}
     if width_mult is not None:
         return {**kwargs, "width_mult": width_mult}
@@ -135,11 +135,7 @@ def ofa_kwargs(space: OFAMobileNetV3Space) -> dict[str, Any]:
     Raises:
         ConfigError: OFA has no such network (small-input strides, other than 3 channels).
     """
-    if space.small_input or space.in_channels != 3:
-        raise ConfigError(
-            f"OFA's {OFA_CLASS} takes 3-channel images with a stride-2 stem; this supernet has "
-            f"{space.in_channels} channels and small_input={space.small_input}"
-        )
+    check_ofa_input(OFA_CLASS, small_input=space.small_input, in_channels=space.in_channels)
     return {
         "n_classes": space.num_classes, "width_mult": space.width_mult,
         "ks_list": list(KERNEL_CHOICES), "expand_ratio_list": list(EXPAND_CHOICES),

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
-from nas.errors import ConfigError, IncompatibleArtifactError
-from search_spaces.ofa_keymap import OFAKeyMap, TensorPair, bn_pairs
+from search_spaces import ofa_keymap as keymap
 from search_spaces.ofa_resnet50.layout import (
     BASE_DEPTHS,
     DEPTH_CHOICES,
@@ -35,15 +34,17 @@ if TYPE_CHECKING:
     from search_spaces.ofa_resnet50.space import OFAResNet50Space
 
 OFA_CLASS = "OFAResNets"
+EXPECTED = (  # what a file should be when it lacks the tensors sizes are read from
+    f"a checkpoint of Once-for-All's {OFA_CLASS} (pass --space ofa-mbv3 for an OFAMobileNetV3 one)"
+)
 
 
-def _conv_bn(ofa: str, ours: str) -> list[TensorPair]:
-    return [TensorPair(f"{ofa}.conv.conv.weight", f"{ours}.conv.weight"), *bn_pairs(
-        f"{ofa}.bn.bn", f"{ours}.bn"
-    )]
+def _conv_bn(ofa: str, ours: str) -> list[keymap.TensorPair]:
+    conv = keymap.TensorPair(f"{ofa}.conv.conv.weight", f"{ours}.conv.weight")
+    return [conv, *keymap.bn_pairs(f"{ofa}.bn.bn", f"{ours}.bn")]
 
 
-def ofa_key_map() -> OFAKeyMap:
+def ofa_key_map() -> keymap.OFAKeyMap:
     """Every tensor of `OFAResNets(depth_list=[0,1,2], expand_ratio_list=[0.2,0.25,0.35],
     width_mult_list=[0.65,0.8,1.0])` and of our supernet (names do not depend on widths)."""
     pairs = _conv_bn("input_stem.0", "stem1")
@@ -57,20 +58,8 @@ def ofa_key_map() -> OFAKeyMap:
             if j == 0:
                 pairs += _conv_bn(f"blocks.{index}.downsample", f"blocks.{index}.shortcut")
             index += 1
-    pairs += [
-        TensorPair(f"classifier.linear.linear.{name}", f"classifier.{name}")
-        for name in ("weight", "bias")
-    ]
-    return OFAKeyMap(pairs)
-
-
-def _shape(state: Mapping[str, Tensor], key: str, source: str) -> tuple[int, ...]:
-    if key not in state:
-        raise IncompatibleArtifactError(
-            f"{source}: no tensor '{key}'; expected a checkpoint of Once-for-All's "
-            f"{OFA_CLASS} (pass --space ofa-mbv3 for an OFAMobileNetV3 one)"
-        )
-    return tuple(state[key].shape)
+    pairs += keymap.linear_pairs("classifier.linear.linear", "classifier")
+    return keymap.OFAKeyMap(pairs)
 
 
 def space_kwargs(
@@ -81,8 +70,10 @@ def space_kwargs(
     The scale is OFA's largest width multiplier, read from the classifier's input width
     (`make_divisible(2048 * scale)`) unless given; the shape checks catch a wrong guess.
     """
-    stem = _shape(state, "input_stem.0.conv.conv.weight", source)
-    classifier = _shape(state, "classifier.linear.linear.weight", source)
+    stem, classifier = (
+        keymap.tensor_shape(state, key, source=source, expected=EXPECTED)
+        for key in ("input_stem.0.conv.conv.weight", "classifier.linear.linear.weight")
+    )
     scale = width_mult if width_mult is not None else classifier[1] / STAGE_WIDTHS[-1]
     return {"num_classes": classifier[0], "in_channels": stem[1], "width_scale": scale}
 
@@ -93,11 +84,7 @@ def ofa_kwargs(space: OFAResNet50Space) -> dict[str, Any]:
     Raises:
         ConfigError: OFA has no such network (small-input stem, other than 3 channels).
     """
-    if space.small_input or space.in_channels != 3:
-        raise ConfigError(
-            f"OFA's {OFA_CLASS} takes 3-channel images with a stride-2 stem and max-pool; this "
-            f"supernet has {space.in_channels} channels and small_input={space.small_input}"
-        )
+    keymap.check_ofa_input(OFA_CLASS, small_input=space.small_input, in_channels=space.in_channels)
     return {
         "n_classes": space.num_classes, "depth_list": list(DEPTH_CHOICES),
         "expand_ratio_list": list(EXPAND_CHOICES),
