@@ -59,6 +59,7 @@ def _register_commands() -> None:
     from nas.commands import (
         export,
         finetune,
+        import_supernet,
         profile,
         quickstart,
         runs,
@@ -73,6 +74,7 @@ def _register_commands() -> None:
     # functions are added here, so that no module registers another module's command
     app.command("train-supernet")(train.train_supernet)
     app.command("eval")(evaluate.eval_subnet)
+    import_supernet.register(app)  # import-supernet ofa (a supernet instead of training one)
     profile.register(app)
     search.register(app)
     export.register(app)
