@@ -7,7 +7,11 @@ the benchmark's own modules, so a subnet's weights are copies of them. The param
 The single-path forward computes exactly what the benchmark's per-edge cell computes (each
 edge `op(node_j)`, node i the sum), faster:
 
-* `none` edges are skipped (they add zero), never materialised;
+* `none` edges are skipped (they add zero), never materialised, and so are the ops into a node
+  that reaches the output only through `none` edges (a dead end). The reference computes those
+  and multiplies them by zero: their weights get zero gradients, on which momentum and weight
+  decay still act, and their BN statistics move. Here they get no gradient and keep their
+  statistics (every subnet's statistics are recalibrated before it is evaluated anyway);
 * each node is ReLU'd once for all its outgoing convolutions;
 * the active convolutions of one kernel size that read the same node run as one convolution
   and one batch norm over their concatenated channels (`grouped.conv_bn_group`), then split;
@@ -47,12 +51,24 @@ class SourceStep:
     skips: tuple[int, ...]
 
 
+def live_nodes(arch: Arch) -> set[int]:
+    """Nodes whose value reaches the cell output through edges that are not `none`."""
+    live = {NODES - 1}
+    for j in range(NODES - 2, -1, -1):
+        if any(arch[f"edge_{i}_{j}"] != "none" for i in live if i > j):
+            live.add(j)
+    return live
+
+
 def single_path_plan(arch: Arch) -> tuple[SourceStep, ...]:
-    """The active ops of `arch` grouped by source node, in node order."""
+    """The active ops of `arch` grouped by source node, in node order; ops into a node that
+    only feeds `none` edges (a dead end) are left out: they add exactly zero to the output."""
+    live = live_nodes(arch)
     steps = []
     for j in range(NODES - 1):
         targets = {
-            op: tuple(i for i, source in EDGES if source == j and arch[f"edge_{i}_{j}"] == op)
+            op: tuple(i for i, source in EDGES
+                      if source == j and i in live and arch[f"edge_{i}_{j}"] == op)
             for op in (*CONV_OPS, "avg_pool_3x3", "skip_connect")
         }
         convs = tuple((op, targets[op]) for op in CONV_OPS if targets[op])
