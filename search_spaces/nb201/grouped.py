@@ -49,7 +49,7 @@ def batch_norm_group(x: Tensor, bns: Sequence[nn.BatchNorm2d]) -> Tensor:
         return F.batch_norm(x, means, variances, weight, bias, False, 0.0, bns[0].eps)
     factors = [_update_factor(bn) for bn in bns]
     # momentum 1 makes batch_norm store this batch's mean and unbiased variance in the buffers
-    batch_mean, batch_var = x.new_zeros(weight.shape), x.new_ones(weight.shape)
+    batch_mean, batch_var = torch.zeros_like(weight), torch.ones_like(weight)
     out = F.batch_norm(x, batch_mean, batch_var, weight, bias, True, 1.0, bns[0].eps)
     with torch.no_grad():
         sizes = [bn.num_features for bn in bns]

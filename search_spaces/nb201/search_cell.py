@@ -87,8 +87,8 @@ class _NodeSums:
         before = self.values[node]
         if before is None:
             self.values[node] = y  # may alias another tensor: never modified in place
-        elif self.owned[node]:
-            before.add_(y)
+        elif self.owned[node] and before.dtype == torch.promote_types(before.dtype, y.dtype):
+            before.add_(y)  # (under autocast a wider y must widen the sum, as `+` would)
         else:
             self.values[node] = before + y
             self.owned[node] = True
