@@ -193,3 +193,14 @@ def test_static_network_scripts_with_an_unreached_node() -> None:
 def test_image_size_must_allow_two_reductions() -> None:
     with pytest.raises(ConfigError, match="divisible by 4"):
         NB201Space(image_size=30).build_supernet()
+
+
+def test_trains_under_bf16_autocast_like_the_subnet() -> None:
+    space = tiny()
+    net = trained(space)
+    subnet = net.extract_subnet(GROUPED).train()
+    net.set_active(GROUPED)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = net(images()), subnet(images())
+    got.float().sum().backward()
+    torch.testing.assert_close(got.float(), expected.float(), rtol=0.05, atol=0.05)
