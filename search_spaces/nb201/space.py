@@ -18,9 +18,9 @@ cell gives 1,531,546 params, as the benchmark reports (1.53 MB).
 
 The space serves tabular benchmarks (`nas search --oracle`) and trains as a weight-sharing
 supernet (`build_supernet()`, `NB201Supernet`: one op per edge is active, the same in every
-cell). `largest()` is every edge `nor_conv_3x3`; `smallest()` is the cheapest cell whose output
-still depends on its input, a single skip from input to output (no cell weights, like the
-all-`none` cell, which would make every subnet's smallest end a constant function).
+cell). `largest()` is every edge `nor_conv_3x3`; `smallest()` is a single skip from the cell
+input to its output: no cell weights, like the all-`none` cell, but the network still depends on
+its input (with all-`none` cells the sandwich rule would train a constant function).
 `build_network(arch)` is one cell's stand-alone network, freshly initialised.
 """
 
