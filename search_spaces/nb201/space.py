@@ -16,7 +16,12 @@ by ResNet blocks with stride 2, BN-ReLU, global pooling, linear classifier): par
 BatchNorm affine weights; MACs count convolutions and the classifier. The all-`nor_conv_3x3`
 cell gives 1,531,546 params, as the benchmark reports (1.53 MB).
 
-This space is for tabular benchmarks (`nas search --oracle`); it has no torch supernet.
+The space serves tabular benchmarks (`nas search --oracle`) and trains as a weight-sharing
+supernet (`build_supernet()`, `NB201Supernet`: one op per edge is active, the same in every
+cell). `largest()` is every edge `nor_conv_3x3`; `smallest()` is a single skip from the cell
+input to its output: no cell weights, like the all-`none` cell, but the network still depends on
+its input (with all-`none` cells the sandwich rule would train a constant function).
+`build_network(arch)` is one cell's stand-alone network, freshly initialised.
 """
 
 from __future__ import annotations
@@ -27,19 +32,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.arch import Arch
-from nas.errors import ConfigError, InvalidArchError, NasError
+from nas.errors import ConfigError, InvalidArchError
 from search_spaces import register_space
 from search_spaces.base import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
 
-    from nas.supernet import Supernet
+    from search_spaces.nb201.network import NB201Network
+    from search_spaces.nb201.supernet import NB201Supernet
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node i, from node j)
 KEYS = tuple(f"edge_{i}_{j}" for i, j in EDGES)
-_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
 
 def to_string(arch: Arch) -> str:
@@ -111,6 +117,11 @@ class NB201Space(SearchSpace):
             in_channels,
         )
 
+    @classmethod
+    def tiny(cls) -> NB201Space:
+        """C=4, one cell per stage, 16 px: a network for fast tests."""
+        return cls(channels=4, cells_per_stage=1, image_size=16)
+
     @property
     def dim(self) -> int:
         return len(KEYS) * len(OPS)
@@ -145,7 +156,7 @@ class NB201Space(SearchSpace):
         return dict.fromkeys(KEYS, "nor_conv_3x3")
 
     def smallest(self) -> dict[str, Any]:
-        return dict.fromkeys(KEYS, "none")
+        return {**dict.fromkeys(KEYS, "none"), "edge_3_0": "skip_connect"}
 
     def mutate(self, arch: Arch, rng: np.random.Generator, *, prob: float) -> dict[str, Any]:
         child = dict(arch)
@@ -225,7 +236,7 @@ class NB201Space(SearchSpace):
                 params += block + 4 * width
                 macs += block * area
             for key in KEYS:
-                k = _KERNEL.get(arch[key])
+                k = CONV_KERNELS.get(arch[key])
                 if k is not None:  # ReLU-conv-BN; none, skip and pooling have no weights
                     params += n * (k * k * width * width + 2 * width)
                     macs += n * k * k * width * width * area
@@ -234,8 +245,31 @@ class NB201Space(SearchSpace):
         macs += last * self.num_classes
         return {"params": int(params), "macs": int(macs)}
 
-    def build_supernet(self) -> Supernet:
-        raise NasError(
-            "nb201 is a tabular space: it has no supernet to train; use it with "
-            "`nas search --oracle FILE --space nb201`"
+    def check_network_size(self) -> None:
+        """Raise `ConfigError` unless the network can run at `image_size` (two stride-2 stages
+        whose conv and pooled shortcut must give the same side)."""
+        if self.image_size % 4:
+            raise ConfigError(
+                f"nb201 network: expected image_size divisible by 4, got {self.image_size}; "
+                "pick another --image-size (the benchmark uses 32)"
+            )
+
+    def build_supernet(self) -> NB201Supernet:
+        """The weight-sharing network (single path: one op per edge, see `NB201Supernet`)."""
+        from search_spaces.nb201.supernet import NB201Supernet
+
+        return NB201Supernet(self)
+
+    def build_network(self, arch: Arch) -> NB201Network:
+        """The stand-alone network of one cell, freshly initialised."""
+        from search_spaces.nb201.network import NB201Network, StaticCell
+
+        canonical = self.normalize(arch)
+        self.check_network_size()
+        return NB201Network(
+            lambda channels: StaticCell(canonical, channels),
+            channels=self.channels,
+            cells_per_stage=self.cells_per_stage,
+            num_classes=self.num_classes,
+            in_channels=self.in_channels,
         )

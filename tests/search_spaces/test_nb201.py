@@ -1,11 +1,12 @@
-"""The nb201 space: benchmark strings, size, analytic complexity, tabular-only."""
+"""The nb201 space: benchmark strings, size, analytic complexity (supernet: see
+test_nb201_supernet.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nas.errors import InvalidArchError, NasError
+from nas.errors import InvalidArchError
 from search_spaces import create_space
 from search_spaces.nb201 import NB201Space, from_string, to_string
 from search_spaces.nb201.space import KEYS, OPS
@@ -69,6 +70,7 @@ def test_mutate_with_prob_one_changes_every_edge() -> None:
     assert all(child[k] != arch[k] for k in KEYS)
 
 
-def test_no_supernet() -> None:
-    with pytest.raises(NasError, match="tabular space"):
-        NB201Space().build_supernet()
+def test_builds_a_supernet_with_the_largest_subnet_active() -> None:
+    space = NB201Space.tiny()
+    net = space.build_supernet()
+    assert net.space is space and net.active() == space.largest()

@@ -1,0 +1,59 @@
+"""`nas train-supernet` on the NAS-Bench-201 supernet, end to end through the CLI.
+
+The trainer sizes a space only by classes, image channels and size, so the test registers
+`nb201` under another name with a tiny default network (C=4, one cell per stage): the same
+class, supernet and training path as `--space nb201`, at test speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from nas.artifacts import RunDir
+from search_spaces import SPACES, register_space
+from search_spaces.nb201 import NB201Space
+
+runner = CliRunner()
+NAME = "nb201-tiny-cli"
+
+
+class TinyNB201Space(NB201Space):
+    name = NAME
+
+    def __init__(self, *, num_classes: int = 10, image_size: int = 16, in_channels: int = 3,
+                 channels: int = 4, cells_per_stage: int = 1) -> None:
+        super().__init__(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
+                         channels=channels, cells_per_stage=cells_per_stage)
+
+
+if NAME not in SPACES:
+    register_space(NAME)(TinyNB201Space)
+ARCH = {"edge_1_0": "nor_conv_3x3", "edge_2_0": "skip_connect", "edge_2_1": "nor_conv_1x1",
+        "edge_3_0": "none", "edge_3_1": "avg_pool_3x3", "edge_3_2": "nor_conv_3x3"}
+
+
+def test_train_three_steps_then_eval(runs_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "quick.yaml"  # few calibration batches: the test stays fast
+    config.write_text("bn_calibration_batches: 2\neval_batch_size: 64\n")
+    result = runner.invoke(app, [
+        "train-supernet", "--space", NAME, "--dataset", "synthetic", "--image-size", "16",
+        "--resolutions", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", "3",
+        "--config", str(config), "--run", "nb", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    run = RunDir(runs_dir, "nb")
+    assert (run.path / "supernet" / "weights.safetensors").is_file()
+    stage = run.manifest()["stages"]["train-supernet"]
+    assert stage["status"] == "done" and stage["summary"]["steps"] == 3
+    assert set(stage["summary"]["val"]) == {"largest", "smallest"}
+    assert run.manifest()["space"]["name"] == NAME
+    evaluated = runner.invoke(app, ["eval", "--run", "nb", "--subnet", json.dumps(ARCH),
+                                    "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    record = json.loads(evaluated.output)
+    assert record["arch"] == ARCH and record["n"] > 0
+    assert 0.0 <= record["top1"] <= 100.0
