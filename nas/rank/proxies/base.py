@@ -64,10 +64,18 @@ register_proxy = PROXIES.register
 
 @dataclass(frozen=True)
 class ProxyScore:
-    """A proxy's value for one subnet and the wall-clock seconds it took."""
+    """A proxy's value for one subnet and what it cost.
+
+    Attributes:
+        value: the score (higher predicts better).
+        seconds: wall-clock time of the call.
+        cpu_seconds: CPU time of this process during the call (all its threads): the cost that
+            does not grow when other jobs share the machine.
+    """
 
     value: float
     seconds: float
+    cpu_seconds: float
 
 
 def compute_proxies(names: Sequence[str], subnet: ProxyInput) -> dict[str, ProxyScore]:
@@ -79,9 +87,10 @@ def compute_proxies(names: Sequence[str], subnet: ProxyInput) -> dict[str, Proxy
     proxies = {name: PROXIES.get(name) for name in names}
     scores = {}
     for name, proxy in proxies.items():
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         value = float(proxy(subnet))
-        scores[name] = ProxyScore(value, time.perf_counter() - start)
+        cpu = time.process_time() - cpu_start
+        scores[name] = ProxyScore(value, time.perf_counter() - start, cpu)
     return scores
 
 

@@ -64,31 +64,32 @@ def grasp(subnet: ProxyInput) -> float:
     """GraSP gradient-signal preservation (Wang et al., ICLR 2020): sum -theta * Hg.
 
     H is the Hessian and g the gradient of the loss (train mode, mean over the batches). The
-    sign is the zero-cost reference's, under which higher predicts better.
+    sign is the zero-cost reference's, under which higher predicts better. One forward pass
+    per batch (the reference makes two): the graph of each batch's gradient is kept until the
+    Hessian-vector product, so memory grows with the number of batches.
     """
     model = working_copy(subnet, train=True)
     batches = batches_on(subnet)
     weights = scored_weights(model)
     with torch.enable_grad():
-        gradient = [torch.zeros_like(w) for w in weights]
+        parts = []
         for images, labels in batches:
             loss = subnet.loss(logits(model(images)), labels) / len(batches)
-            for g, part in zip(gradient, _grad(loss, weights, graph=False), strict=True):
-                g += part
-        for images, labels in batches:
-            loss = subnet.loss(logits(model(images)), labels) / len(batches)
-            parts = _grad(loss, weights, graph=True)
-            # backward of g . grad(L) leaves d/dtheta (g . grad L) = H g in .grad
-            product = sum((g * p).sum() for g, p in zip(gradient, parts, strict=True))
-            if isinstance(product, Tensor) and product.requires_grad:
-                product.backward()  # type: ignore[no-untyped-call]
+            grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+            parts.append(
+                [
+                    torch.zeros_like(w) if g is None else g
+                    for w, g in zip(weights, grads, strict=True)
+                ]
+            )
+        gradient = [
+            torch.stack(per_weight).sum(0).detach() for per_weight in zip(*parts, strict=True)
+        ]
+        # d/dtheta (stop_grad(g) . grad L(theta)) = H g, left in .grad by backward
+        product = sum((g * p).sum() for part in parts for g, p in zip(gradient, part, strict=True))
+        if isinstance(product, Tensor) and product.requires_grad:
+            product.backward()  # type: ignore[no-untyped-call]
     return _saliency(model, lambda w, hg: -w * hg)
-
-
-def _grad(loss: Tensor, weights: list[Tensor], *, graph: bool) -> list[Tensor]:
-    """d loss / d weights, zeros for weights the loss does not reach."""
-    parts = torch.autograd.grad(loss, weights, create_graph=graph, allow_unused=True)
-    return [torch.zeros_like(w) if p is None else p for w, p in zip(weights, parts, strict=True)]
 
 
 def _saliency(model: nn.Module, per_weight: Callable[[Tensor, Tensor], Tensor]) -> float:
