@@ -43,10 +43,10 @@ def scatter_plot(
 
 
 def _panel(ax: Axes, name: str, subnets: Sequence[RankedSubnet], metric: RankingMetrics) -> None:
-    bins = sorted({s.bin for s in subnets})
+    bins = sorted({s.subnet.bin for s in subnets})
     colours = [f"C{i % 10}" for i in range(len(bins))]
     for colour, label in zip(colours, bins, strict=True):
-        members = [s for s in subnets if s.bin == label and math.isfinite(s.scores[name])]
+        members = [s for s in subnets if s.subnet.bin == label and math.isfinite(s.scores[name])]
         ax.scatter(
             [s.scores[name] for s in members],
             [s.truth for s in members],

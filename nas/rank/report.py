@@ -27,6 +27,7 @@ from nas.arch import canonical_json
 from nas.artifacts import atomic_write_json, atomic_write_text
 from nas.errors import ConfigError
 from nas.rank.metrics import RankingMetrics
+from nas.rank.sampling import SampledSubnet
 
 REPORT_JSON = "report.json"
 SUBNETS_CSV = "subnets.csv"
@@ -36,15 +37,11 @@ _COLUMNS = ("arch", "arch_id", "truth", "params", "macs", "bin")
 
 @dataclass(frozen=True)
 class RankedSubnet:
-    """One ranked subnet: its truth, every scorer's value and the seconds each took."""
+    """One ranked subnet: the sampled subnet, its truth, each scorer's value and its seconds."""
 
-    arch: Mapping[str, Any]
-    arch_id: str
+    subnet: SampledSubnet
     truth: float
     scores: Mapping[str, float]
-    params: int
-    macs: int
-    bin: int
     seconds: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -88,11 +85,11 @@ def _check(subnets: Sequence[RankedSubnet], metrics: Mapping[str, RankingMetrics
     clash = sorted(set(metrics) & {"arch", "arch_id", "truth", "bin"})
     if clash:
         raise ConfigError(f"report: scorer name '{clash[0]}' is taken by a subnet column")
-    for subnet in subnets:
-        missing = [name for name in metrics if name not in subnet.scores]
+    for ranked in subnets:
+        missing = [name for name in metrics if name not in ranked.scores]
         if missing:
             raise ConfigError(
-                f"report: subnet {subnet.arch_id} has no value for {', '.join(missing)}; "
+                f"report: subnet {ranked.subnet.arch_id} has no value for {', '.join(missing)}; "
                 "score every subnet with every scorer"
             )
 
@@ -101,12 +98,13 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _json_row(subnet: RankedSubnet, metrics: Mapping[str, RankingMetrics]) -> dict[str, Any]:
+def _json_row(ranked: RankedSubnet, metrics: Mapping[str, RankingMetrics]) -> dict[str, Any]:
+    subnet = ranked.subnet
     return {
         "arch": dict(subnet.arch),
         "arch_id": subnet.arch_id,
-        "truth": subnet.truth,
-        **{name: _finite(float(subnet.scores[name])) for name in metrics},
+        "truth": ranked.truth,
+        **{name: _finite(float(ranked.scores[name])) for name in metrics},
         "params": subnet.params,
         "macs": subnet.macs,
         "bin": subnet.bin,
@@ -115,8 +113,8 @@ def _json_row(subnet: RankedSubnet, metrics: Mapping[str, RankingMetrics]) -> di
 
 def _mean_seconds(subnets: Sequence[RankedSubnet]) -> dict[str, float]:
     totals: dict[str, list[float]] = {}
-    for subnet in subnets:
-        for name, seconds in subnet.seconds.items():
+    for ranked in subnets:
+        for name, seconds in ranked.seconds.items():
             totals.setdefault(name, []).append(seconds)
     return {name: sum(values) / len(values) for name, values in totals.items()}
 
@@ -126,9 +124,18 @@ def _csv_text(subnets: Sequence[RankedSubnet], scorers: list[str]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     extra = [name for name in scorers if name not in _COLUMNS]
     writer.writerow(["arch_id", "bin", "params", "macs", "truth", *extra, "arch"])
-    for s in subnets:
-        values = [repr(float(s.scores[name])) for name in extra]
+    for ranked in subnets:
+        s = ranked.subnet
+        values = [repr(float(ranked.scores[name])) for name in extra]
         writer.writerow(
-            [s.arch_id, s.bin, s.params, s.macs, repr(s.truth), *values, canonical_json(s.arch)]
+            [
+                s.arch_id,
+                s.bin,
+                s.params,
+                s.macs,
+                repr(ranked.truth),
+                *values,
+                canonical_json(s.arch),
+            ]
         )
     return buffer.getvalue()

@@ -26,18 +26,7 @@ def _ranked(n: int = 24) -> list[RankedSubnet]:
     for index, s in enumerate(sampled):
         truth = 80.0 + s.params / 1e5 + float(rng.normal())
         scores = {"params": float(s.params), "naswot": float(rng.normal()) if index else -math.inf}
-        rows.append(
-            RankedSubnet(
-                s.arch,
-                s.arch_id,
-                truth,
-                scores,
-                s.params,
-                s.macs,
-                s.bin,
-                seconds={"naswot": 0.2, "params": 0.0},
-            )
-        )
+        rows.append(RankedSubnet(s, truth, scores, seconds={"naswot": 0.2, "params": 0.0}))
     return rows
 
 
@@ -84,9 +73,9 @@ def test_csv_and_png_are_written_atomically(written: tuple) -> None:
     with open(folder / "subnets.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["arch_id", "bin", "params", "macs", "truth", "naswot", "arch"]
-    assert [r["arch_id"] for r in rows] == [s.arch_id for s in subnets]
+    assert [r["arch_id"] for r in rows] == [s.subnet.arch_id for s in subnets]
     assert float(rows[0]["naswot"]) == -math.inf
-    assert json.loads(rows[3]["arch"]) == subnets[3].arch
+    assert json.loads(rows[3]["arch"]) == subnets[3].subnet.arch
     assert (folder / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in folder.iterdir()) == [
         "report.json",
