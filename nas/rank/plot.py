@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 
     from nas.rank.report import RankedSubnet
 
-# A scorer whose positive values span more than this ratio (synflow: dozens of decades) is
-# drawn on a log axis, or all but its largest subnets would sit in one column.
-_LOG_RATIO = 1e3
+# A scorer whose magnitudes span more than this ratio (synflow: dozens of decades; snip and jacov
+# have long tails) is drawn on a log axis (symmetric-log with negative values; zeros are left
+# out of a log axis), or all but a few subnets would sit in one column.
+_LOG_RATIO = 100.0
 
 
 def scatter_plot(
@@ -36,6 +37,8 @@ def scatter_plot(
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, name in zip(axes, names, strict=False):
         _panel(ax, name, subnets, metrics[name])
+    if names:
+        axes[0].legend(fontsize=7, loc="best")
     for ax in axes[len(names) :]:
         ax.set_visible(False)
     figure.tight_layout()
@@ -43,25 +46,37 @@ def scatter_plot(
 
 
 def _panel(ax: Axes, name: str, subnets: Sequence[RankedSubnet], metric: RankingMetrics) -> None:
-    bins = sorted({s.subnet.bin for s in subnets})
-    colours = [f"C{i % 10}" for i in range(len(bins))]
-    for colour, label in zip(colours, bins, strict=True):
-        members = [s for s in subnets if s.subnet.bin == label and math.isfinite(s.scores[name])]
+    finite = [s for s in subnets if math.isfinite(s.scores[name])]
+    scale = _scale([s.scores[name] for s in finite])
+    shown = [s for s in finite if s.scores[name] > 0] if scale == "log" else finite
+    for label in sorted({s.subnet.bin for s in subnets}):
+        members = [s for s in shown if s.subnet.bin == label]
         ax.scatter(
             [s.scores[name] for s in members],
             [s.truth for s in members],
             s=10,
             alpha=0.7,
-            color=colour,
-            label=f"size bin {label}",
+            color=f"C{label % 10}",
+            label=f"size bin {label}" + (" (smallest)" if label == 0 else ""),
         )
-    values = [s.scores[name] for s in subnets if math.isfinite(s.scores[name])]
-    if values and min(values) > 0 and max(values) / min(values) > _LOG_RATIO:
-        ax.set_xscale("log")
+    if scale == "symlog":
+        magnitudes = [abs(s.scores[name]) for s in finite if s.scores[name] != 0]
+        ax.set_xscale("symlog", linthresh=min(magnitudes))
+    else:
+        ax.set_xscale(scale)
     tau = metric.kendall_tau
     interval = "" if math.isnan(tau.low) else f" [{tau.low:.2f}, {tau.high:.2f}]"
-    ax.set_title(f"{name}: tau {tau.value:.3f}{interval}", fontsize=10)
+    hidden = len(subnets) - len(shown)
+    note = f" ({hidden} not drawn)" if hidden else ""  # -inf, or <= 0 on a log axis
+    ax.set_title(f"{name}: tau {tau.value:.3f}{interval}{note}", fontsize=9)
     ax.set_xlabel(name)
     ax.set_ylabel("truth")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+
+
+def _scale(values: list[float]) -> str:
+    """Linear, or log when the magnitudes span more than `_LOG_RATIO` (symlog with negatives)."""
+    magnitudes = [abs(v) for v in values if v != 0]
+    if not magnitudes or max(magnitudes) / min(magnitudes) <= _LOG_RATIO:
+        return "linear"
+    return "log" if min(values) >= 0 else "symlog"

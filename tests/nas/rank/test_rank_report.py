@@ -97,3 +97,18 @@ def test_scorer_names_and_missing_values_are_checked(
     with pytest.raises(ConfigError, match=message):
         write_report(tmp_path, subnets, metrics)
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "scale"),
+    [
+        ([1.0, 2.0, 3.0], "linear"),
+        ([0.0, 1.0, 1e40], "log"),  # synflow: zeros for cells without a path, then decades
+        ([-9000.0, -20.0, -1.0], "symlog"),  # jacov's long negative tail
+        ([0.0, 0.0], "linear"),
+    ],
+)
+def test_wide_scorers_get_a_log_axis(values: list[float], scale: str) -> None:
+    from nas.rank.plot import _scale
+
+    assert _scale(values) == scale
