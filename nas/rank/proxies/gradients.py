@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from nas.errors import NasError
 from nas.rank.proxies.base import (
     BATCH_NORMS,
     ProxyInput,
@@ -88,8 +89,21 @@ def grasp(subnet: ProxyInput) -> float:
         # d/dtheta (stop_grad(g) . grad L(theta)) = H g, left in .grad by backward
         product = sum((g * p).sum() for part in parts for g, p in zip(gradient, part, strict=True))
         if isinstance(product, Tensor) and product.requires_grad:
-            product.backward()  # type: ignore[no-untyped-call]
+            _second_backward(product)
     return _saliency(model, lambda w, hg: -w * hg)
+
+
+def _second_backward(product: Tensor) -> None:
+    try:
+        product.backward()  # type: ignore[no-untyped-call]
+    except RuntimeError as exc:
+        # torch lacks some second derivatives, e.g. of hardsigmoid (MobileNetV3's squeeze-excite)
+        if "derivative for" not in str(exc):
+            raise
+        raise NasError(
+            f"proxy 'grasp': expected a network torch can differentiate twice, got one with "
+            f"an operation it cannot ({exc}); use another proxy for this space"
+        ) from None
 
 
 def _saliency(model: nn.Module, per_weight: Callable[[Tensor, Tensor], Tensor]) -> float:

@@ -100,6 +100,13 @@ def test_grasp_is_minus_theta_hessian_gradient_from_an_explicit_hessian(count: i
     assert value == pytest.approx(expected, rel=1e-4, abs=1e-9)
 
 
+def test_grasp_names_operations_without_second_derivatives() -> None:
+    # MobileNetV3's squeeze-excite uses hardsigmoid, whose backward torch cannot differentiate
+    model = nn.Sequential(nn.Linear(4, 5), nn.Hardsigmoid(), nn.Linear(5, 3))
+    with pytest.raises(NasError, match="grasp.*hardsigmoid.*use another proxy"):
+        PROXIES.get("grasp")(ProxyInput(model, [_batch()]))
+
+
 def test_jacov_of_a_linear_map_has_its_closed_form() -> None:
     # every image has the same input gradient W^T 1: the correlations are all 1, so the
     # eigenvalues are n (once) and 0 (n - 1 times)
