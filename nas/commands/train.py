@@ -27,8 +27,8 @@ from nas.train.run import TrainSummary, saved_options, train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
 # every family's methods, for --help ("once-for-all: sandwich, ps; darts: darts, ...")
-_METHODS = "; ".join(f"{family}: {', '.join(TRAINERS.methods(family))}"
-                     for family in TRAINERS.families())
+_METHOD_HELP = "; ".join(f"{family}: {', '.join(TRAINERS.methods(family))}"
+                         for family in TRAINERS.families())
 
 
 def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
@@ -122,7 +122,7 @@ def train_supernet(
     seed: Annotated[int | None, _opt(f"Seed of every random draw (default: {_D.seed}).")] = None,
     device: Annotated[str | None, _opt("cpu, cuda or cuda:N (default: cpu).")] = None,
     max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
-    method: Annotated[str | None, _opt(f"Training method: {_METHODS} (default: the first).")]
+    method: Annotated[str | None, _opt(f"Training method: {_METHOD_HELP} (default: the first).")]
     = None,
     sampler: Annotated[
         str | None,

@@ -244,6 +244,8 @@ RESUME_KEYS = (
 )
 
 
-def resume_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Keys of `RESUME_KEYS` whose values differ between two `config_to_dict` dicts."""
-    return [key for key in RESUME_KEYS if saved.get(key) != current.get(key)]
+def resume_mismatches(
+    saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str] = RESUME_KEYS
+) -> list[str]:
+    """Keys of `keys` whose values differ between two `config_to_dict` dicts."""
+    return [key for key in keys if saved.get(key) != current.get(key)]

@@ -21,8 +21,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-import torch
-
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.train.checkpoint import (
@@ -33,6 +31,7 @@ from nas.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from nas.train.config import resume_mismatches
 from nas.train.distributed import DistContext
 from nas.train.metrics import MetricsLog, Window
 from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
@@ -159,8 +158,8 @@ class TrainingLoop:
         if not resume:
             found = next((p for p in (path, *refuse) if p.is_file()), None)
             if found is not None:
-                raise ConfigError(f"{self.label} already has a checkpoint ({found}); pass "
-                                  f"--resume to continue it, or {self.elsewhere}")
+                raise ConfigError(f"{self.label} has already trained ({found}); pass --resume "
+                                  f"to continue it, or {self.elsewhere}")
             return None
         if not path.is_file():
             raise ArtifactError(f"--resume: {self.label} has no checkpoint at {path}; start it "
@@ -175,7 +174,7 @@ class TrainingLoop:
 
     def _check_options(self, saved: Mapping[str, Any]) -> None:
         current = config_to_dict(self.trainer.config)
-        changed = [key for key in self.trainer.resume_keys if saved.get(key) != current.get(key)]
+        changed = resume_mismatches(saved, current, self.trainer.resume_keys)
         if changed:
             key = changed[0]
             raise ConfigError(
@@ -214,6 +213,7 @@ class TrainingLoop:
         self.log.prepare(resumed_at)
         self.trainer.start(resumed_at=resumed_at)
         started, images, start_step = time.perf_counter(), 0, self.position.step
+        self._last_checkpoint = time.monotonic()
         with self._signals():
             stopped = self._stop_requested()
             while not stopped and self.position.phase < len(self.phases):
@@ -303,12 +303,9 @@ class TrainingLoop:
 
     def _agreed(self, flag: bool) -> bool:
         """`flag` as rank 0 sees it (each rank's clock and signals differ; all must agree)."""
-        if not self.dist.enabled or not (self.options.save_on_signal
-                                         or self.options.checkpoint_seconds is not None):
+        if not (self.options.save_on_signal or self.options.checkpoint_seconds is not None):
             return flag
-        value = torch.tensor([1.0 if flag else 0.0])
-        torch.distributed.broadcast(value, src=0)
-        return bool(value.item())
+        return self.dist.rank0_flag(flag)
 
     def _report(
         self, index: int, output: StepOutput, speed: float, record: dict[str, Any] | None
