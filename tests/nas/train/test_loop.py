@@ -57,7 +57,8 @@ class LineTrainer(Trainer):
         loss.backward()
         self.optimizer.step()
         value = float(loss.detach())
-        return StepOutput(loss=value, images=8, metrics={"loss": value, "hits": Ratio(step % 2, 1)})
+        metrics = {"loss": value, "hits": Ratio(step % 2, 1)}
+        return StepOutput(loss=value, images=8, metrics=metrics)
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -92,7 +93,8 @@ def test_phases_epochs_and_logs(tmp_path: Path) -> None:
     trainer = loop.trainer
     assert isinstance(trainer, LineTrainer)
     assert [epoch for epoch, _ in trainer.epoch_records] == [0, 1, 2]  # counted over the run
-    assert trainer.epoch_records[0][1]["hits"] == 0.5 and trainer.epoch_records[0][1]["seconds"] > 0
+    first = trainer.epoch_records[0][1]
+    assert first["hits"] == 0.5 and first["seconds"] > 0
     records = list(read_jsonl(loop.metrics_file))
     windows = [r for r in records if "lr" in r]
     assert [r["step"] for r in windows] == [2, 4, 6, 8, 10, 12]
