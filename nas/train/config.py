@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.config import differing_keys
 from nas.errors import ConfigError
 from nas.train.registry import TRAINERS, family_of
 
@@ -248,4 +249,4 @@ def resume_mismatches(
     saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str] = RESUME_KEYS
 ) -> list[str]:
     """Keys of `keys` whose values differ between two `config_to_dict` dicts."""
-    return [key for key in keys if saved.get(key) != current.get(key)]
+    return differing_keys(saved, current, keys)

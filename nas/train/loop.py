@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from nas.config import config_to_dict
+from nas.config import config_to_dict, differing_keys
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
@@ -31,7 +31,6 @@ from nas.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from nas.train.config import resume_mismatches
 from nas.train.distributed import DistContext
 from nas.train.metrics import MetricsLog, Window
 from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
@@ -174,7 +173,7 @@ class TrainingLoop:
 
     def _check_options(self, saved: Mapping[str, Any]) -> None:
         current = config_to_dict(self.trainer.config)
-        changed = resume_mismatches(saved, current, self.trainer.resume_keys)
+        changed = differing_keys(saved, current, self.trainer.resume_keys)
         if changed:
             key = changed[0]
             raise ConfigError(
