@@ -67,7 +67,8 @@ class TrainerRegistry:
         if not methods:
             raise ConfigError(
                 f"spaces of family '{family}' have no trainer (families with trainers: "
-                f"{', '.join(self.families())}); pick a space of one of those"
+                f"{', '.join(self.families())}); pick a space of one of those, or search a "
+                "tabular space with `nas search --oracle FILE`"
             )
         if method in methods:
             return method
