@@ -243,4 +243,5 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_subnet)
 
 
-__all__ = ["register", "train_supernet"]
+# TrainProgress lives in _progress (shared with `nas train`); quickstart imports it from here
+__all__ = ["TrainProgress", "register", "summary_table", "train_supernet"]
