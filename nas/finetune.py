@@ -28,7 +28,7 @@ from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
-from nas.train.trainer import Ratio, StepOutput, Trainer
+from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def _provenance(export_dir: Path) -> dict[str, Any]:
     return dict(_source_metrics(export_dir).get("provenance") or {})
 
 
-class Finetuner(Trainer):
+class Finetuner(SingleNetTrainer):
     """Trains an exported network with SGD and a per-step cosine lr, optionally distilling."""
 
     kind = "finetune"
@@ -213,16 +213,6 @@ class Finetuner(Trainer):
     @property
     def steps_per_epoch(self) -> int:
         return len(self.loader)
-
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def begin_epoch(self, epoch: int, *, start_batch: int) -> None:
         self.net.train()

@@ -26,7 +26,7 @@ from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
-from nas.train.trainer import LoopResult, StepOutput, Trainer
+from nas.train.trainer import LoopResult, SingleNetTrainer, StepOutput
 from search_spaces.darts.genotypes import genotype_string, load_genotype_argument
 from search_spaces.darts.network import NetworkCIFAR, count_parameters
 from search_spaces.darts.ops import init_weights
@@ -105,7 +105,7 @@ def evaluate_network(net: NetworkCIFAR, loader: BatchLoader) -> float:
     return correct / max(1, total)
 
 
-class GenotypeTrainer(Trainer):
+class GenotypeTrainer(SingleNetTrainer):
     """Stand-alone training of a genotype's evaluation network (`nas train --genotype`)."""
 
     kind = "stand-alone"
@@ -133,14 +133,10 @@ class GenotypeTrainer(Trainer):
                                          weight_decay=config.weight_decay)
         self.loader = BatchLoader.for_splits(splits, "train", batch_size=config.batch_size,
                                              device=device, seed=config.seed, train=True)
-        self._lr = self.lr_at(0)
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
         return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
-
-    def lr(self) -> float:
-        return self._lr
 
     @property
     def steps_per_epoch(self) -> int:
@@ -149,21 +145,13 @@ class GenotypeTrainer(Trainer):
     def space_spec(self) -> dict[str, Any]:
         return self.space.spec()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-
     def start(self, *, resumed_at: int | None) -> None:
         self.run.update_manifest(space=self.space.spec())
         atomic_write_json(self.run.sub("genotype.json"), self.genotype)
 
     def begin_epoch(self, epoch: int, *, start_batch: int) -> None:
-        self._lr = self.lr_at(epoch)
         for group in self.optimizer.param_groups:
-            group["lr"] = self._lr
+            group["lr"] = self.lr_at(epoch)
         self.net.drop_path_prob = self.config.drop_path * epoch / self.config.epochs
         self.net.train()
 

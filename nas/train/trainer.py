@@ -11,11 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    import torch
-
     from nas.artifacts import RunDir
     from nas.train.config import TrainConfig
     from nas.train.distributed import DistContext
@@ -166,6 +165,26 @@ class Trainer(abc.ABC):
         return {}
 
 
+class SingleNetTrainer(Trainer):
+    """A trainer of one network with one optimizer (`net`, `optimizer`), whose state is theirs.
+
+    Subclasses set `self.optimizer` and implement the remaining abstract methods; the logged
+    learning rate is the optimizer's first group's.
+    """
+
+    optimizer: torch.optim.Optimizer
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 class RunTrainer(Trainer):
     """A trainer of a space's supernet that `nas train-supernet` builds from a `TrainConfig`.
 
@@ -204,4 +223,6 @@ class RunTrainer(Trainer):
         return dict(recorded)
 
 
-__all__ = ["LoopResult", "Phase", "Ratio", "RunTrainer", "StepOutput", "Trainer"]
+__all__ = [
+    "LoopResult", "Phase", "Ratio", "RunTrainer", "SingleNetTrainer", "StepOutput", "Trainer",
+]

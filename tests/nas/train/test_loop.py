@@ -16,7 +16,7 @@ from nas.artifacts import read_jsonl
 from nas.errors import ArtifactError, ConfigError
 from nas.train.checkpoint import load_checkpoint
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
-from nas.train.trainer import Phase, Ratio, StepOutput, Trainer
+from nas.train.trainer import Phase, Ratio, SingleNetTrainer, StepOutput
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class LineConfig:
     lr: float = 0.1
 
 
-class LineTrainer(Trainer):
+class LineTrainer(SingleNetTrainer):
     """Fits y = 2x with SGD on 4 batches per epoch drawn from (seed, epoch), with dropout."""
 
     kind = "line"
@@ -59,16 +59,6 @@ class LineTrainer(Trainer):
         value = float(loss.detach())
         metrics = {"loss": value, "hits": Ratio(step % 2, 1)}
         return StepOutput(loss=value, images=8, metrics=metrics)
-
-    def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
     def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
         self.epoch_records.append((epoch, dict(means)))
