@@ -36,6 +36,9 @@ from nas.train.metrics import MetricsLog, Window
 from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
 
 logger = logging.getLogger(__name__)
+# what the loop stores in a checkpoint beside the trainer's `state_dict()`
+_LOOP_KEYS = frozenset({"format", "trainer", "position", "phase", "epoch", "batch", "step",
+                        "config", "space", "rng"})
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,11 @@ class TrainingLoop:
     def checkpoint(self) -> None:
         """Save the full training state (rank 0; other ranks wait so all stay in step)."""
         if self.dist.is_main:
+            own = self.trainer.state_dict()
+            assert not own.keys() & _LOOP_KEYS, f"{type(self.trainer).__name__}.state_dict " \
+                f"uses keys of the loop: {sorted(own.keys() & _LOOP_KEYS)}"
             state = {
-                **self.trainer.state_dict(),
+                **own,
                 "trainer": self.trainer.kind,
                 "position": self.position,
                 "config": config_to_dict(self.trainer.config),

@@ -89,8 +89,10 @@ class Trainer(abc.ABC):
        every batch of `batches(epoch, start_batch=...)`; after an epoch's last batch,
        `end_epoch(epoch, means)`, whose record (if any) is logged. Epochs are counted over the
        whole run (phases included); a resumed run starts mid-epoch with `start_batch > 0`.
-    5. The loop checkpoints (`state_dict`) every `checkpoint_every` steps, at every epoch end
-       and when it stops; it stops after the last phase or at `max_steps`.
+    5. After every step the loop reports a `StepLog` to its `on_step` callback and logs the
+       window's means every `log_every` steps; it checkpoints (`state_dict`) every
+       `checkpoint_every` steps (or seconds), at every epoch end and when it stops; it stops
+       after the last phase, at `max_steps` or, when asked to, on SIGINT/SIGTERM.
     6. `finish(result)` is called by the code that ran the loop (rank 0 only), to write the
        final artifacts and return a JSON-able summary.
 
