@@ -26,9 +26,13 @@ from nas.train.registry import TRAINERS
 from nas.train.run import TrainSummary, saved_options, train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
-# every family's methods, for --help ("once-for-all: sandwich, ps; darts: darts, ...")
-_METHOD_HELP = "; ".join(f"{family}: {', '.join(TRAINERS.methods(family))}"
-                         for family in TRAINERS.families())
+def _method_help() -> str:
+    """Every family's methods, the default first: "darts spaces: darts (default), ..."."""
+    parts = []
+    for family in TRAINERS.families():
+        default, *others = TRAINERS.methods(family)
+        parts.append(f"{family} spaces: {', '.join([f'{default} (default)', *others])}")
+    return "; ".join(parts)
 
 
 def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
@@ -111,27 +115,19 @@ def train_supernet(
     epochs: Annotated[int | None, _opt(f"Training epochs (default: {_D.epochs}).")] = None,
     batch_size: Annotated[int | None, _opt(f"Batch size (default: {_D.batch_size}).")] = None,
     lr: Annotated[float | None, _opt(f"Peak learning rate (default: {_D.lr}).")] = None,
-    weight_decay: Annotated[
-        float | None,
-        _opt(f"Weight decay (default: {_D.weight_decay})."),
-    ] = None,
+    weight_decay: Annotated[float | None, _opt(f"Weight decay (default: {_D.weight_decay}).")]
+    = None,
     label_smoothing: Annotated[
-        float | None,
-        _opt(f"Label smoothing (default: {_D.label_smoothing})."),
-    ] = None,
+        float | None, _opt(f"Label smoothing (default: {_D.label_smoothing}).")] = None,
     seed: Annotated[int | None, _opt(f"Seed of every random draw (default: {_D.seed}).")] = None,
     device: Annotated[str | None, _opt("cpu, cuda or cuda:N (default: cpu).")] = None,
     max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
-    method: Annotated[str | None, _opt(f"Training method: {_METHOD_HELP} (default: the first).")]
-    = None,
+    method: Annotated[
+        str | None, _opt(f"Training method of the space's family: {_method_help()}.")] = None,
     sampler: Annotated[
-        str | None,
-        _opt("Subnet sampler: uniform or complexity (default: uniform)."),
-    ] = None,
+        str | None, _opt("Subnet sampler: uniform or complexity (default: uniform).")] = None,
     num_random: Annotated[
-        int | None,
-        _opt(f"Random subnets per step (default: {_D.num_random})."),
-    ] = None,
+        int | None, _opt(f"Random subnets per step (default: {_D.num_random}).")] = None,
     distill_weight: Annotated[
         float | None,
         _opt(f"Weight of in-place distillation (default: {_D.distill_weight})."),
