@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,6 +92,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     raw = dataclasses.asdict(config)
     resolved: dict[str, Any] = json.loads(json.dumps(raw, default=str))
     return resolved
+
+
+def differing_keys(
+    saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str]
+) -> list[str]:
+    """Those of `keys` whose values differ between two `config_to_dict` dicts (a key missing
+    from one side counts as None, so options added later compare equal to their default)."""
+    return [key for key in keys if saved.get(key) != current.get(key)]
 
 
 def read_user_jsonl(

@@ -6,17 +6,16 @@ an export folder with SGD + cosine learning rate, optionally adding a KD term fr
 supernet's largest subnet (with recalibrated BN), then exports the result into a new folder
 through the same writers and parity checks as `nas export`.
 
-Resume: `checkpoint.pt` in the output folder (model, optimizer, epoch, config) is written
-atomically after every epoch; running again with the same options continues from it.
+Training runs in the shared loop of `nas.train.loop`: `checkpoint.pt` in the output folder is
+written after every epoch; running again with the same options continues from it.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.artifacts import RunDir, append_jsonl, atomic_save_with, read_json
+from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
+from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
-LOG = "finetune.jsonl"
+LOG = "finetune.jsonl"  # one line per epoch (`Finetuner.end_epoch`), beside checkpoint.pt
 
 
 @dataclass(frozen=True)
@@ -58,16 +58,6 @@ class FinetuneConfig:
             )
         if self.lr <= 0:
             raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
-
-
-@dataclass(frozen=True)
-class EpochLog:
-    epoch: int
-    epochs: int
-    loss: float
-    train_top1: float
-    val_top1: float
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -123,27 +113,13 @@ def _evaluate(model: nn.Module, splits: Any, which: str, resolution: int, device
     return 100.0 * correct / max(total, 1)
 
 
-def _load_state(path: Path, cfg: FinetuneConfig) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    saved = json.loads(state["config"])
-    if saved != config_to_dict(cfg):
-        differing = sorted(k for k in saved if saved.get(k) != config_to_dict(cfg).get(k))
-        raise ConfigError(
-            f"{path}: a fine-tune with other options is in progress ({', '.join(differing)} "
-            "differ); use the same options to resume, or another --out folder"
-        )
-    return dict(state)
-
-
 def finetune_export(
     export_dir: Path,
     cfg: FinetuneConfig,
     *,
     out_dir: Path | None = None,
     runs_dir: Path | None = None,
-    on_epoch: Callable[[EpochLog], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None,
     argv: list[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune the pytorch format of `export_dir` and export it to `out_dir`.
@@ -154,7 +130,7 @@ def finetune_export(
         out_dir: where the fine-tuned export goes (default `export_dir/finetuned/`); also
             holds the resume checkpoint and `finetune.jsonl`.
         runs_dir: where the source run lives (default: as recorded at export).
-        on_epoch: progress callback.
+        on_step: progress callback (an epoch's last step carries its record in `epoch_end`).
         argv: the command line, for the model card.
     """
     from nas.data import BatchLoader
@@ -175,32 +151,13 @@ def finetune_export(
     teacher = _teacher(run, splits, cfg, resolution) if cfg.distill else None
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=True, weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * len(loader)
-    start_epoch = 0
-    state = _load_state(out / CHECKPOINT, cfg)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = int(state["epoch"])
-        logger.info("resuming fine-tuning at epoch %d of %d", start_epoch, cfg.epochs)
-    for epoch in range(start_epoch, cfg.epochs):
-        # dropout draws from torch's global generator: fork it and seed it per epoch, so a
-        # resumed run repeats exactly and callers' random state is left alone
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed * 100_003 + epoch)
-            log = _train_epoch(
-                model, teacher, loader, optimizer, cfg, epoch, total_steps, resolution
-            )
-        val = _evaluate(model, splits, "val", resolution, device)
-        record = EpochLog(epoch + 1, cfg.epochs, log[0], log[1], val, log[2])
-        append_jsonl(out / LOG, record.__dict__)
-        payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "epoch": epoch + 1, "config": json.dumps(config_to_dict(cfg))}
-        atomic_save_with(out / CHECKPOINT, lambda tmp, p=payload: torch.save(p, tmp))
-        if on_epoch is not None:
-            on_epoch(record)
+    trainer = Finetuner(model, teacher, loader, splits, cfg, resolution)
+    loop = TrainingLoop(trainer, out, options=LoopOptions(), on_step=on_step,
+                        label=f"the fine-tune in {out}", elsewhere="use another --out folder",
+                        log_name=LOG)
+    state = loop.load(resume=None)  # rerunning with the same options resumes
+    trained_before = 0 if state is None else loop.epochs_done(state["position"])
+    epochs_run = loop.run(state).epochs_done - trained_before
     model.cpu().eval()
     report = export_model(
         model, out, meta={k: meta[k] for k in ("builder", "space", "arch", "complexity",
@@ -215,7 +172,7 @@ def finetune_export(
         extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
     )
     after = float(report.metrics["accuracy"]["val_top1"] or 0.0)
-    return FinetuneResult(out, before, after, cfg.epochs - start_epoch, report.metrics)
+    return FinetuneResult(out, before, after, epochs_run, report.metrics)
 
 
 def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ...]:
@@ -235,31 +192,67 @@ def _provenance(export_dir: Path) -> dict[str, Any]:
     return dict(_source_metrics(export_dir).get("provenance") or {})
 
 
-def _train_epoch(
-    model: nn.Module, teacher: nn.Module | None, loader: Any, optimizer: torch.optim.Optimizer,
-    cfg: FinetuneConfig, epoch: int, total_steps: int, resolution: int,
-) -> tuple[float, float, float]:
-    """One epoch; returns (mean loss, train top-1 %, seconds)."""
-    from nas.evaluate import resize_to
+class Finetuner(SingleNetTrainer):
+    """Trains an exported network with SGD and a per-step cosine lr, optionally distilling."""
 
-    model.train()
-    start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-    for index, (images, labels) in enumerate(loader.epoch(epoch)):
-        step = epoch * len(loader) + index
-        for group in optimizer.param_groups:  # cosine decay to zero, set per step
-            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / total_steps))
-        images = resize_to(images, resolution)
-        logits = model(images)
+    kind = "finetune"
+    # a fine-tune resumes only with exactly the options it started with
+    resume_keys = tuple(f.name for f in dataclasses.fields(FinetuneConfig))
+
+    def __init__(
+        self, model: nn.Module, teacher: nn.Module | None, loader: Any, splits: Any,
+        cfg: FinetuneConfig, resolution: int,
+    ) -> None:
+        self.net, self.teacher, self.loader, self.splits = model, teacher, loader, splits
+        self.config, self.resolution = cfg, resolution
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         nesterov=True, weight_decay=cfg.weight_decay)
+        self.total_steps = cfg.epochs * len(loader)
+        self._outer_rng: torch.Tensor | None = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
+
+    def begin_epoch(self, epoch: int, *, start_batch: int) -> None:
+        self.net.train()
+        if start_batch == 0:
+            # dropout draws from torch's global generator: seed it per epoch (a resumed run
+            # repeats exactly) and give the caller's state back at the epoch's end
+            self._outer_rng = torch.get_rng_state()
+            torch.manual_seed(self.config.seed * 100_003 + epoch)
+
+    def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
+        return self.loader.epoch(epoch, start_batch=start_batch)  # type: ignore[no-any-return]
+
+    def train_step(self, batch: Any, *, step: int) -> StepOutput:
+        from nas.evaluate import resize_to
+
+        cfg, (images, labels) = self.config, batch
+        for group in self.optimizer.param_groups:  # cosine decay to zero, set per step
+            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / self.total_steps))
+        images = resize_to(images, self.resolution)
+        logits = self.net(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-        if teacher is not None:
+        if self.teacher is not None:
             with torch.no_grad():
-                target = F.softmax(teacher(images), dim=1)
+                target = F.softmax(self.teacher(images), dim=1)
             kd = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
             loss = loss + cfg.distill_weight * kd
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        loss_sum += float(loss.detach()) * int(labels.numel())
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += int(labels.numel())
-    return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1), time.perf_counter() - start
+        self.optimizer.step()
+        seen, correct = int(labels.numel()), int((logits.argmax(1) == labels).sum())
+        value = float(loss.detach())
+        metrics = {"loss": Ratio(value * seen, seen), "top1": Ratio(100.0 * correct, seen)}
+        return StepOutput(loss=value, images=seen, metrics=metrics, acc=correct / max(seen, 1))
+
+    def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
+        if self._outer_rng is not None:
+            torch.set_rng_state(self._outer_rng)
+            self._outer_rng = None
+        device = next(self.net.parameters()).device
+        val = _evaluate(self.net, self.splits, "val", self.resolution, device)
+        return {"epoch": epoch + 1, "epochs": self.config.epochs, "loss": means.get("loss", 0.0),
+                "train_top1": means.get("top1", 0.0), "val_top1": val,
+                "seconds": means.get("seconds", 0.0)}

@@ -31,6 +31,11 @@ class SearchSpace(abc.ABC):
 
     name: ClassVar[str]
     encoding_version: ClassVar[int]
+    # Which trainers train this space's supernet (`nas.train.registry` maps a family to its
+    # methods): "once-for-all" for elastic weight-sharing supernets (sandwich, progressive
+    # shrinking), "darts" for cells with architecture weights (bilevel methods). A family
+    # without trainers (a tabular space) cannot be trained.
+    family: ClassVar[str] = "once-for-all"
 
     @property
     @abc.abstractmethod

@@ -30,7 +30,8 @@ def finetune_command(
 ) -> None:
     """Fine-tune an exported subnet on its run's data; resumes an interrupted fine-tune."""
     from nas.commands.export import print_export
-    from nas.finetune import EpochLog, FinetuneConfig, finetune_export
+    from nas.finetune import FinetuneConfig, finetune_export
+    from nas.train.loop import StepLog
 
     if threads is not None:
         import torch
@@ -39,12 +40,15 @@ def finetune_command(
     cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, distill=distill,
                          seed=seed, device=device)
 
-    def show(log: EpochLog) -> None:
-        console.print(f"epoch {log.epoch}/{log.epochs}: loss {log.loss:.3f}, train top-1 "
-                      f"{log.train_top1:.2f}%, val top-1 {log.val_top1:.2f}% "
-                      f"({log.seconds:.1f} s)")
+    def show(log: StepLog) -> None:
+        if log.epoch_end is None:
+            return
+        e = log.epoch_end
+        console.print(f"epoch {e['epoch']}/{e['epochs']}: loss {e['loss']:.3f}, train top-1 "
+                      f"{e['train_top1']:.2f}%, val top-1 {e['val_top1']:.2f}% "
+                      f"({e['seconds']:.1f} s)")
 
-    result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_epoch=show,
+    result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_step=show,
                              argv=sys.argv)
     console.print(f"val top-1 {result.val_top1_before:.2f}% -> {result.val_top1_after:.2f}%")
     print_export(result.metrics, result.out_dir, f"fine-tuned from {directory}")

@@ -1,4 +1,4 @@
-"""`nas train-supernet`: train a once-for-all supernet into `runs/NAME/supernet/`."""
+"""`nas train-supernet`: train a space's supernet into `runs/NAME/supernet/`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from nas.artifacts import RunDir
@@ -26,14 +18,21 @@ from nas.commands._common import (
     resolve_config,
     resolve_runs_dir,
 )
+from nas.commands._progress import TrainProgress
 from nas.config import build_config, check_keys, read_config_file
-from nas.train.checkpoint import checkpoint_path, load_checkpoint
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext, resolve_device
-from nas.train.loop import StepLog
-from nas.train.run import TrainSummary, train_run
+from nas.train.registry import TRAINERS
+from nas.train.run import TrainSummary, saved_options, train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
+def _method_help() -> str:
+    """Every family's methods, the default first: "darts spaces: darts (default), ..."."""
+    parts = []
+    for family in TRAINERS.families():
+        default, *others = TRAINERS.methods(family)
+        parts.append(f"{family} spaces: {', '.join([f'{default} (default)', *others])}")
+    return "; ".join(parts)
 
 
 def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
@@ -42,54 +41,6 @@ def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
 
 # DARTS-only options get their own --help panel (an OFA space refuses them)
 _DARTS_PANEL = "DARTS search (--space darts only)"
-
-
-class TrainProgress:
-    """A rich progress bar fed by `StepLog`s; silent when disabled."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress: Progress | None = None
-        self.task: Any = None
-        if enabled:
-            self.progress = Progress(
-                TextColumn("[bold]{task.fields[phase]}[/bold] ep {task.fields[epoch]}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.3f}"),
-                TextColumn("acc L/S {task.fields[acc]}"),
-                TextColumn("{task.fields[ips]:.0f} img/s"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            )
-
-    def __enter__(self) -> TrainProgress:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def update(self, log: StepLog) -> None:
-        if self.progress is None:
-            return
-        fields: dict[str, Any] = {
-            "phase": f"{log.phase} ({log.phase_index + 1}/{log.num_phases})",
-            "epoch": log.epoch,
-            "loss": log.loss,
-            "acc": f"{_pct(log.acc_largest)}/{_pct(log.acc_smallest)}",
-            "ips": log.images_per_s,
-        }
-        if self.task is None:
-            self.task = self.progress.add_task("train", total=log.total_steps, **fields)
-        self.progress.update(self.task, completed=log.step, total=log.total_steps, **fields)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.0f}%"
 
 
 def summary_table(run: RunDir, summary: TrainSummary) -> Table:
@@ -117,20 +68,15 @@ def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) ->
     So `nas train-supernet --run NAME --resume` continues a run without repeating its options,
     and an option that changes what is trained is then refused by the resume check.
     """
-    from nas.train.darts_adapter import saved_train_values
-
-    path = checkpoint_path(run)
-    darts = None if path.is_file() else saved_train_values(run)  # a DARTS search's options
-    if not path.is_file() and darts is None:
+    values = saved_options(run)
+    if values is None:
         return resolve_config(ctx, TrainConfig, config_file)  # train_run reports the error
-    values = darts if darts is not None else dict(load_checkpoint(path)["config"])
     if config_file is not None:
         from_file = read_config_file(config_file)
         check_keys(from_file, TrainConfig, source=str(config_file))
         values.update(from_file)
-    typed = explicit_params(ctx)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} if darts is not None else values
-    values.update({k: v for k, v in typed.items() if k in fields})
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values.update({k: v for k, v in explicit_params(ctx).items() if k in fields})
     return build_config(TrainConfig, overrides=values)
 
 
@@ -169,31 +115,19 @@ def train_supernet(
     epochs: Annotated[int | None, _opt(f"Training epochs (default: {_D.epochs}).")] = None,
     batch_size: Annotated[int | None, _opt(f"Batch size (default: {_D.batch_size}).")] = None,
     lr: Annotated[float | None, _opt(f"Peak learning rate (default: {_D.lr}).")] = None,
-    weight_decay: Annotated[
-        float | None,
-        _opt(f"Weight decay (default: {_D.weight_decay})."),
-    ] = None,
+    weight_decay: Annotated[float | None, _opt(f"Weight decay (default: {_D.weight_decay}).")]
+    = None,
     label_smoothing: Annotated[
-        float | None,
-        _opt(f"Label smoothing (default: {_D.label_smoothing})."),
-    ] = None,
+        float | None, _opt(f"Label smoothing (default: {_D.label_smoothing}).")] = None,
     seed: Annotated[int | None, _opt(f"Seed of every random draw (default: {_D.seed}).")] = None,
     device: Annotated[str | None, _opt("cpu, cuda or cuda:N (default: cpu).")] = None,
     max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
     method: Annotated[
-        str | None,
-        _opt("sandwich (BigNAS) or ps (progressive shrinking) (default: sandwich); with "
-             "--space darts: darts, darts-2nd, pc-darts, gdas, fbnet or proxyless "
-             "(default: darts)."),
-    ] = None,
+        str | None, _opt(f"Training method of the space's family: {_method_help()}.")] = None,
     sampler: Annotated[
-        str | None,
-        _opt("Subnet sampler: uniform or complexity (default: uniform)."),
-    ] = None,
+        str | None, _opt("Subnet sampler: uniform or complexity (default: uniform).")] = None,
     num_random: Annotated[
-        int | None,
-        _opt(f"Random subnets per step (default: {_D.num_random})."),
-    ] = None,
+        int | None, _opt(f"Random subnets per step (default: {_D.num_random}).")] = None,
     distill_weight: Annotated[
         float | None,
         _opt(f"Weight of in-place distillation (default: {_D.distill_weight})."),
@@ -305,4 +239,5 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_subnet)
 
 
-__all__ = ["register", "train_supernet"]
+# TrainProgress lives in _progress (shared with `nas train`); quickstart imports it from here
+__all__ = ["TrainProgress", "register", "summary_table", "train_supernet"]

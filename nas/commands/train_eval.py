@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from nas.artifacts import RunDir
 from nas.commands._common import (
@@ -16,11 +14,9 @@ from nas.commands._common import (
     resolve_config,
     resolve_runs_dir,
 )
-from nas.config import config_to_dict
-from nas.errors import ConfigError
-from nas.train.darts_eval import EvalTrainConfig
+from nas.commands._progress import TrainProgress
+from nas.train.darts_eval import EvalTrainConfig, train_genotype
 
-STAGE = "train"
 _D = EvalTrainConfig()
 
 
@@ -64,10 +60,8 @@ def train(
     """Train a DARTS genotype's evaluation network from scratch (cutout, drop-path, aux head)."""
     cfg = resolve_config(ctx, EvalTrainConfig, config)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
-    if not resume and run_dir.sub("train", "ckpt.pt").is_file():
-        raise ConfigError(f"run '{run}' already trained a network; pass --resume to continue "
-                          "it, or pick another --run")
-    summary = _train(cfg, run_dir, resume=resume, quiet=quiet)
+    with TrainProgress(not quiet and console.is_terminal) as progress:
+        summary = train_genotype(cfg, run_dir, resume=resume, on_step=progress.update)
     console.print(
         f"[bold]{run}[/bold]: {summary['steps']} steps, val top-1 {100 * summary['val_acc']:.2f}%"
         f", test top-1 {100 * summary['test_acc']:.2f}%, {summary['params']:,} params, "
@@ -75,36 +69,6 @@ def train(
         highlight=False,
     )
     console.print(f"weights: {run_dir.path / 'train' / 'weights.safetensors'}")
-
-
-def _train(cfg: EvalTrainConfig, run: RunDir, *, resume: bool, quiet: bool) -> dict[str, Any]:
-    import torch
-
-    from nas.data import load_dataset
-    from nas.train.darts_eval import run_eval_training
-
-    data_dir = None if cfg.data_dir is None else Path(cfg.data_dir)
-    splits = load_dataset(cfg.dataset, data_dir=data_dir, image_size=cfg.image_size,
-                          seed=cfg.seed)
-    run.begin_stage(STAGE, config=config_to_dict(cfg), seed=cfg.seed, device=cfg.device)
-    progress = Progress(TextColumn("ep {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f}"),
-                        TimeElapsedColumn(), console=console, disable=quiet)
-    task = progress.add_task("train", total=None, epoch=0, loss=0.0, acc=0.0)
-
-    def on_step(record: dict[str, Any]) -> None:
-        progress.update(task, completed=record["step"], total=record["total_steps"],
-                        epoch=record["epoch"], loss=record["loss"], acc=record["acc"])
-
-    try:
-        with progress:
-            summary = run_eval_training(cfg, run, splits=splits, device=torch.device(cfg.device),
-                                        on_step=on_step, resume=resume)
-    except BaseException:
-        run.end_stage(STAGE, status="interrupted")
-        raise
-    run.end_stage(STAGE, summary={k: v for k, v in summary.items() if k != "genotype_string"})
-    return summary
 
 
 def register(app: typer.Typer) -> None:

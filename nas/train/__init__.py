@@ -1,7 +1,16 @@
-"""Supernet training: sandwich rule, progressive shrinking, checkpoints and exact resume.
+"""Training: one loop, trainers plugged into it.
 
-Modules are imported directly (`from nas.train.loop import train_supernet`) so that importing
-this package stays cheap.
+- `loop.TrainingLoop`: position (phase, epoch, batch, step), checkpoints and exact resume,
+  metrics.jsonl, `max_steps`, progress (`StepLog`), rank-0 writes under data parallelism.
+- `trainer.Trainer`: what a kind of training supplies to the loop (lifecycle in its docstring);
+  `trainer.RunTrainer`: a supernet trainer `nas train-supernet` builds from a `TrainConfig`.
+- `registry.TRAINERS`: space family (`SearchSpace.family`) -> method -> trainer.
+- Trainers: `once_for_all` (sandwich, progressive shrinking), `bilevel` (the DARTS family),
+  `darts_eval` (a genotype's network, `nas train`); fine-tuning lives in `nas.finetune`.
+- `run.train_run`: a `nas train-supernet` run end to end.
+
+Modules are imported directly (`from nas.train.run import train_run`) so that importing this
+package stays cheap.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Checkpoints and trained weights of a supernet.
 
-- `supernet/checkpoint.pt`: the full training state (model, optimizer, scheduler, teacher,
-  RNG states, sampler state, position). Written atomically with `torch.save`, read with
-  `torch.load(weights_only=True)`, so everything in it is a tensor or a plain type: numpy
-  generator states and configs are stored as JSON strings.
+- `checkpoint.pt` (`supernet/checkpoint.pt` for every supernet trainer; stand-alone and
+  fine-tuning runs write theirs in their own folder): the full training state of any trainer
+  of the shared loop: the position (phase, epoch, batch, step), the trainer's options and
+  space spec (as JSON text), the RNG states and the trainer's own state. Written atomically
+  with `torch.save`, read with `torch.load(weights_only=True)`, so everything in it is a
+  tensor or a plain type.
 - `supernet/weights.safetensors`: the final weights, with the space spec and the training
   config in the safetensors metadata, plus a readable sidecar `supernet/space.json`.
   `load_trained_supernet()` rebuilds the network from these alone.
@@ -25,7 +27,7 @@ from nas.supernet import Supernet
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: one format for every trainer (1: once-for-all only)
 WEIGHTS_FORMAT = "nas-supernet/1"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
@@ -77,13 +79,23 @@ def weights_path(run: RunDir) -> Path:
     return run.sub("supernet", WEIGHTS_FILE)
 
 
+# On disk the position's fields are top-level keys and the options and space spec JSON text,
+# so a checkpoint reads back without pickle and without this package's classes.
+_POSITION_KEYS = ("phase", "epoch", "batch", "step")
+_JSON_KEYS = ("config", "space")
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a training state atomically; `state["config"]`/`["sampler"]` must be JSON-able."""
-    payload = dict(state)
+    """Write a training state atomically.
+
+    `state` holds a `Position` under "position", JSON-able "config" and "space", and tensors
+    or plain values under every other key.
+    """
+    payload = {key: value for key, value in state.items() if key != "position"}
+    payload.update(asdict(state["position"]))
     payload["format"] = CHECKPOINT_FORMAT
-    payload["position"] = asdict(state["position"])
-    for key in ("config", "sampler", "space"):
-        payload[key] = json.dumps(state[key], sort_keys=True)
+    for key in _JSON_KEYS:
+        payload[key] = json.dumps(state.get(key, {}), sort_keys=True)
     atomic_save_with(path, lambda tmp: torch.save(payload, tmp))
 
 
@@ -102,10 +114,11 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
         raise IncompatibleArtifactError(
             f"{path}: expected checkpoint format {CHECKPOINT_FORMAT}, got "
             f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__}"
+            "; it was written by another version of nas: start the run again without --resume"
         )
-    for key in ("config", "sampler", "space"):
+    for key in _JSON_KEYS:
         payload[key] = json.loads(payload[key])
-    payload["position"] = Position(**payload["position"])
+    payload["position"] = Position(**{key: payload.pop(key) for key in _POSITION_KEYS})
     return payload
 
 
@@ -174,30 +187,3 @@ def load_trained_supernet(run: RunDir, device: str | torch.device = "cpu") -> Su
             f"{path}: weights do not fit space '{meta['space'].get('name')}' ({first[0].strip()})"
         ) from None
     return net.to(device).eval()
-
-
-def load_resumable_state(
-    path: Path,
-    *,
-    map_location: str | torch.device,
-    config: dict[str, Any],
-    resume_keys: tuple[str, ...],
-) -> dict[str, Any]:
-    """Load a plain checkpoint for `--resume`, refusing options that change what is trained.
-
-    The checkpoint holds its run's options as a `config_to_dict` dict under `"config"`; any key
-    of `resume_keys` whose value differs from `config` is an error naming old values.
-    """
-    from nas.errors import ConfigError
-
-    if not path.is_file():
-        raise ConfigError(f"--resume: no checkpoint at {path}; start the run without --resume")
-    state: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
-    saved = state["config"]
-    changed = [key for key in resume_keys if saved.get(key) != config.get(key)]
-    if changed:
-        raise ConfigError(
-            f"--resume: options {', '.join(changed)} differ from the checkpoint's "
-            f"({', '.join(f'{k}={saved.get(k)!r}' for k in changed)}); use the same values"
-        )
-    return state

@@ -12,11 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas.config import differing_keys
 from nas.errors import ConfigError
+from nas.train.registry import TRAINERS, family_of
 
-METHODS = ("sandwich", "ps")
-# methods of DARTS-family spaces (`--space darts`), run by nas.train.bilevel
-DARTS_METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless")
+# the run stage (`RunDir.begin_stage`) a `nas train-supernet` run records these options under
+STAGE = "train-supernet"
+# `method`'s default; a space whose family has no sandwich method runs its family's default
+DEFAULT_METHOD = "sandwich"
 SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
 SELECTIONS = ("argmax", "perturbation")
@@ -24,6 +27,8 @@ SELECTIONS = ("argmax", "perturbation")
 DARTS_OPTIONS = ("init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
                  "arch_warmup_epochs", "select", "latency_table", "target_latency",
                  "latency_weight")
+# those that change what is trained (all but the final selection rule): checked on --resume
+DARTS_TRAINED = tuple(key for key in DARTS_OPTIONS if key != "select")
 METHOD_OPTIONS = {
     "partial_channels": ("pc-darts",),
     "tau_max": ("gdas",),
@@ -131,7 +136,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     max_steps: int | None = None  # stop early (quick runs); the lr schedule ignores it
-    method: str = "sandwich"
+    method: str = DEFAULT_METHOD  # see `nas.train.registry` for each family's methods
     sampler: str = "uniform"
     num_random: int = 2  # random subnets per step, besides the largest and the smallest
     distill_weight: float = 1.0  # weight of the KD term from the largest subnet / teacher
@@ -165,10 +170,20 @@ class TrainConfig:
         object.__setattr__(self, "phases", tuple(_to_phase(p) for p in phases))
         self._check()
 
+    @property
+    def family(self) -> str:
+        """The family of the space (`SearchSpace.family`): it picks the trainer."""
+        return family_of(self.space)
+
+    @property
+    def resolved_method(self) -> str:
+        """The method this run trains with (the family's default for the default method)."""
+        return TRAINERS.resolve(self.family, self.method, default=DEFAULT_METHOD)
+
     def _check(self) -> None:
-        methods = METHODS + DARTS_METHODS if self.space.startswith("darts") else METHODS
         self._check_darts_options()
-        choices = {"method": methods, "sampler": SAMPLERS, "amp": AMP_MODES}
+        TRAINERS.resolve(self.family, self.method, default=DEFAULT_METHOD)  # a valid method?
+        choices = {"sampler": SAMPLERS, "amp": AMP_MODES}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ConfigError(
@@ -192,11 +207,11 @@ class TrainConfig:
         if not given:
             return
         flags = ", ".join("--" + key.replace("_", "-") for key in given)
-        if not self.space.startswith("darts"):
+        if self.family != "darts":
             raise ConfigError(f"{flags}: DARTS search options, expected --space darts, got "
                               f"space '{self.space}' (once-for-all training does not use them)")
         # an option the chosen method ignores would silently change nothing
-        method = self.method if self.method in DARTS_METHODS else "darts"  # as the adapter
+        method = self.resolved_method
         for key, methods in METHOD_OPTIONS.items():
             if getattr(self, key) is not None and method not in methods:
                 raise ConfigError(f"--{key.replace('_', '-')}: only used by --method "
@@ -226,11 +241,12 @@ RESUME_KEYS = (
     "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
     # DARTS searches (None for once-for-all runs, so older checkpoints still compare equal)
-    "init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
-    "arch_warmup_epochs", "latency_table", "target_latency", "latency_weight",
+    *DARTS_TRAINED,
 )
 
 
-def resume_mismatches(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Keys of `RESUME_KEYS` whose values differ between two `config_to_dict` dicts."""
-    return [key for key in RESUME_KEYS if saved.get(key) != current.get(key)]
+def resume_mismatches(
+    saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str] = RESUME_KEYS
+) -> list[str]:
+    """Keys of `keys` whose values differ between two `config_to_dict` dicts."""
+    return differing_keys(saved, current, keys)

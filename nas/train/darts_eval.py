@@ -2,36 +2,38 @@
 
 SGD with momentum and a per-epoch cosine schedule, cutout, drop-path raised linearly over the
 epochs, the auxiliary head (weight 0.4) and gradient clipping, as in the DARTS repository's
-`train.py`. The run folder gets `genotype.json`, `train/ckpt.pt` (full state, loaded with
-`weights_only=True`), `train/weights.safetensors`, `train/metrics.jsonl` and
-`train/summary.json`; the manifest records the space (with the evaluation width and depth), so
-the network can be rebuilt with `DartsSpace(**kwargs).build_network(genotype)`.
+`train.py`. The run folder gets `genotype.json`, `train/checkpoint.pt` (the shared loop's
+checkpoint), `train/weights.safetensors`, `train/metrics.jsonl` and `train/summary.json`; the
+manifest records the space (with the evaluation width and depth), so the network can be
+rebuilt with `DartsSpace(**kwargs).build_network(genotype)`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from nas.artifacts import RunDir, append_jsonl, atomic_save_with, atomic_write_json
+from nas.artifacts import RunDir, atomic_save_with, atomic_write_json
 from nas.config import config_to_dict
-from nas.data import BatchLoader, DatasetSplits
+from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
-from nas.train.checkpoint import load_resumable_state
+from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.stage import recorded_stage
+from nas.train.trainer import LoopResult, SingleNetTrainer, StepOutput
 from search_spaces.darts.genotypes import genotype_string, load_genotype_argument
 from search_spaces.darts.network import NetworkCIFAR, count_parameters
 from search_spaces.darts.ops import init_weights
 from search_spaces.darts.space import DartsSpace
 
 logger = logging.getLogger(__name__)
-RESUME_KEYS = ("genotype", "dataset", "init_channels", "layers", "epochs", "batch_size", "seed")
+STAGE = "train"  # the run stage of `nas train`
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,6 @@ class EvalTrainConfig:
             raise ConfigError(f"cutout: expected a size >= 0, got {self.cutout}")
 
 
-OnStep = Callable[[dict[str, Any]], None]
-
-
 def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     """Zero a `size` x `size` square (clipped at the borders) at a random centre per image."""
     if size <= 0:
@@ -106,7 +105,15 @@ def evaluate_network(net: NetworkCIFAR, loader: BatchLoader) -> float:
     return correct / max(1, total)
 
 
-class _EvalRun:
+class GenotypeTrainer(SingleNetTrainer):
+    """Stand-alone training of a genotype's evaluation network (`nas train --genotype`)."""
+
+    kind = "stand-alone"
+    net: NetworkCIFAR
+    config: EvalTrainConfig
+    resume_keys = ("genotype", "dataset", "init_channels", "layers", "epochs", "batch_size",
+                   "seed")
+
     def __init__(self, config: EvalTrainConfig, run: RunDir, splits: DatasetSplits,
                  device: torch.device) -> None:
         auxiliary = config.auxiliary and splits.image_size == 32
@@ -126,31 +133,35 @@ class _EvalRun:
                                          weight_decay=config.weight_decay)
         self.loader = BatchLoader.for_splits(splits, "train", batch_size=config.batch_size,
                                              device=device, seed=config.seed, train=True)
-        self.epoch = self.batch = self.step = 0
 
     def lr_at(self, epoch: int) -> float:
         c = self.config
         return c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * epoch / c.epochs))
 
-    def save(self) -> None:
-        state = {"state_dict": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "epoch": self.epoch, "batch": self.batch, "step": self.step,
-                 "config": config_to_dict(self.config), "genotype": self.genotype,
-                 "space": self.space.spec()}
-        atomic_save_with(self.run.sub("train", "ckpt.pt"), lambda p: torch.save(state, p))
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader)
 
-    def load(self) -> None:
-        state = load_resumable_state(
-            self.run.sub("train", "ckpt.pt"), map_location=self.device,
-            config=config_to_dict(self.config), resume_keys=RESUME_KEYS,
-        )
-        self.net.load_state_dict(state["state_dict"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.batch, self.step = state["epoch"], state["batch"], state["step"]
+    def space_spec(self) -> dict[str, Any]:
+        return self.space.spec()
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    def start(self, *, resumed_at: int | None) -> None:
+        self.run.update_manifest(space=self.space.spec())
+        atomic_write_json(self.run.sub("genotype.json"), self.genotype)
+
+    def begin_epoch(self, epoch: int, *, start_batch: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(epoch)
+        self.net.drop_path_prob = self.config.drop_path * epoch / self.config.epochs
+        self.net.train()
+
+    def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
+        return self.loader.epoch(epoch, start_batch=start_batch)
+
+    def train_step(self, batch: Any, *, step: int) -> StepOutput:
         config = self.config
-        generator = _step_generator(config.seed, self.step)
+        images, labels = batch
+        generator = _step_generator(config.seed, step)
         self.net.set_drop_path_generator(generator)
         images = cutout(images, config.cutout, generator)
         logits, aux = self.net.forward_with_aux(images)
@@ -162,76 +173,71 @@ class _EvalRun:
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
         self.optimizer.step()
         accuracy = float((logits.argmax(1) == labels).float().mean())
-        return {"loss": float(loss.detach()), "acc": accuracy}
+        value = float(loss.detach())
+        return StepOutput(loss=value, images=int(labels.shape[0]),
+                          metrics={"loss": value, "acc": accuracy}, acc=accuracy)
+
+    def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
+        return {"val_acc": evaluate_network(self.net, self._loader("val"))}
+
+    def _loader(self, which: str) -> BatchLoader:
+        return BatchLoader.for_splits(self.splits, which, batch_size=self.config.eval_batch_size,
+                                      device=self.device)
+
+    def finish(self, result: LoopResult) -> dict[str, Any]:
+        """Write `train/weights.safetensors` and `train/summary.json` (val and test top-1)."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        atomic_save_with(self.run.sub("train", "weights.safetensors"),
+                         lambda p: save_file(state, p))
+        summary: dict[str, Any] = {
+            "completed": result.completed, "epochs_done": result.epochs_done,
+            "steps": result.steps,
+            "val_acc": evaluate_network(self.net, self._loader("val")),
+            "test_acc": evaluate_network(self.net, self._loader("test")),
+            "params": count_parameters(self.net),
+            "macs": self.space.complexity(self.genotype)["macs"],
+            "genotype": self.genotype, "genotype_string": genotype_string(self.genotype),
+        }
+        atomic_write_json(self.run.sub("train", "summary.json"), summary)
+        return summary
 
 
-def _run_epoch(job: _EvalRun, on_step: OnStep | None) -> bool:
-    config = job.config
-    lr = job.lr_at(job.epoch)
-    for group in job.optimizer.param_groups:
-        group["lr"] = lr
-    job.net.drop_path_prob = config.drop_path * job.epoch / config.epochs
-    job.net.train()
-    started = time.perf_counter()
-    for images, labels in job.loader.epoch(job.epoch, start_batch=job.batch):
-        if config.max_steps is not None and job.step >= config.max_steps:
-            return False
-        record: dict[str, Any] = job.train_step(images, labels)
-        job.batch += 1
-        job.step += 1
-        record.update(epoch=job.epoch, batch=job.batch, step=job.step, lr=lr,
-                      seconds=time.perf_counter() - started,
-                      total_steps=len(job.loader) * config.epochs)
-        if job.step % config.log_every == 0:
-            append_jsonl(job.run.sub("train", "metrics.jsonl"), record)
-        if on_step is not None:
-            on_step(record)
-        if job.step % config.checkpoint_every == 0:
-            job.save()
-    return True
+def _loop(trainer: GenotypeTrainer, run: RunDir,
+          on_step: Callable[[StepLog], None] | None) -> TrainingLoop:
+    return TrainingLoop(trainer, run.path / "train", options=LoopOptions.of(trainer.config),
+                        on_step=on_step, label=f"run '{run.name}'")
 
 
 def run_eval_training(
     config: EvalTrainConfig, run: RunDir, *, splits: DatasetSplits,
-    device: torch.device | str, on_step: OnStep | None = None, resume: bool = False,
+    device: torch.device | str, on_step: Callable[[StepLog], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train the evaluation network of `config.genotype`; returns a JSON-able summary."""
-    job = _EvalRun(config, run, splits, torch.device(device))
-    if resume:
-        job.load()
-    run.update_manifest(space=job.space.spec())
-    atomic_write_json(run.sub("genotype.json"), job.genotype)
-    val_loader = BatchLoader.for_splits(splits, "val", batch_size=config.eval_batch_size,
-                                        device=job.device)
-    completed = True
-    while job.epoch < config.epochs:
-        completed = _run_epoch(job, on_step)
-        if not completed:
-            break
-        val_acc = evaluate_network(job.net, val_loader)
-        append_jsonl(run.sub("train", "metrics.jsonl"),
-                     {"epoch": job.epoch, "step": job.step, "val_acc": val_acc})
-        job.epoch, job.batch = job.epoch + 1, 0
-        job.save()
-    job.save()
-    return _finish(job, completed)
+    trainer = GenotypeTrainer(config, run, splits, torch.device(device))
+    loop = _loop(trainer, run, on_step)
+    state = loop.load(resume=resume)
+    return trainer.finish(loop.run(state))
 
 
-def _finish(job: _EvalRun, completed: bool) -> dict[str, Any]:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in job.net.state_dict().items()}
-    atomic_save_with(job.run.sub("train", "weights.safetensors"),
-                     lambda p: save_file(state, p))
-    test_loader = BatchLoader.for_splits(job.splits, "test",
-                                         batch_size=job.config.eval_batch_size, device=job.device)
-    summary: dict[str, Any] = {
-        "completed": completed, "epochs_done": job.epoch, "steps": job.step,
-        "val_acc": evaluate_network(job.net, BatchLoader.for_splits(
-            job.splits, "val", batch_size=job.config.eval_batch_size, device=job.device)),
-        "test_acc": evaluate_network(job.net, test_loader),
-        "params": count_parameters(job.net), "macs": job.space.complexity(job.genotype)["macs"],
-        "genotype": job.genotype, "genotype_string": genotype_string(job.genotype),
-    }
-    atomic_write_json(job.run.sub("train", "summary.json"), summary)
+def train_genotype(
+    config: EvalTrainConfig, run: RunDir, *, resume: bool = False,
+    on_step: Callable[[StepLog], None] | None = None,
+) -> dict[str, Any]:
+    """`nas train`: load the data, train into `run` (recorded as its "train" stage)."""
+    data_dir = None if config.data_dir is None else Path(config.data_dir)
+    splits = load_dataset(config.dataset, data_dir=data_dir, image_size=config.image_size,
+                          seed=config.seed)
+    trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
+    loop = _loop(trainer, run, on_step)
+    state = loop.load(resume=resume)
+    with recorded_stage(run, STAGE, config=config_to_dict(config), seed=config.seed,
+                        device=config.device) as recorded:
+        summary = trainer.finish(loop.run(state))
+        recorded.update({k: v for k, v in summary.items() if k != "genotype_string"})
     return summary
+
+
+__all__ = ["EvalTrainConfig", "GenotypeTrainer", "run_eval_training", "train_genotype"]

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nas.artifacts import RunDir
 from nas.errors import ArtifactError
 from search_spaces.darts.blocks import edge_shapes as darts_edge_shapes
 from search_spaces.darts.blocks import op_key
@@ -249,3 +250,25 @@ def latency_loss(
     if form == "multiplicative":
         return ce * weight * ratio.pow(exponent)
     return ce + weight * (ratio - 1.0)
+
+
+def search_latency_table(
+    source: str, space: DartsSpace, run: RunDir, *, resume: bool
+) -> tuple[dict[str, float], bool]:
+    """The latency table a search of `space` in `run` uses, and whether the run must keep it.
+
+    `source` is a `--latency-table` value. Measured and profiled tables are kept in
+    `supernet/latency_table.json`: the profile may grow and timings vary, and a resumed search
+    must go on with the table it started with.
+    """
+    device = profile_device(source)
+    saved = run.sub("supernet", "latency_table.json")
+    if (source == "measure" or device is not None) and resume and saved.is_file():
+        return load_latency_table(saved), False
+    if source == "toy":
+        return toy_latency_table(space), False
+    if source == "measure":
+        return measure_latency_table(space), True
+    if device is not None:
+        return load_profile_table(run.root, space, device, run_path=run.path), True
+    return load_latency_table(Path(source)), False

@@ -89,6 +89,16 @@ class DistContext:
                 f"got {batch_size}"
             )
 
+    def rank0_flag(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank (a decision all ranks must take together)."""
+        if not (self.enabled and dist.is_initialized()):
+            return flag
+        device = torch.device("cuda", torch.cuda.current_device()) \
+            if dist.get_backend() == "nccl" else torch.device("cpu")
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
     def barrier(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.barrier()

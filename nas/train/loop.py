@@ -1,49 +1,53 @@
-"""The shared step/epoch loop of supernet training, with checkpoints and exact resume.
+"""The one training loop: position, checkpoints, exact resume, metrics and stopping.
 
-The loop walks phases -> epochs -> batches from a `Position`. Everything random is a function
-of saved state: batch order and augmentation come from `BatchLoader.epoch(e, start_batch=b)`
-(a pure function of the seed and epoch), subnet and resolution draws from `step_rng(seed,
-step)`, and dropout from the torch RNG state stored in each checkpoint. A run killed at any
-moment and resumed from its last checkpoint therefore repeats exactly the steps it lost.
+Every trainer (`nas.train.trainer.Trainer`) runs inside `TrainingLoop`. The loop walks
+phases -> epochs -> batches from a `Position`; a trainer keeps everything random a function of
+saved state (batch order from the seed and epoch, per-step draws from the seed and step, the
+rest in its `state_dict`), and the loop stores the torch RNG state with every checkpoint, so a
+run killed at any moment and resumed from its last checkpoint repeats exactly the steps it
+lost. Only rank 0 of a data-parallel job writes; the other ranks wait at each checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Protocol
 
-import torch
-from torch import nn
-
-from nas.artifacts import append_jsonl, atomic_write_text, read_jsonl
-from nas.config import config_to_dict
-from nas.data import BatchLoader
-from nas.errors import ConfigError
-from nas.supernet import Supernet
-from nas.train.checkpoint import Position, capture_rng, restore_rng, save_checkpoint
-from nas.train.config import PhaseConfig, TrainConfig
-from nas.train.distributed import DistContext
-from nas.train.progressive import (
-    build_optimizer,
-    make_teacher,
-    needs_teacher,
-    step_rng,
-    step_spec,
+from nas.config import config_to_dict, differing_keys
+from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
+from nas.train.checkpoint import (
+    CHECKPOINT_FILE,
+    Position,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
 )
-from nas.train.samplers import SubnetSampler
-from nas.train.sandwich import StepOptions, StepResult, train_step
+from nas.train.distributed import DistContext
+from nas.train.metrics import MetricsLog, Window
+from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
 
 logger = logging.getLogger(__name__)
+# what the loop stores in a checkpoint beside the trainer's `state_dict()`
+_LOOP_KEYS = frozenset({"format", "trainer", "position", "phase", "epoch", "batch", "step",
+                        "config", "space", "rng"})
 
 
 @dataclass(frozen=True)
 class StepLog:
-    """What a progress display needs after each step (values of that step)."""
+    """What a progress display needs after each step (values of that step), for any trainer.
+
+    `epoch` is counted within the phase; `epoch_end` is the record `Trainer.end_epoch` logged
+    when this step ended an epoch (None otherwise).
+    """
 
     phase: str
     phase_index: int
@@ -52,314 +56,324 @@ class StepLog:
     step: int
     total_steps: int
     loss: float
-    acc_largest: float | None
+    acc: float | None
     acc_smallest: float | None
     images_per_s: float
     lr: float
+    epoch_end: Mapping[str, Any] | None = None
+
+
+class HasLoopOptions(Protocol):
+    """A config with the loop's options (TrainConfig, BilevelConfig, EvalTrainConfig)."""
+
+    @property
+    def max_steps(self) -> int | None: ...
+    @property
+    def checkpoint_every(self) -> int: ...
+    @property
+    def log_every(self) -> int: ...
 
 
 @dataclass(frozen=True)
-class LoopResult:
-    """How far training got and how fast it went."""
+class LoopOptions:
+    """When the loop stops, checkpoints and logs.
 
-    steps: int
-    completed: bool  # False when stopped by max_steps
-    seconds: float
-    images: int  # distinct training images seen in this process's session (all ranks)
+    Attributes:
+        max_steps: stop after this many steps in all (schedules ignore it).
+        checkpoint_every: steps between checkpoints, besides every epoch end and the stop.
+        checkpoint_seconds: also checkpoint when this long has passed since the last one.
+        log_every: steps per metrics.jsonl line (None: epoch records only).
+        save_on_signal: on SIGINT/SIGTERM finish the step, checkpoint, then raise
+            KeyboardInterrupt / SystemExit (main thread only).
+    """
 
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+    max_steps: int | None = None
+    checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None
+    log_every: int | None = None
+    save_on_signal: bool = False
 
-
-@dataclass
-class _Window:
-    """Sums over one logging interval."""
-
-    steps: int = 0
-    images: int = 0
-    loss: float = 0.0
-    kd: float = 0.0
-    losses: dict[str, float] = field(default_factory=dict)
-    subnets: dict[str, int] = field(default_factory=dict)
-    correct: dict[str, int] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
-
-    def add(self, result: StepResult, images: int) -> None:
-        self.steps += 1
-        self.images += images
-        self.loss += result.loss
-        self.kd += result.kd_loss
-        for role, value in result.losses.items():
-            self.losses[role] = self.losses.get(role, 0.0) + value
-            self.subnets[role] = self.subnets.get(role, 0) + result.subnets[role]
-        for role, value in result.correct.items():
-            self.correct[role] = self.correct.get(role, 0) + value
-            self.seen[role] = self.seen.get(role, 0) + result.seen[role]
-
-    def record(self) -> dict[str, Any]:
-        seconds = max(time.perf_counter() - self.started, 1e-9)
-        out: dict[str, Any] = {
-            "loss": self.loss / self.steps,  # summed over the step's subnets
-            "kd_loss": self.kd / self.steps,
-            "images_per_s": self.images / seconds,
-        }
-        for role, value in self.losses.items():
-            out[f"loss_{role}"] = value / self.subnets[role]  # mean over that role's passes
-            out[f"acc_{role}"] = self.correct[role] / max(self.seen[role], 1)
-        return out
+    @classmethod
+    def of(cls, config: HasLoopOptions, **extra: Any) -> LoopOptions:
+        return cls(max_steps=config.max_steps, checkpoint_every=config.checkpoint_every,
+                   log_every=config.log_every, **extra)
 
 
-def accuracy(result: StepResult, role: str) -> float | None:
-    seen = result.seen.get(role, 0)
-    return result.correct[role] / seen if seen else None
-
-
-class SupernetTrainer:
-    """Trains `net` on `loader` following `cfg`; writes checkpoints and metrics (rank 0).
+class TrainingLoop:
+    """Runs `trainer` with checkpoints and logs in `directory` (rank 0 writes).
 
     Args:
-        net: the supernet (already on its device).
-        loader: the training loader (shuffled, augmented).
-        cfg: the resolved training config.
-        sampler: draws the subnets.
-        checkpoint_file: `supernet/checkpoint.pt`.
-        metrics_file: `supernet/metrics.jsonl`.
-        space_spec: stored in checkpoints.
+        trainer: what is trained.
+        directory: holds `checkpoint.pt` and the metrics log.
+        options: stopping, checkpoint and logging intervals.
         dist: the data-parallel context (single process by default).
         on_step: called after every step with a `StepLog`.
+        label: names what is trained in messages ("run 'r1'").
+        elsewhere: how to train elsewhere instead of resuming ("pick another --run").
+        log_name: the metrics log's file name.
     """
 
     def __init__(
         self,
-        net: Supernet,
-        loader: BatchLoader,
-        cfg: TrainConfig,
-        sampler: SubnetSampler,
+        trainer: Trainer,
+        directory: Path,
         *,
-        checkpoint_file: Path,
-        metrics_file: Path,
-        space_spec: dict[str, Any],
+        options: LoopOptions,
         dist: DistContext | None = None,
         on_step: Callable[[StepLog], None] | None = None,
+        label: str = "this run",
+        elsewhere: str = "pick another --run",
+        log_name: str = "metrics.jsonl",
     ) -> None:
-        self.net, self.loader, self.cfg, self.sampler = net, loader, cfg, sampler
-        self.checkpoint_file, self.metrics_file = checkpoint_file, metrics_file
-        self.space_spec = space_spec
+        self.trainer, self.options = trainer, options
+        self.checkpoint_file = directory / CHECKPOINT_FILE
+        self.metrics_file = directory / log_name
         self.dist = dist or DistContext()
-        self.on_step = on_step
-        self.device = next(net.parameters()).device
-        self.phases = cfg.resolved_phases()
+        self.log = MetricsLog(self.metrics_file, enabled=self.dist.is_main)
+        self.on_step, self.label, self.elsewhere = on_step, label, elsewhere
+        self.phases: Sequence[Phase] = tuple(trainer.phases)
         self.position = Position()
-        self.teacher: Supernet | None = None
-        self.model: nn.Module = self.dist.wrap(net, self.device)
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        self._pending: dict[str, Any] | None = None  # optimizer state awaiting its phase
-        self.scaler = self._make_scaler()
-        self._phase_of_optimizer = 0
-        # Dropout draws from torch's global generator: seed it so a fresh run is reproducible
-        # (and `restore()` replaces this with the checkpoint's saved state).
-        torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
-        self.options = StepOptions(
-            label_smoothing=cfg.label_smoothing,
-            distill_weight=cfg.distill_weight,
-            autocast=self._autocast,
-            scaler=self.scaler,
-            channels_last=cfg.channels_last,
-        )
+        self._last_checkpoint = time.monotonic()
+        self._signal: int | None = None
 
-    # -- set-up -------------------------------------------------------------------------
     @property
     def total_steps(self) -> int:
-        return sum(phase.epochs for phase in self.phases) * len(self.loader)
+        return sum(phase.epochs for phase in self.phases) * self.trainer.steps_per_epoch
 
-    def _make_scaler(self) -> Any:
-        if self.cfg.amp != "fp16":
+    # -- resume ---------------------------------------------------------------------------
+    def load(self, *, resume: bool | None, refuse: Sequence[Path] = ()) -> dict[str, Any] | None:
+        """The checkpoint to continue from (None: a fresh start), after refusing unsafe starts.
+
+        Args:
+            resume: True continues from the checkpoint, False starts fresh, None continues
+                when there is a checkpoint.
+            refuse: more files that a fresh start must not find (final weights).
+
+        Raises:
+            ConfigError: a fresh start over a checkpoint, or a resume with other values of
+                the trainer's `resume_keys`.
+            ArtifactError: a resume without a checkpoint, or one of another trainer.
+        """
+        path = self.checkpoint_file
+        if resume is None:
+            resume = path.is_file()
+        if not resume:
+            found = next((p for p in (path, *refuse) if p.is_file()), None)
+            if found is not None:
+                raise ConfigError(f"{self.label} has already trained ({found}); pass --resume "
+                                  f"to continue it, or {self.elsewhere}")
             return None
-        if self.device.type != "cuda":
-            raise ConfigError("amp: fp16 needs a CUDA device; use --amp bf16 or none on CPU")
-        return torch.amp.GradScaler("cuda")
+        if not path.is_file():
+            raise ArtifactError(f"--resume: {self.label} has no checkpoint at {path}; start it "
+                                "without --resume")
+        state = load_checkpoint(path)
+        if state.get("trainer") != self.trainer.kind:
+            raise IncompatibleArtifactError(
+                f"{path}: expected a checkpoint of {self.trainer.kind} training, got one of "
+                f"{state.get('trainer')!r}; {self.elsewhere}")
+        self._check_options(state["config"])
+        return state
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.cfg.amp == "none":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+    def _check_options(self, saved: Mapping[str, Any]) -> None:
+        current = config_to_dict(self.trainer.config)
+        changed = differing_keys(saved, current, self.trainer.resume_keys)
+        if changed:
+            key = changed[0]
+            raise ConfigError(
+                f"{self.label} was started with other options (option '{key}' was "
+                f"{saved.get(key)!r}, got {current.get(key)!r}); resume with the same options, "
+                f"or {self.elsewhere}")
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a checkpoint loaded by `load_checkpoint`."""
-        self.net.load_state_dict(state["model"])
+    def _restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]
-        if state.get("teacher") is not None:
-            self.teacher = make_teacher(self.net, self.sampler.largest())
-            self.teacher.load_state_dict(state["teacher"])
-        self.sampler.load_state_dict(state["sampler"])
-        self._pending = state
+        self.trainer.load_state_dict(state)
         restore_rng(state["rng"])
-        if self.dist.is_main:
-            self._truncate_metrics(self.position.step)
-
-    def _truncate_metrics(self, step: int) -> None:
-        # lines logged after the checkpoint will be logged again by the resumed run
-        kept = [r for r in read_jsonl(self.metrics_file) if int(r.get("step", 0)) <= step]
-        if self.metrics_file.exists():
-            import json
-
-            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-            atomic_write_text(self.metrics_file, text)
-
-    def _start_phase(self, index: int) -> None:
-        phase = self.phases[index]
-        if self.position.at_phase_start:
-            # Only on a fresh phase start: a checkpoint inside the phase already holds the
-            # re-sorted weights and the teacher.
-            if phase.shrinks_channels:
-                self.net.reorganize_channels()
-            if needs_teacher(self.phases, index) and self.teacher is None:
-                self.teacher = make_teacher(self.net, self.sampler.largest())
-        steps = phase.epochs * len(self.loader)
-        self.optimizer, self.scheduler = build_optimizer(
-            self.net, self.cfg, phase, steps=steps, steps_per_epoch=len(self.loader)
-        )
-        pending = self._pending
-        if pending is not None and pending.get("optimizer_phase") == index:
-            if not self.position.at_phase_start:
-                self.optimizer.load_state_dict(pending["optimizer"])
-                self.scheduler.load_state_dict(pending["scheduler"])
-                if self.scaler is not None and pending.get("scaler") is not None:
-                    self.scaler.load_state_dict(pending["scaler"])
-        self._pending = None
+        logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Save the full training state (rank 0; other ranks wait so all stay in step)."""
         if self.dist.is_main:
-            assert self.optimizer is not None and self.scheduler is not None
+            own = self.trainer.state_dict()
+            assert not own.keys() & _LOOP_KEYS, f"{type(self.trainer).__name__}.state_dict " \
+                f"uses keys of the loop: {sorted(own.keys() & _LOOP_KEYS)}"
             state = {
-                "model": self.net.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                "optimizer_phase": self._phase_of_optimizer,
-                "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-                "rng": capture_rng(),
-                "sampler": self.sampler.state_dict(),
+                **own,
+                "trainer": self.trainer.kind,
                 "position": self.position,
-                "config": config_to_dict(self.cfg),
-                "space": self.space_spec,
+                "config": config_to_dict(self.trainer.config),
+                "space": self.trainer.space_spec(),
+                "rng": capture_rng(),
             }
             save_checkpoint(self.checkpoint_file, state)
+        self._last_checkpoint = time.monotonic()
         self.dist.barrier()
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> LoopResult:
-        """Train until the last phase ends or `cfg.max_steps` steps are done."""
+    def run(self, state: dict[str, Any] | None = None) -> LoopResult:
+        """Train from `state` (a checkpoint from `load`, or None) to the end or `max_steps`."""
+        resumed_at = None if state is None else int(state["position"].step)
+        if state is not None:
+            self._restore(state)
+        self.log.prepare(resumed_at)
+        self.trainer.start(resumed_at=resumed_at)
         started, images, start_step = time.perf_counter(), 0, self.position.step
-        completed = True
-        while self.position.phase < len(self.phases):
-            index = self.position.phase
-            self._phase_of_optimizer = index
-            self._start_phase(index)
-            stopped, seen = self._run_phase(index)
-            images += seen
-            if stopped:
-                completed = self.position.phase >= len(self.phases)
-                break
+        self._last_checkpoint = time.monotonic()
+        with self._signals():
+            stopped = self._stop_requested()
+            while not stopped and self.position.phase < len(self.phases):
+                stopped, seen = self._run_phase(self.position.phase)
+                images += seen
         if self.dist.is_main and self.position.step > start_step:
             logger.info("trained %d steps", self.position.step - start_step)
-        return LoopResult(self.position.step, completed, time.perf_counter() - started, images)
+        return LoopResult(
+            steps=self.position.step,
+            completed=self.position.phase >= len(self.phases),
+            seconds=time.perf_counter() - started,
+            images=images,
+            epochs_done=self.epochs_done(self.position),
+            resumed_from=resumed_at,
+        )
+
+    def epochs_done(self, position: Position) -> int:
+        """Whole epochs trained before `position`, over all phases."""
+        return self._first_epoch(position.phase) + position.epoch
+
+    def _first_epoch(self, phase: int) -> int:
+        return sum(p.epochs for p in self.phases[:phase])
 
     def _run_phase(self, index: int) -> tuple[bool, int]:
+        """Train phase `index` from the position; (stopped early, images seen)."""
         phase, images = self.phases[index], 0
-        window = _Window()
-        first_epoch = sum(p.epochs for p in self.phases[:index])  # loader epochs differ by phase
+        self.trainer.begin_phase(index, fresh=self.position.at_phase_start)
+        window = Window()
         while self.position.phase == index:
             epoch, start = self.position.epoch, self.position.batch
-            for images_batch, labels in self.loader.epoch(first_epoch + epoch, start_batch=start):
-                result = self._step(phase, images_batch, labels)
-                images += int(images_batch.shape[0])
-                window.add(result, int(images_batch.shape[0]))
-                self.position = self.position.advanced(len(self.loader), phase.epochs)
-                self._after_step(phase, index, result, window)
-                if self.position.step % self.cfg.log_every == 0:
+            run_epoch = self._first_epoch(index) + epoch
+            self.trainer.begin_epoch(run_epoch, start_batch=start)
+            epoch_window = Window()
+            for batch in self.trainer.batches(run_epoch, start_batch=start):
+                output = self.trainer.train_step(batch, step=self.position.step)
+                self.position = self.position.advanced(self.trainer.steps_per_epoch,
+                                                       phase.epochs)
+                images += output.images
+                window.add(output)
+                epoch_window.add(output)
+                speed = window.images / window.seconds  # the display's, before a log resets it
+                if self.options.log_every and self.position.step % self.options.log_every == 0:
                     window = self._log(phase, epoch, window)
+                ended = self.position.phase != index or self.position.epoch != epoch
+                record = self._end_epoch(phase, epoch, run_epoch, epoch_window) if ended else None
+                self._report(index, output, speed, record)
                 if self._stop_requested():
                     self._log(phase, epoch, window)
                     self.checkpoint()
+                    self._raise_on_signal()
                     return True, images
-                if self.position.step % self.cfg.checkpoint_every == 0:
+                if self.position.phase != index:
+                    window = self._log(phase, epoch, window)  # the phase's last lines
+                if ended or self._checkpoint_due():
                     self.checkpoint()
-                if self.position.phase != index or self.position.epoch != epoch:
+                if ended:
                     break
-        self._log(phase, phase.epochs - 1, window)
-        self.checkpoint()  # phase end
+            else:  # the epoch's batches ran out before the epoch ended
+                raise RuntimeError(f"{type(self.trainer).__name__}.batches ended epoch "
+                                   f"{run_epoch} after batch {self.position.batch}, expected "
+                                   f"{self.trainer.steps_per_epoch} batches")
         return False, images
 
+    def _end_epoch(
+        self, phase: Phase, epoch: int, run_epoch: int, window: Window
+    ) -> dict[str, Any] | None:
+        means = {**window.record(), "seconds": window.seconds} if window.steps else {}
+        record = self.trainer.end_epoch(run_epoch, means)
+        if not record:
+            return None
+        self.log.write({"phase": phase.name, "epoch": epoch, "step": self.position.step,
+                        **record})
+        return record
+
+    def _checkpoint_due(self) -> bool:
+        every, seconds = self.options.checkpoint_every, self.options.checkpoint_seconds
+        if every and self.position.step % every == 0:
+            return True
+        due = seconds is not None and time.monotonic() - self._last_checkpoint >= seconds
+        return self._agreed(due)
+
     def _stop_requested(self) -> bool:
-        return self.cfg.max_steps is not None and self.position.step >= self.cfg.max_steps
+        limit = self.options.max_steps
+        if limit is not None and self.position.step >= limit:
+            return True
+        return self._agreed(self._signal is not None)
 
-    def _step(self, phase: PhaseConfig, images: torch.Tensor, labels: torch.Tensor) -> StepResult:
-        assert self.optimizer is not None and self.scheduler is not None
-        spec = step_spec(
-            phase,
-            self.sampler,
-            step_rng(self.cfg.seed, self.position.step),
-            num_random=self.cfg.num_random,
-            teacher=self.teacher,
-        )
-        images, labels = self.dist.shard(images, labels)
-        self.net.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        result = train_step(self.model, self.net, images, labels, spec, self.options)
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if self.cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
-        return result
+    def _agreed(self, flag: bool) -> bool:
+        """`flag` as rank 0 sees it (each rank's clock and signals differ; all must agree)."""
+        if not (self.options.save_on_signal or self.options.checkpoint_seconds is not None):
+            return flag
+        return self.dist.rank0_flag(flag)
 
-    def _after_step(
-        self, phase: PhaseConfig, index: int, result: StepResult, window: _Window
+    def _report(
+        self, index: int, output: StepOutput, speed: float, record: dict[str, Any] | None
     ) -> None:
         if self.on_step is None:
             return
-        seconds = max(time.perf_counter() - window.started, 1e-9)
-        assert self.optimizer is not None
-        self.on_step(
-            StepLog(
-                phase=phase.name,
-                phase_index=index,
-                num_phases=len(self.phases),
-                epoch=self.position.epoch,
-                step=self.position.step,
-                total_steps=min(self.total_steps, self.cfg.max_steps or self.total_steps),
-                loss=result.loss,
-                acc_largest=accuracy(result, "largest"),
-                acc_smallest=accuracy(result, "smallest"),
-                images_per_s=window.images / seconds,
-                lr=float(self.optimizer.param_groups[0]["lr"]),
-            )
-        )
+        limit = self.options.max_steps
+        self.on_step(StepLog(
+            phase=self.phases[index].name,
+            phase_index=index,
+            num_phases=len(self.phases),
+            epoch=self.position.epoch,
+            step=self.position.step,
+            total_steps=min(self.total_steps, limit or self.total_steps),
+            loss=output.loss,
+            acc=output.acc,
+            acc_smallest=output.acc_smallest,
+            images_per_s=speed,
+            lr=self.trainer.lr(),
+            epoch_end=record,
+        ))
 
-    def _log(self, phase: PhaseConfig, epoch: int, window: _Window) -> _Window:
+    def _log(self, phase: Phase, epoch: int, window: Window) -> Window:
         if window.steps == 0:
             return window
-        if self.dist.is_main:
-            assert self.optimizer is not None
-            record = {
+        if self.options.log_every:
+            self.log.write({
                 "phase": phase.name,
                 "epoch": epoch,
                 "step": self.position.step,
-                "lr": float(self.optimizer.param_groups[0]["lr"]),
+                "lr": self.trainer.lr(),
                 "world_size": self.dist.world_size,
                 **window.record(),
-            }
-            append_jsonl(self.metrics_file, record)
-        return _Window()
+            })
+        return Window()
+
+    # -- signals --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """With `save_on_signal`, SIGINT/SIGTERM only ask the loop to stop after this step."""
+        main = threading.current_thread() is threading.main_thread()
+        if not (self.options.save_on_signal and main):  # handlers only work in the main thread
+            yield
+            return
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            self._signal = signum
+
+        previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _raise_on_signal(self) -> None:
+        if self._signal is None:
+            return
+        logger.info("stopped by signal %d at step %d (checkpoint saved)", self._signal,
+                    self.position.step)
+        if self._signal == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + self._signal)
+
+
+__all__ = ["LoopOptions", "StepLog", "TrainingLoop"]

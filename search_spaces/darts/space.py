@@ -68,6 +68,7 @@ class DartsSpace(SearchSpace):
 
     name: ClassVar[str] = "darts"
     encoding_version: ClassVar[int] = 1
+    family: ClassVar[str] = "darts"
 
     def __init__(
         self,

@@ -94,6 +94,7 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     encoding_version = 1
+    family = "nb201"  # no trainer yet: single-path and bilevel methods come with its supernet
 
     def __init__(
         self,

@@ -64,6 +64,7 @@ class OFAMobileNetV3Space(SearchSpace):
 
     name = "ofa-mbv3"
     encoding_version = 1
+    family = "once-for-all"
 
     def __init__(
         self,

@@ -69,6 +69,7 @@ class OFAResNet50Space(SearchSpace):
 
     name = "ofa-resnet50"
     encoding_version = 1
+    family = "once-for-all"
 
     def __init__(
         self,

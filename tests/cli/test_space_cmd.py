@@ -37,7 +37,7 @@ def test_space_show_describes_the_network_train_supernet_builds() -> None:
     from types import SimpleNamespace
 
     from nas.train.config import TrainConfig
-    from nas.train.run import build_space
+    from nas.train.once_for_all import build_space
 
     args = ["space", "show", "ofa-mbv3", "--num-classes", "10", "--image-size", "32", "--json"]
     shown = json.loads(runner.invoke(app, args).output)

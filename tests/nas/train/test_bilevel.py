@@ -10,8 +10,9 @@ import torch
 
 from nas.artifacts import RunDir, read_jsonl
 from nas.data import DatasetSplits, Split
-from nas.train.bilevel import METHODS, BilevelConfig, build_search_network, run_bilevel_search
+from nas.train.bilevel import BilevelConfig, build_search_network, run_bilevel_search
 from nas.train.darts_latency import ExpectedLatency, latency_loss, toy_latency_table
+from nas.train.registry import BILEVEL_METHODS as METHODS
 from search_spaces.darts.space import DartsSpace
 
 
@@ -44,7 +45,7 @@ def test_each_method_steps_changes_alphas_and_writes_a_genotype(method: str,
     space = DartsSpace(init_channels=4, layers=3, num_classes=3, image_size=8)
     before = build_search_network(config, space).alphas_normal.detach().clone()
     summary = run_bilevel_search(config, run, splits=tiny_splits(), device="cpu")
-    state = torch.load(run.sub("supernet", "ckpt.pt"), weights_only=True)
+    state = torch.load(run.sub("supernet", "checkpoint.pt"), weights_only=True)
     after = state["state_dict"]["alphas_normal"]
     assert not torch.allclose(before, after)
     assert summary["steps"] == 1
@@ -122,8 +123,8 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
                        splits=splits, device="cpu")
     run_bilevel_search(tiny_config(epochs=2, max_steps=5, method="gdas"), resumed,
                        splits=splits, device="cpu", resume=True)
-    a = torch.load(straight.sub("supernet", "ckpt.pt"), weights_only=True)
-    b = torch.load(resumed.sub("supernet", "ckpt.pt"), weights_only=True)
+    a = torch.load(straight.sub("supernet", "checkpoint.pt"), weights_only=True)
+    b = torch.load(resumed.sub("supernet", "checkpoint.pt"), weights_only=True)
     assert a["step"] == b["step"] == 5
     for key in ("alphas_normal", "alphas_reduce", "stem.0.weight"):
         torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key])

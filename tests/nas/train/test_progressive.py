@@ -11,7 +11,8 @@ from nas.artifacts import RunDir, read_jsonl
 from nas.data import BatchLoader
 from nas.train.checkpoint import checkpoint_path
 from nas.train.config import PhaseConfig, TrainConfig, default_phases
-from nas.train.loop import StepLog, SupernetTrainer
+from nas.train.loop import StepLog
+from nas.train.once_for_all import SupernetTraining
 from nas.train.progressive import WarmupCosine, param_groups
 from nas.train.samplers import make_sampler
 
@@ -37,7 +38,7 @@ def test_ps_phases_unlock_in_order(tmp_path: Path, tiny_loader: BatchLoader) -> 
         reorganized_at.setdefault(log.phase, net.reorganized)
 
     sampler = make_sampler("uniform", space, resolutions=cfg.resolutions, seed=0)
-    trainer = SupernetTrainer(
+    trainer = SupernetTraining(
         net, tiny_loader, cfg, sampler, checkpoint_file=checkpoint_path(run),
         metrics_file=run.sub("supernet", "metrics.jsonl"), space_spec=space.spec(),
         on_step=on_step,

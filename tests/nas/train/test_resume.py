@@ -14,15 +14,15 @@ from nas.artifacts import RunDir, read_jsonl
 from nas.data import BatchLoader
 from nas.train.checkpoint import checkpoint_path, load_checkpoint
 from nas.train.config import PhaseConfig, TrainConfig
-from nas.train.loop import SupernetTrainer
+from nas.train.once_for_all import SupernetTraining
 from nas.train.samplers import make_sampler
 
 
-def _trainer(cfg: TrainConfig, run: RunDir, loader: BatchLoader) -> SupernetTrainer:
+def _trainer(cfg: TrainConfig, run: RunDir, loader: BatchLoader) -> SupernetTraining:
     space = ToySpace(num_classes=4, resolutions=list(cfg.resolutions), image_size=16)
     net = space.build_supernet()
     sampler = make_sampler(cfg.sampler, space, resolutions=cfg.resolutions, seed=cfg.seed)
-    return SupernetTrainer(
+    return SupernetTraining(
         net, loader, cfg, sampler,
         checkpoint_file=checkpoint_path(run),
         metrics_file=run.sub("supernet", "metrics.jsonl"),
