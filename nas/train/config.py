@@ -20,6 +20,8 @@ from nas.train.registry import TRAINERS, family_of
 STAGE = "train-supernet"
 # `method`'s default; a space whose family has no sandwich method runs its family's default
 DEFAULT_METHOD = "sandwich"
+# methods that train every choice from the first step, in one phase (no progressive shrinking)
+SINGLE_PHASE_METHODS = ("sandwich", "spos")
 SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
 SELECTIONS = ("argmax", "perturbation")
@@ -230,8 +232,8 @@ class TrainConfig:
 
     def resolved_phases(self) -> tuple[PhaseConfig, ...]:
         """The phases this run trains: one all-elastic phase for sandwich, else PS phases."""
-        if self.method == "sandwich":
-            return (PhaseConfig("sandwich", self.epochs, ("*",), self.lr),)
+        if self.method in SINGLE_PHASE_METHODS:
+            return (PhaseConfig(self.method, self.epochs, ("*",), self.lr),)
         return self.phases or default_phases(self.epochs, self.lr)
 
 

@@ -39,11 +39,15 @@ def step_spec(
 ) -> StepSpec:
     """The subnets one step of `phase` trains.
 
+    - spos (single-path one-shot, Guo et al. 2020): one uniformly sampled subnet, on the
+      labels alone (`num_random` does not apply).
     - sandwich (`unlock == ("*",)`): largest, smallest and `num_random` random subnets.
     - PS, nothing unlocked: the largest subnet alone, on the labels.
     - PS, some keys unlocked: `max(1, num_random)` subnets of the unlocked sub-space,
       distilling from the frozen `teacher`.
     """
+    if phase.name == "spos":
+        return StepSpec((("random", sampler.sample(rng)),), distill=False)
     if "*" in phase.unlock:
         randoms = [sampler.sample(rng) for _ in range(num_random)]
         return sandwich_subnets(sampler.largest(), sampler.smallest(), randoms)

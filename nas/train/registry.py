@@ -93,8 +93,11 @@ class TrainerRegistry:
 
 
 TRAINERS = TrainerRegistry()
-TRAINERS.register_all("once-for-all", ("sandwich", "ps"),
+TRAINERS.register_all("once-for-all", ("sandwich", "ps", "spos"),
                       "nas.train.once_for_all:OnceForAllTrainer")
+# cells without elastic sizes: no progressive shrinking; single-path (SPOS) first, the
+# standard way to train an NB201 supernet
+TRAINERS.register_all("nb201", ("spos", "sandwich"), "nas.train.once_for_all:OnceForAllTrainer")
 TRAINERS.register_all("darts", BILEVEL_METHODS, "nas.train.bilevel:BilevelTrainer")
 
 

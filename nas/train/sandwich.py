@@ -33,6 +33,7 @@ class StepSpec:
 
     subnets: tuple[tuple[str, dict[str, Any]], ...]
     teacher: nn.Module | None = None  # frozen teacher; None: in-place from the first subnet
+    distill: bool = True  # False: labels only (single-path training has no teacher subnet)
 
 
 @dataclass
@@ -141,7 +142,7 @@ def train_step(
                 result.kd_loss += float(kd.detach())
             scaled = options.scaler.scale(loss) if options.scaler is not None else loss
             scaled.backward()
-        if index == 0 and spec.teacher is None:
+        if index == 0 and spec.teacher is None and spec.distill:
             targets = F.softmax(logits.detach().float(), dim=1)
         _record(result, role, float(loss.detach()), logits.detach(), labels)
     return result

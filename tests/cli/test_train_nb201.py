@@ -57,3 +57,15 @@ def test_train_three_steps_then_eval(runs_dir: Path, tmp_path: Path) -> None:
     record = json.loads(evaluated.output)
     assert record["arch"] == ARCH and record["n"] > 0
     assert 0.0 <= record["top1"] <= 100.0
+
+
+def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
+    result = runner.invoke(app, [
+        "train-supernet", "--space", NAME, "--method", "spos", "--dataset", "synthetic",
+        "--image-size", "16", "--resolutions", "16", "--batch-size", "8", "--epochs", "1",
+        "--max-steps", "2", "--run", "sp", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    lines = (RunDir(runs_dir, "sp").path / "supernet" / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert record["phase"] == "spos" and "loss_random" in record and "loss_largest" not in record

@@ -80,3 +80,22 @@ def test_soft_cross_entropy_and_resize() -> None:
     images = torch.randn(2, 3, 16, 16)
     assert resize(images, 12).shape == (2, 3, 12, 12)
     assert resize(images, 16) is images
+
+
+def test_spos_steps_train_one_random_subnet_on_the_labels(toy_space: ToySpace) -> None:
+    import numpy as np
+
+    from nas.train.config import PhaseConfig
+    from nas.train.progressive import step_spec
+    from nas.train.samplers import make_sampler
+
+    sampler = make_sampler("uniform", toy_space, resolutions=(16,), seed=0)
+    phase = PhaseConfig("spos", 1, ("*",))
+    specs = [step_spec(phase, sampler, np.random.default_rng(s), num_random=3, teacher=None)
+             for s in range(8)]
+    assert all(len(spec.subnets) == 1 and spec.subnets[0][0] == "random" for spec in specs)
+    assert len({str(spec.subnets[0][1]) for spec in specs}) > 1  # drawn, not fixed
+    net = toy_space.build_supernet()
+    images, labels = _batch()
+    result = train_step(net, net, images, labels, specs[0], StepOptions(distill_weight=1.0))
+    assert result.kd_loss == 0.0 and result.seen == {"random": 8}
