@@ -20,8 +20,9 @@ from nas.commands._common import (
 )
 from nas.commands._progress import TrainProgress
 from nas.config import build_config, check_keys, read_config_file
+from nas.runtime import resolve_device
 from nas.train.config import TrainConfig
-from nas.train.distributed import DistContext, resolve_device
+from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
 from nas.train.run import TrainSummary, saved_options, train_run
 

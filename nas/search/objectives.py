@@ -122,8 +122,8 @@ class SupernetAccuracy:
 
     @classmethod
     def load(cls, run: RunDir, *, device: str, split: str, batch_size: int) -> SupernetAccuracy:
+        from nas.runtime import resolve_device
         from nas.train.checkpoint import load_trained_supernet, read_weights_metadata, weights_path
-        from nas.train.distributed import resolve_device
         from nas.train.evaluation import run_dataset
 
         torch_device = resolve_device(device)

@@ -9,8 +9,8 @@ from nas.arch import arch_id, parse_arch_argument
 from nas.artifacts import RunDir
 from nas.data import DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.runtime import resolve_device
 from nas.train.checkpoint import load_trained_supernet, read_weights_metadata, weights_path
-from nas.train.distributed import resolve_device
 from search_spaces import SearchSpace
 
 SPLITS = ("val", "test")
