@@ -151,7 +151,8 @@ def _train(
     observer: QuickstartObserver,
 ) -> None:
     from nas.config import build_config
-    from nas.train.checkpoint import checkpoint_path, weights_path
+    from nas.supernet.weights import weights_path
+    from nas.train.checkpoint import checkpoint_path
     from nas.train.config import TrainConfig
     from nas.train.run import train_run
 

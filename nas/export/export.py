@@ -26,6 +26,7 @@ from nas.export import formats as fmt
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
 from nas.export.parity import FormatParity, ParityCheck, count_correct
 from nas.export.parity import raise_on_failure as _raise_on_failure
+from nas.supernet.evaluate import activate_and_recalibrate, resize_to
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -60,13 +61,6 @@ class ExportReport:
         return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
 
 
-def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
-    """Bilinear resize to the subnet's input side, as training, evaluation and search do."""
-    from nas.evaluate import resize_to
-
-    return resize_to(images, resolution)
-
-
 def split_batches(
     splits: DatasetSplits, which: str, *, batch_size: int, resolution: int | None,
     limit: int | None = None,
@@ -79,31 +73,8 @@ def split_batches(
     for index, (images, labels) in enumerate(loader.epoch(0)):
         if limit is not None and index >= limit:
             break
-        batches.append((resize(images, resolution), labels))
+        batches.append((resize_to(images, resolution), labels))
     return batches
-
-
-def recalibrate(
-    supernet: Supernet, arch: Arch, splits: DatasetSplits, *, batches: int, batch_size: int,
-    device: torch.device, seed: int,
-) -> None:
-    """Activate `arch` and re-estimate its BN statistics on `batches` training batches.
-
-    Uses the images `nas.evaluate.evaluate_subnet` calibrates with for the same batch size and
-    seed, so the exported accuracy is the one search measured. Shared weights are trained for
-    many subnets, so the statistics stored in the supernet fit none of them exactly (OFA,
-    section 3.3).
-    """
-    from nas.evaluate import calibration_images
-    from nas.train.bn_calibrate import recalibrate_bn
-
-    supernet.to(device)
-    supernet.set_active(arch)
-    images = calibration_images(
-        splits, batch_size=batch_size, device=device, seed=seed,
-        resolution=supernet.input_resolution(arch),
-    )
-    recalibrate_bn(supernet, images, num_batches=batches)
 
 
 def export_subnet(
@@ -152,9 +123,10 @@ def export_subnet(
     space = supernet.space
     canonical = space.normalize(arch)
     chosen = fmt.parse_formats(formats)
-    recalibrate(
-        supernet, canonical, splits, batches=calib_batches, batch_size=batch_size,
-        device=torch.device(device), seed=seed,
+    # the images search and `nas eval` calibrate with, so the exported accuracy is the measured one
+    activate_and_recalibrate(
+        supernet, canonical, splits, num_batches=calib_batches, batch_size=batch_size,
+        seed=seed, device=torch.device(device),
     )
     supernet.cpu().eval()
     supernet.set_active(canonical)
