@@ -26,7 +26,7 @@ from nas.quickstart import (
 )
 
 if TYPE_CHECKING:
-    from nas.export.run import RunExport
+    from nas.export.from_run import RunExport
     from nas.profile.pipeline import Predictors
     from nas.profile.session import Progress
     from nas.train.loop import StepLog
