@@ -132,8 +132,8 @@ def finetune_export(
     """
     from nas.data import BatchLoader
     from nas.export.export import export_model
-    from nas.export.formats import FORMATS, read_arch_json
-    from nas.export.load import load_exported
+    from nas.export.formats import FORMATS
+    from nas.export.load import load_exported, read_arch_json
     from nas.supernet.trained import TrainedSupernet
 
     out = out_dir or export_dir / "finetuned"

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+import nas.export.formats as fmt
 from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_json, environment, now_iso
-from nas.export import formats as fmt
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
+from nas.export.load import SavedModel, load_exported
 from nas.export.parity import FormatParity, ParityCheck, count_correct
 from nas.export.parity import raise_on_failure as _raise_on_failure
 from nas.supernet.evaluate import activate_and_recalibrate, resize_to
@@ -245,7 +246,7 @@ def export_model(
 
 def _write_checked(
     name: str, model: nn.Module, example: torch.Tensor, out_dir: Path, check: ParityCheck
-) -> tuple[FormatParity, fmt.SavedModel, dict[str, Any]]:
+) -> tuple[FormatParity, SavedModel, dict[str, Any]]:
     """Write format `name` in the fastest form that passes parity, reading each back from disk.
 
     Forms are tried in `deploy.FORMS[name]` order, the stored (trained) form last. A form that
@@ -255,10 +256,8 @@ def _write_checked(
     since the one weights file serves all `load_exported` forms. The record says which form
     the format holds (the first accepted, else the stored one) and what each form measured.
     """
-    from nas.export.load import load_exported
-
     tried: list[dict[str, Any]] = []
-    chosen: tuple[FormatParity, fmt.SavedModel, DeployForm] | None = None
+    chosen: tuple[FormatParity, SavedModel, DeployForm] | None = None
     # read from disk once; rebuilding the network for each form would rebuild its supernet
     stored = load_exported(out_dir, fuse_bn=False) if name == "pytorch" else None
     for form in FORMS[name]:
@@ -266,7 +265,7 @@ def _write_checked(
             fmt.save_torchscript(model, example, out_dir, form=form)
         elif name == "onnx":
             fmt.save_onnx(model, example, out_dir, form=form)
-        saved = fmt.SavedModel(name, out_dir, form=form, stored=stored)
+        saved = SavedModel(name, out_dir, form=form, stored=stored)
         result = check(name, saved, form)
         required = result.allowed * (FOLD_MARGIN if form.fuse_bn else 1.0)
         accepted = result.passed and result.max_abs_diff <= required
@@ -290,7 +289,7 @@ def _arch_json(
 ) -> dict[str, Any]:
     arch = dict(meta["arch"])
     return {
-        "format": "nas-export/1",
+        "format": fmt.EXPORT_FORMAT,
         **{k: v for k, v in meta.items() if k != "arch"},
         "arch": arch,
         "arch_id": arch_id(arch),

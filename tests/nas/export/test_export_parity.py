@@ -16,7 +16,7 @@ import torch
 import nas
 from nas.errors import ArtifactError, IncompatibleArtifactError
 from nas.export import ExportReport, ParityError, export_model, export_subnet, load_exported
-from nas.export.formats import SavedModel
+from nas.export.load import SavedModel
 from nas.supernet import Supernet
 from nas.supernet.bn import recalibrate_bn
 from nas.supernet.evaluate import calibration_images
