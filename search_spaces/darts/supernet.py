@@ -24,7 +24,7 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.errors import ConfigError
-from nas.supernet import Supernet
+from nas.supernet.base import Supernet
 from search_spaces.darts.counting import STEM_MULTIPLIER, CellPlan, cell_plans
 from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS
 from search_spaces.darts.mixed import StateOps
