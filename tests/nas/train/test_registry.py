@@ -7,7 +7,7 @@ import pytest
 from nas.errors import ConfigError
 from nas.train.config import DEFAULT_METHOD, TrainConfig
 from nas.train.registry import TRAINERS, TrainerRegistry, family_of
-from nas.train.run import trainer_class
+from nas.train.supernet_run import trainer_class
 from nas.train.trainer import RunTrainer
 from search_spaces import SPACES, builtin_space_names
 
