@@ -14,10 +14,17 @@ Budget: the number of distinct scored subnets this run has *used* (served from c
 evaluated). Counting cache hits too is what makes resuming exact: a deterministic searcher
 replays its first steps from the study, sees the same values, takes the same decisions, and
 only evaluates what the killed run had not finished.
+
+Shared study (`claims` given: several workers on one study, see `nas.search.claims`): the
+budget is the study's, counted in claims; each subnet is claimed just before it is scored
+(a subnet another worker claimed is left to it and comes back as a `pending` candidate, not
+used); `take_foreign` hands the searcher the other workers' results; `settle` waits for every
+claim of the study to finish (scoring dead workers' claims) and returns all its results.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,9 +39,11 @@ from nas.search.base import Candidate, Constraint, Objective
 if TYPE_CHECKING:
     import optuna
 
+    from nas.search.claims import StudyClaims
     from nas.search.screen import AccuracyScreen
     from nas.search.study import StudyRecorder
 
+logger = logging.getLogger(__name__)
 Arch = Mapping[str, Any]
 SLOW_S = 0.05  # an expensive scorer slower than this per subnet is called one subnet at a time
 
@@ -48,7 +57,7 @@ class Evaluator:
         extra: metrics computed for constraints and outputs only (not optimised).
         budget: distinct scored subnets to use.
         recorder: where trials go (None: nowhere, e.g. benchmarks of the machinery).
-        sync: re-read the study before evaluating, to pick up other processes' trials.
+        claims: the study's claims when several workers share it (needs `recorder`).
         max_proposals: stop after this many proposals even if the budget is not used
             (a tiny or over-constrained space); default 100 * budget + 10,000.
     """
@@ -61,7 +70,7 @@ class Evaluator:
         constraints: Sequence[Constraint] = (),
         extra: Sequence[Objective] = (),
         recorder: StudyRecorder | None = None,
-        sync: bool = False,
+        claims: StudyClaims | None = None,
         max_proposals: int | None = None,
         screen: AccuracyScreen | None = None,
     ) -> None:
@@ -78,7 +87,7 @@ class Evaluator:
         self.constraints = list(constraints)
         self.budget = budget
         self.recorder = recorder
-        self.sync = sync
+        self.claims = claims
         self.max_proposals = max_proposals if max_proposals is not None else 100 * budget + 10_000
         self.store: dict[str, Candidate] = {}
         self.used: dict[str, Candidate] = {}
@@ -92,12 +101,23 @@ class Evaluator:
         self.accuracy_screen = screen
         self._seconds_per_subnet = -1.0  # not timed yet
         self.screened: dict[str, Candidate] = {}
+        self.pending: dict[str, Candidate] = {}  # claimed by other workers, not scored yet
+        self._foreign: list[Candidate] = []
+        self._final: list[Candidate] | None = None
         self._poll()
+        if claims is not None:
+            self._claim_stored()
 
     # --- state -----------------------------------------------------------------------------
     @property
+    def shared(self) -> bool:
+        """Whether several workers share the study (study-wide budget, claims)."""
+        return self.claims is not None
+
+    @property
     def remaining(self) -> int:
-        return max(self.budget - len(self.used), 0)
+        used = self.claims.count() if self.claims is not None else len(self.used)
+        return max(self.budget - used, 0)
 
     @property
     def done(self) -> bool:
@@ -105,8 +125,16 @@ class Evaluator:
 
     @property
     def history(self) -> list[Candidate]:
-        """Scored candidates used by this run, in the order they were first used."""
-        return list(self.used.values())
+        """Scored candidates used by this run, in the order they were first used (shared
+        study, after `settle`: every scored subnet of the study, in trial order)."""
+        return list(self.used.values()) if self._final is None else list(self._final)
+
+    def share(self, size: int) -> int:
+        """This worker's part of a batch of `size` (a generation): all of it when alone,
+        `size / live workers` on a shared study, so the study grows one generation at a time."""
+        if self.claims is None:
+            return size
+        return max(1, math.ceil(size / max(len(self.claims.live_workers()), 1)))
 
     def use_stored(self) -> None:
         """Count every stored evaluation as used (Optuna searchers: the study *is* the state)."""
@@ -114,10 +142,27 @@ class Evaluator:
         for candidate in self.store.values():
             self._use(candidate, fresh=False)
 
-    def _poll(self) -> None:
-        if self.recorder is not None:
-            for stored in self.recorder.poll():
-                self.store.setdefault(stored.candidate.arch_id, stored.candidate)
+    def _poll(self, *, fresh: bool = False) -> None:
+        if self.recorder is None:
+            return
+        for stored in self.recorder.poll(fresh=fresh):
+            candidate = stored.candidate
+            if candidate.arch_id not in self.store:
+                self.store[candidate.arch_id] = candidate
+                self._foreign.append(candidate)
+            self.pending.pop(candidate.arch_id, None)
+
+    def take_foreign(self) -> list[Candidate]:
+        """Shared study: results of other workers (or earlier runs) not handed out yet, now
+        counted as used; always empty for a study of one worker."""
+        if self.claims is None:
+            return []
+        self._poll()
+        foreign = [c for c in self._foreign if c.arch_id not in self.used]
+        self._foreign.clear()
+        for candidate in foreign:
+            self._use(candidate, fresh=False)
+        return foreign
 
     def _use(self, candidate: Candidate, *, fresh: bool) -> None:
         if candidate.arch_id not in self.used:
@@ -180,7 +225,7 @@ class Evaluator:
         self.proposals += len(archs)
         ids = self.ids(archs)
         self._id_memo.clear()  # screened archs are evaluated next or dropped
-        if self.sync and any(aid not in self.store for aid in ids):
+        if self.claims is not None and any(aid not in self.store for aid in ids):
             self._poll()
         fresh = [i for i, aid in enumerate(ids) if aid not in self.store]
         self._cheap_metrics([archs[i] for i in fresh], [ids[i] for i in fresh])
@@ -195,33 +240,47 @@ class Evaluator:
         self._score([archs[i] for i in to_score.values()], list(to_score), record=trials is None)
         results = []
         for i, aid in enumerate(ids):
-            candidate = self.store.get(aid) or self.rejected.get(aid) or self.screened[aid]
-            duplicate = aid in self.store and not (aid in to_score and to_score[aid] == i)
+            candidate = (
+                self.store.get(aid)
+                or self.rejected.get(aid)
+                or self.screened.get(aid)
+                or self.pending[aid]
+            )
+            scored_now = aid in self.store and aid in to_score and to_score[aid] == i
+            duplicate = (aid in self.store or aid in self.pending) and not scored_now
             if trials is not None and self.recorder is not None:
                 self.recorder.finish(trials[i], candidate, duplicate_of=aid if duplicate else None)
             if aid in self.store:
-                self._use(candidate, fresh=aid in to_score and to_score[aid] == i)
+                self._use(candidate, fresh=scored_now)
             results.append(candidate)
         return results
 
-    def _score(self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool) -> None:
+    def _score(
+        self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool, screen: bool = True
+    ) -> None:
         """Compute the expensive metrics of `archs` and store (and record) each result.
 
         Cheap scorers (oracles, predictors) get the whole batch in one call; once a scorer
         proves slow (> SLOW_S per subnet, a supernet evaluation), subnets go one at a time so
         each result is recorded as soon as it exists and a kill loses at most one evaluation.
+        On a shared study each chunk is claimed just before it is scored: a worker holds no
+        claim it is not working on, so the others never wait for its backlog.
         """
         if not archs:
             return
-        archs, ids = self._screen(archs, ids)
+        if screen:
+            archs, ids = self._screen(archs, ids)
         expensive = [m for m in self.metrics.values() if not m.cheap]
-        self.expensive_calls += len(archs) if expensive else 0
         start = 0
         while start < len(archs):
             # one subnet first to time the scorer, then everything at once if it is fast
             slow = self._seconds_per_subnet < 0 or self._seconds_per_subnet > SLOW_S
             stop = start + 1 if slow else len(archs)
-            chunk, chunk_ids = archs[start:stop], ids[start:stop]
+            chunk, chunk_ids = self._claim(archs[start:stop], ids[start:stop])
+            start = stop
+            if not chunk:
+                continue
+            self.expensive_calls += len(chunk) if expensive else 0
             began = time.perf_counter()
             columns = {m.name: np.asarray(m.evaluate(chunk), dtype=np.float64) for m in expensive}
             self._seconds_per_subnet = (time.perf_counter() - began) / len(chunk)
@@ -230,13 +289,17 @@ class Evaluator:
                 self._store(scored, arch, aid, record=record)
             if self.accuracy_screen is not None and self.accuracy_screen.metric in columns:
                 self.accuracy_screen.observe(chunk, columns[self.accuracy_screen.metric])
-            start = stop
 
     def _store(self, scored: dict[str, float], arch: Arch, aid: str, *, record: bool) -> None:
         values = {**self._cheap[aid], **scored}
         violation = self._violation(values)
         if any(math.isnan(values[o.name]) for o in self.objectives):
             violation = math.inf  # a metric that could not be computed never wins
+        if self.claims is not None and not self.claims.finish(aid):
+            # this worker was silent too long and another one took the subnet over
+            logger.warning("subnet %s was taken over by another worker: result dropped", aid)
+            self._set_pending(arch, aid)
+            return
         candidate = Candidate(dict(arch), aid, values, violation)
         self.store[aid] = candidate
         self.new_evaluations += 1
@@ -262,3 +325,93 @@ class Evaluator:
             [a for a, ok in zip(archs, keep, strict=True) if ok],
             [i for i, ok in zip(ids, keep, strict=True) if ok],
         )
+
+    # --- shared study ----------------------------------------------------------------------
+    def _set_pending(self, arch: Arch, aid: str) -> None:
+        self.pending[aid] = Candidate(
+            dict(arch), aid, self._cheap[aid], math.inf, extra={"pending": True}
+        )
+
+    def _claim(
+        self, archs: Sequence[Arch], ids: Sequence[str]
+    ) -> tuple[Sequence[Arch], Sequence[str]]:
+        """The archs this worker may score (all of them when it is alone)."""
+        if self.claims is None:
+            return archs, ids
+        from nas.search.claims import Claim
+
+        kept: tuple[list[Arch], list[str]] = ([], [])
+        for arch, aid in zip(archs, ids, strict=True):
+            if self.claims.claim(aid, arch) is Claim.MINE:
+                kept[0].append(arch)
+                kept[1].append(aid)
+            else:  # another worker's (or no slot left): not scored, not used
+                self._set_pending(arch, aid)
+        return kept
+
+    def _claim_stored(self) -> None:
+        """Count trials written without claims (a study searched alone before) as claims."""
+        assert self.claims is not None
+        claimed = {aid for _, aid, _, _ in self.claims.pending()}
+        for aid, candidate in self.store.items():
+            if aid not in claimed:
+                self.claims.claim(aid, candidate.arch, done=True)
+
+    def _unfinished(self) -> list[tuple[str, bool]]:
+        assert self.claims is not None
+        return [
+            (aid, done)
+            for _, aid, _, done in self.claims.pending()
+            if not done or aid not in self.store
+        ]
+
+    def _adopt_orphans(self) -> list[Candidate]:
+        """Score the unfinished claims of dead workers; returns the new results."""
+        assert self.claims is not None
+        results = []
+        for orphan in self.claims.adopt(set(self.store)):
+            self._cheap_metrics([orphan.arch], [orphan.arch_id])
+            self._score([orphan.arch], [orphan.arch_id], record=True, screen=False)
+            if orphan.arch_id in self.store:
+                results.append(self.store[orphan.arch_id])
+        return results
+
+    def await_foreign(self, *, poll_s: float = 0.2) -> list[Candidate]:
+        """Shared study: the other workers' next results, waited for (a worker that joins
+        when the others hold every claim of a generation has nothing to start from); dead
+        workers' claims are scored meanwhile. Empty once the budget is used up."""
+        while True:
+            found = self.take_foreign()
+            if found or self.done or self.claims is None:
+                return found
+            adopted = self._adopt_orphans()
+            for candidate in adopted:
+                self._use(candidate, fresh=True)
+            if adopted:
+                return adopted
+            time.sleep(poll_s)
+
+    def settle(self, *, poll_s: float = 0.5) -> list[Candidate]:
+        """Shared study: wait until every claim is finished, scoring dead workers' claims in
+        their place; then every scored subnet of the study, in trial order, is the history.
+        """
+        assert self.claims is not None and self.recorder is not None
+        while True:
+            self._poll()
+            unfinished = self._unfinished()
+            if any(done for _, done in unfinished):
+                # done without a result here: read everything again, since a cached read
+                # skips trials committed out of id order (concurrent PostgreSQL writers)
+                self._poll(fresh=True)
+                unfinished = self._unfinished()
+            if not unfinished:
+                break
+            if not self._adopt_orphans():
+                time.sleep(poll_s)
+        final: dict[str, Candidate] = {}
+        for stored in self.recorder.read_all():
+            final.setdefault(stored.candidate.arch_id, stored.candidate)
+        for candidate in final.values():
+            self._use(candidate, fresh=False)
+        self._final = list(final.values())
+        return self._final

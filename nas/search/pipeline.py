@@ -228,7 +228,7 @@ def _search_device(
         result = run_search(
             space, problem.objectives, algorithm=algorithm, budget=cfg.budget, seed=cfg.seed,
             population=cfg.population, constraints=problem.constraints, extra=problem.extra,
-            storage=storage, study_name=tag, sync=cfg.storage is not None,
+            storage=storage, study_name=tag, shared=cfg.storage is not None,
             on_use=observer.used, screen=accuracy_screen(cfg, problem, space),
         )
     except BaseException:
