@@ -105,6 +105,16 @@ def enable_wal(url: str) -> None:
         engine.dispose()
 
 
+def prepare_storage(url: str) -> None:
+    """WAL mode (SQLite) and the claims tables, before workers start on `url` together."""
+    enable_wal(url)
+    engine = create_engine(url)
+    try:
+        _create_tables(engine)
+    finally:
+        engine.dispose()
+
+
 def _create_tables(engine: sa.Engine) -> None:
     # workers starting together race to create the tables; the losers see them next time
     for attempt in range(6):

@@ -63,6 +63,8 @@ def initial_population(
     Raises:
         NasError: when no sampled subnet is feasible (the constraints are too tight).
     """
+    if size <= 0:
+        return []  # a shared study whose budget other workers used up already
     drawn = [0]
 
     def draw(n: int, attempt: int) -> list[dict[str, Any]]:
