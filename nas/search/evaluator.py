@@ -15,16 +15,12 @@ evaluated). Counting cache hits too is what makes resuming exact: a deterministi
 replays its first steps from the study, sees the same values, takes the same decisions, and
 only evaluates what the killed run had not finished.
 
-Shared study (`claims` given: several workers on one study, see `nas.search.claims`): the
-budget is the study's, counted in claims; each subnet is claimed just before it is scored
-(a subnet another worker claimed is left to it and comes back as a `pending` candidate, not
-used); `take_foreign` hands the searcher the other workers' results; `settle` waits for every
-claim of the study to finish (scoring dead workers' claims) and returns all its results.
+Several workers on one study: `nas.search.shared.SharedEvaluator` fills in the hooks that do
+nothing here (`share`, `take_foreign`, `await_foreign`, claiming before scoring).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,11 +35,9 @@ from nas.search.base import Candidate, Constraint, Objective
 if TYPE_CHECKING:
     import optuna
 
-    from nas.search.claims import StudyClaims
     from nas.search.screen import AccuracyScreen
     from nas.search.study import StudyRecorder
 
-logger = logging.getLogger(__name__)
 Arch = Mapping[str, Any]
 SLOW_S = 0.05  # an expensive scorer slower than this per subnet is called one subnet at a time
 
@@ -57,7 +51,6 @@ class Evaluator:
         extra: metrics computed for constraints and outputs only (not optimised).
         budget: distinct scored subnets to use.
         recorder: where trials go (None: nowhere, e.g. benchmarks of the machinery).
-        claims: the study's claims when several workers share it (needs `recorder`).
         max_proposals: stop after this many proposals even if the budget is not used
             (a tiny or over-constrained space); default 100 * budget + 10,000.
     """
@@ -70,7 +63,6 @@ class Evaluator:
         constraints: Sequence[Constraint] = (),
         extra: Sequence[Objective] = (),
         recorder: StudyRecorder | None = None,
-        claims: StudyClaims | None = None,
         max_proposals: int | None = None,
         screen: AccuracyScreen | None = None,
     ) -> None:
@@ -87,7 +79,6 @@ class Evaluator:
         self.constraints = list(constraints)
         self.budget = budget
         self.recorder = recorder
-        self.claims = claims
         self.max_proposals = max_proposals if max_proposals is not None else 100 * budget + 10_000
         self.store: dict[str, Candidate] = {}
         self.used: dict[str, Candidate] = {}
@@ -101,23 +92,15 @@ class Evaluator:
         self.accuracy_screen = screen
         self._seconds_per_subnet = -1.0  # not timed yet
         self.screened: dict[str, Candidate] = {}
-        self.pending: dict[str, Candidate] = {}  # claimed by other workers, not scored yet
-        self._foreign: list[Candidate] = []
-        self._final: list[Candidate] | None = None
+        self.pending: dict[str, Candidate] = {}  # another worker's to score (shared study)
         self._poll()
-        if claims is not None:
-            self._claim_stored()
 
     # --- state -----------------------------------------------------------------------------
-    @property
-    def shared(self) -> bool:
-        """Whether several workers share the study (study-wide budget, claims)."""
-        return self.claims is not None
+    shared = False  # several workers share the study (see `nas.search.shared`)
 
     @property
     def remaining(self) -> int:
-        used = self.claims.count() if self.claims is not None else len(self.used)
-        return max(self.budget - used, 0)
+        return max(self.budget - len(self.used), 0)
 
     @property
     def done(self) -> bool:
@@ -125,16 +108,35 @@ class Evaluator:
 
     @property
     def history(self) -> list[Candidate]:
-        """Scored candidates used by this run, in the order they were first used (shared
-        study, after `settle`: every scored subnet of the study, in trial order)."""
-        return list(self.used.values()) if self._final is None else list(self._final)
+        """Scored candidates used by this run, in the order they were first used."""
+        return list(self.used.values())
 
+    # --- hooks of a shared study (nothing to do for a worker alone) ------------------------
     def share(self, size: int) -> int:
-        """This worker's part of a batch of `size` (a generation): all of it when alone,
-        `size / live workers` on a shared study, so the study grows one generation at a time."""
-        if self.claims is None:
-            return size
-        return max(1, math.ceil(size / max(len(self.claims.live_workers()), 1)))
+        """This worker's part of a batch of `size` (a generation): all of it when alone."""
+        return size
+
+    def take_foreign(self) -> list[Candidate]:
+        """Other workers' results not handed out yet, now used: none when alone."""
+        return []
+
+    def await_foreign(self) -> list[Candidate]:
+        """Other workers' next results, waited for: none when alone."""
+        return []
+
+    def live_workers(self) -> set[str] | None:
+        """Ids of the workers alive on the study (None: no shared study)."""
+        return None
+
+    def _claim(
+        self, archs: Sequence[Arch], ids: Sequence[str]
+    ) -> tuple[Sequence[Arch], Sequence[str]]:
+        """The archs of a chunk this worker may score now: all of them when alone."""
+        return archs, ids
+
+    def _finish_claim(self, arch: Arch, aid: str) -> bool:
+        """Whether this worker's result for `aid` stands (always, when alone)."""
+        return True
 
     def use_stored(self) -> None:
         """Count every stored evaluation as used (Optuna searchers: the study *is* the state)."""
@@ -142,27 +144,10 @@ class Evaluator:
         for candidate in self.store.values():
             self._use(candidate, fresh=False)
 
-    def _poll(self, *, fresh: bool = False) -> None:
-        if self.recorder is None:
-            return
-        for stored in self.recorder.poll(fresh=fresh):
-            candidate = stored.candidate
-            if candidate.arch_id not in self.store:
-                self.store[candidate.arch_id] = candidate
-                self._foreign.append(candidate)
-            self.pending.pop(candidate.arch_id, None)
-
-    def take_foreign(self) -> list[Candidate]:
-        """Shared study: results of other workers (or earlier runs) not handed out yet, now
-        counted as used; always empty for a study of one worker."""
-        if self.claims is None:
-            return []
-        self._poll()
-        foreign = [c for c in self._foreign if c.arch_id not in self.used]
-        self._foreign.clear()
-        for candidate in foreign:
-            self._use(candidate, fresh=False)
-        return foreign
+    def _poll(self) -> None:
+        if self.recorder is not None:
+            for stored in self.recorder.poll():
+                self.store.setdefault(stored.candidate.arch_id, stored.candidate)
 
     def _use(self, candidate: Candidate, *, fresh: bool) -> None:
         if candidate.arch_id not in self.used:
@@ -225,7 +210,7 @@ class Evaluator:
         self.proposals += len(archs)
         ids = self.ids(archs)
         self._id_memo.clear()  # screened archs are evaluated next or dropped
-        if self.claims is not None and any(aid not in self.store for aid in ids):
+        if self.shared and any(aid not in self.store for aid in ids):
             self._poll()
         fresh = [i for i, aid in enumerate(ids) if aid not in self.store]
         self._cheap_metrics([archs[i] for i in fresh], [ids[i] for i in fresh])
@@ -295,10 +280,7 @@ class Evaluator:
         violation = self._violation(values)
         if any(math.isnan(values[o.name]) for o in self.objectives):
             violation = math.inf  # a metric that could not be computed never wins
-        if self.claims is not None and not self.claims.finish(aid):
-            # this worker was silent too long and another one took the subnet over
-            logger.warning("subnet %s was taken over by another worker: result dropped", aid)
-            self._set_pending(arch, aid)
+        if not self._finish_claim(arch, aid):
             return
         candidate = Candidate(dict(arch), aid, values, violation)
         self.store[aid] = candidate
@@ -325,93 +307,3 @@ class Evaluator:
             [a for a, ok in zip(archs, keep, strict=True) if ok],
             [i for i, ok in zip(ids, keep, strict=True) if ok],
         )
-
-    # --- shared study ----------------------------------------------------------------------
-    def _set_pending(self, arch: Arch, aid: str) -> None:
-        self.pending[aid] = Candidate(
-            dict(arch), aid, self._cheap[aid], math.inf, extra={"pending": True}
-        )
-
-    def _claim(
-        self, archs: Sequence[Arch], ids: Sequence[str]
-    ) -> tuple[Sequence[Arch], Sequence[str]]:
-        """The archs this worker may score (all of them when it is alone)."""
-        if self.claims is None:
-            return archs, ids
-        from nas.search.claims import Claim
-
-        kept: tuple[list[Arch], list[str]] = ([], [])
-        for arch, aid in zip(archs, ids, strict=True):
-            if self.claims.claim(aid, arch) is Claim.MINE:
-                kept[0].append(arch)
-                kept[1].append(aid)
-            else:  # another worker's (or no slot left): not scored, not used
-                self._set_pending(arch, aid)
-        return kept
-
-    def _claim_stored(self) -> None:
-        """Count trials written without claims (a study searched alone before) as claims."""
-        assert self.claims is not None
-        claimed = {aid for _, aid, _, _ in self.claims.pending()}
-        for aid, candidate in self.store.items():
-            if aid not in claimed:
-                self.claims.claim(aid, candidate.arch, done=True)
-
-    def _unfinished(self) -> list[tuple[str, bool]]:
-        assert self.claims is not None
-        return [
-            (aid, done)
-            for _, aid, _, done in self.claims.pending()
-            if not done or aid not in self.store
-        ]
-
-    def _adopt_orphans(self) -> list[Candidate]:
-        """Score the unfinished claims of dead workers; returns the new results."""
-        assert self.claims is not None
-        results = []
-        for orphan in self.claims.adopt(set(self.store)):
-            self._cheap_metrics([orphan.arch], [orphan.arch_id])
-            self._score([orphan.arch], [orphan.arch_id], record=True, screen=False)
-            if orphan.arch_id in self.store:
-                results.append(self.store[orphan.arch_id])
-        return results
-
-    def await_foreign(self, *, poll_s: float = 0.2) -> list[Candidate]:
-        """Shared study: the other workers' next results, waited for (a worker that joins
-        when the others hold every claim of a generation has nothing to start from); dead
-        workers' claims are scored meanwhile. Empty once the budget is used up."""
-        while True:
-            found = self.take_foreign()
-            if found or self.done or self.claims is None:
-                return found
-            adopted = self._adopt_orphans()
-            for candidate in adopted:
-                self._use(candidate, fresh=True)
-            if adopted:
-                return adopted
-            time.sleep(poll_s)
-
-    def settle(self, *, poll_s: float = 0.5) -> list[Candidate]:
-        """Shared study: wait until every claim is finished, scoring dead workers' claims in
-        their place; then every scored subnet of the study, in trial order, is the history.
-        """
-        assert self.claims is not None and self.recorder is not None
-        while True:
-            self._poll()
-            unfinished = self._unfinished()
-            if any(done for _, done in unfinished):
-                # done without a result here: read everything again, since a cached read
-                # skips trials committed out of id order (concurrent PostgreSQL writers)
-                self._poll(fresh=True)
-                unfinished = self._unfinished()
-            if not unfinished:
-                break
-            if not self._adopt_orphans():
-                time.sleep(poll_s)
-        final: dict[str, Candidate] = {}
-        for stored in self.recorder.read_all():
-            final.setdefault(stored.candidate.arch_id, stored.candidate)
-        for candidate in final.values():
-            self._use(candidate, fresh=False)
-        self._final = list(final.values())
-        return self._final

@@ -77,12 +77,12 @@ class AgingEvolutionSearcher:
             children = feasible_novel(make, evaluator, count=count, seen=seen)
             if not children:
                 break
+            scored = [c for c in evaluator.evaluate(children) if c.arch_id in evaluator.used]
             # on a shared study, the other workers' children join the queue as they arrive
-            for child in [*evaluator.evaluate(children), *evaluator.take_foreign()]:
-                if child.arch_id in evaluator.used:
-                    queue.append(child)
-                    if len(queue) > self.population:
-                        queue.popleft()
+            for child in scored + evaluator.take_foreign():
+                queue.append(child)
+                if len(queue) > self.population:
+                    queue.popleft()
 
     def _parent(
         self, members: list[Candidate], objective: Objective, rng: np.random.Generator

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nas.errors import ConfigError
 from nas.search.base import Candidate, Constraint, Objective, pareto_front
@@ -12,6 +13,7 @@ from nas.search.claims import StudyClaims, enable_wal
 from nas.search.evaluator import Evaluator
 from nas.search.screen import AccuracyScreen
 from nas.search.searchers import create_searcher
+from nas.search.shared import SharedEvaluator
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace
 
@@ -87,22 +89,21 @@ def run_search(
             claims = StudyClaims(storage, study_name, budget=budget, interval=heartbeat, seed=seed)
         worker = claims.worker if claims is not None else None
         recorder = StudyRecorder(study, space, objectives, url=storage, worker=worker)
+    options: dict[str, Any] = dict(
+        budget=budget, constraints=constraints, extra=extra, screen=screen
+    )
     start = time.perf_counter()
     try:
-        evaluator = Evaluator(
-            objectives,
-            budget=budget,
-            constraints=constraints,
-            extra=extra,
-            recorder=recorder,
-            claims=claims,
-            screen=screen,
+        evaluator = (
+            SharedEvaluator(objectives, claims=claims, recorder=recorder, **options)
+            if claims is not None and recorder is not None
+            else Evaluator(objectives, recorder=recorder, **options)
         )
         if on_use is not None:
             evaluator.on_use.append(on_use)
         searcher = create_searcher(algorithm, population=population)
         searcher.run(space, evaluator, seed=seed)
-        if claims is not None:
+        if isinstance(evaluator, SharedEvaluator):
             evaluator.settle()
     finally:
         if claims is not None:

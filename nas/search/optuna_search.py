@@ -41,8 +41,7 @@ class OptunaSearcher:
             evaluator.recorder = StudyRecorder(study, space, evaluator.objectives)
         recorder = evaluator.recorder
         recorder.study.sampler = self.make_sampler(seed, self.population)
-        claims = evaluator.claims
-        recorder.fail_stale(claims.live_workers() | {claims.worker} if claims else None)
+        recorder.fail_stale(evaluator.live_workers())
         evaluator.use_stored()
         misses = 0
         while not evaluator.done:
