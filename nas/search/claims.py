@@ -18,10 +18,12 @@ same on SQLite, PostgreSQL and MySQL, and a failed insert costs one round trip.
 
 A claim is `done` once its result is final; the worker marks it done (only if it still owns
 the claim) before it writes the trial. A worker also keeps a row in `nas_workers` whose
-`heartbeat` a background thread refreshes every `interval` seconds, in the *database's* clock
-(machines' clocks may disagree), as Optuna's `heartbeat_interval` does for RUNNING trials. A
-worker silent for `grace` seconds is dead: any live worker may adopt its unfinished claims (an
-atomic `UPDATE ... WHERE worker = <dead one>`, so one adopter wins) and score them again.
+`beats` counter a background thread increments every `interval` seconds, as Optuna's
+`heartbeat_interval` does for RUNNING trials. Another worker sees it dead when the counter
+has not moved for `grace` seconds of its *own* monotonic clock: no timestamps are compared,
+so neither machines' clocks nor the database sessions' time zones need to agree. Any live
+worker may then adopt the dead one's unfinished claims (an atomic
+`UPDATE ... WHERE worker = <dead one>`, so one adopter wins) and score them again.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ WORKERS = sa.Table(
     sa.Column("study", sa.String(512), nullable=False, index=True),
     sa.Column("host", sa.String(255), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("heartbeat", sa.DateTime, nullable=False),
+    sa.Column("beats", sa.Integer, nullable=False),
 )
 
 
@@ -158,12 +159,12 @@ class StudyClaims:
         self.worker = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._rng = np.random.default_rng(seed)
         self._taken: set[int] = set()
+        self._beats: dict[str, tuple[int, float]] = {}  # worker -> (beats, when they changed)
         self._stop = threading.Event()
         with self.engine.begin() as conn:
             conn.execute(
                 WORKERS.insert().values(
-                    worker=self.worker, study=study, host=self.host, pid=self.pid,
-                    heartbeat=sa.func.now(),
+                    worker=self.worker, study=study, host=self.host, pid=self.pid, beats=0
                 )
             )
         self._thread = threading.Thread(target=self._beat, name="nas-heartbeat", daemon=True)
@@ -177,7 +178,7 @@ class StudyClaims:
                     conn.execute(
                         WORKERS.update()
                         .where(WORKERS.c.worker == self.worker)
-                        .values(heartbeat=sa.func.now())
+                        .values(beats=WORKERS.c.beats + 1)
                     )
             except sa.exc.SQLAlchemyError:  # a missed beat is retried; grace covers a few
                 logger.warning("heartbeat of %s failed", self.worker, exc_info=True)
@@ -273,15 +274,20 @@ class StudyClaims:
             return [(int(s), str(a), str(w), bool(d)) for s, a, w, d in rows]
 
     def live_workers(self) -> set[str]:
-        """Workers of the study whose heartbeat is at most `grace` seconds old."""
+        """Workers of the study whose heartbeat moved in the last `grace` seconds (a worker
+        seen for the first time counts as alive until it has been watched that long)."""
         with self.engine.connect() as conn:
-            now = _naive(conn.execute(sa.select(sa.func.now(type_=sa.DateTime))).scalar_one())
             rows = conn.execute(
-                sa.select(WORKERS.c.worker, WORKERS.c.heartbeat)
-                .where(WORKERS.c.study == self.study)
-            )
-            limit = timedelta(seconds=self.grace)
-            return {str(w) for w, beat in rows if now - _naive(beat) <= limit}
+                sa.select(WORKERS.c.worker, WORKERS.c.beats).where(WORKERS.c.study == self.study)
+            ).all()
+        now, live = time.monotonic(), set()
+        for worker, beats in rows:
+            seen = self._beats.get(worker)
+            if seen is None or seen[0] != beats:
+                self._beats[worker] = seen = (int(beats), now)
+            if now - seen[1] <= self.grace:
+                live.add(str(worker))
+        return live
 
     def adopt(self, scored: set[str]) -> list[Orphan]:
         """Take over the claims of dead workers that are not finished: not done, or done
@@ -304,9 +310,3 @@ class StudyClaims:
                 adopted.append(Orphan(slot, aid, json.loads(text)))
         return adopted
 
-
-def _naive(value: datetime | str) -> datetime:
-    # PostgreSQL's now() is timezone-aware, its column is not (as in Optuna's heartbeat check)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=None)
