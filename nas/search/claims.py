@@ -22,8 +22,8 @@ the claim) before it writes the trial. A worker also keeps a row in `nas_workers
 `heartbeat_interval` does for RUNNING trials. Another worker sees it dead when the counter
 has not moved for `grace` seconds of its *own* monotonic clock: no timestamps are compared,
 so neither machines' clocks nor the database sessions' time zones need to agree. Any live
-worker may then adopt the dead one's unfinished claims (an atomic
-`UPDATE ... WHERE worker = <dead one>`, so one adopter wins) and score them again.
+worker may then take over the dead one's unfinished claims (an atomic
+`UPDATE ... WHERE worker = <dead one>`, so one worker wins) and score them again.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
@@ -76,6 +76,15 @@ class Claim(enum.Enum):
     MINE = "mine"  # score it
     TAKEN = "taken"  # another worker scores (or scored) it
     FULL = "full"  # every slot of the budget is taken
+
+
+class ClaimRow(NamedTuple):
+    """One claim: its budget slot, subnet, worker and whether its result is final."""
+
+    slot: int
+    arch_id: str
+    worker: str
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -264,14 +273,14 @@ class StudyClaims:
         return bool(result.rowcount == 1)
 
     # --- dead workers ----------------------------------------------------------------------
-    def pending(self) -> list[tuple[int, str, str, bool]]:
-        """Every claim as `(slot, arch_id, worker, done)`."""
+    def pending(self) -> list[ClaimRow]:
+        """Every claim of the study."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(CLAIMS.c.slot, CLAIMS.c.arch_id, CLAIMS.c.worker, CLAIMS.c.done)
                 .where(self._where())
             )
-            return [(int(s), str(a), str(w), bool(d)) for s, a, w, d in rows]
+            return [ClaimRow(int(s), str(a), str(w), bool(d)) for s, a, w, d in rows]
 
     def live_workers(self) -> set[str]:
         """Workers of the study whose heartbeat moved in the last `grace` seconds (a worker
@@ -289,24 +298,22 @@ class StudyClaims:
                 live.add(str(worker))
         return live
 
-    def adopt(self, scored: set[str]) -> list[Orphan]:
-        """Take over the claims of dead workers that are not finished: not done, or done
-        without a trial in `scored` (the worker died between the two writes)."""
+    def orphans(self) -> list[ClaimRow]:
+        """Claims of dead workers (done or not: a done one may lack its trial)."""
         live = self.live_workers() | {self.worker}
-        adopted = []
-        for slot, aid, worker, done in self.pending():
-            if worker in live or (done and aid in scored):
-                continue
-            with self.engine.begin() as conn:
-                taken = conn.execute(
-                    CLAIMS.update()
-                    .where(self._where(slot=slot, worker=worker))
-                    .values(worker=self.worker, done=False)
-                ).rowcount
-                arch = conn.execute(sa.select(CLAIMS.c.arch).where(self._where(slot=slot)))
-                text = arch.scalar_one()
-            if taken == 1:
-                logger.info("adopted %s from dead worker %s", aid, worker)
-                adopted.append(Orphan(slot, aid, json.loads(text)))
-        return adopted
+        return [row for row in self.pending() if row.worker not in live]
 
+    def take(self, row: ClaimRow) -> Orphan | None:
+        """Take over a dead worker's claim (None: another worker took it first)."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                CLAIMS.update()
+                .where(self._where(slot=row.slot, worker=row.worker))
+                .values(worker=self.worker, done=False)
+            ).rowcount
+            text = conn.execute(sa.select(CLAIMS.c.arch).where(self._where(slot=row.slot)))
+            arch = text.scalar_one()
+        if taken != 1:
+            return None
+        logger.info("took over %s from dead worker %s", row.arch_id, row.worker)
+        return Orphan(row.slot, row.arch_id, json.loads(arch))

@@ -51,6 +51,7 @@ class SharedEvaluator(Evaluator):
     ) -> None:
         self.claims = claims
         self._foreign: list[Candidate] = []
+        self._numbers: dict[str, int] = {}  # trial number of each result read from the study
         self._final: list[Candidate] | None = None
         self._study = recorder  # as `recorder`, typed as present
         super().__init__(objectives, recorder=recorder, **options)
@@ -76,6 +77,7 @@ class SharedEvaluator(Evaluator):
     def _poll(self, *, fresh: bool = False) -> None:
         for stored in self._study.poll(fresh=fresh):
             candidate = stored.candidate
+            self._numbers.setdefault(candidate.arch_id, stored.number)
             if candidate.arch_id not in self.store:
                 self.store[candidate.arch_id] = candidate
                 self._foreign.append(candidate)
@@ -140,9 +142,16 @@ class SharedEvaluator(Evaluator):
                 self.claims.claim(aid, candidate.arch, done=True)
 
     def _adopt_orphans(self) -> list[Candidate]:
-        """Score the unfinished claims of dead workers; returns the new results."""
+        """Score the unfinished claims of dead workers (not done, or done without a trial:
+        died between its two writes); returns the new results."""
+        rows = self.claims.orphans()
+        if any(row.done and row.arch_id not in self.store for row in rows):
+            self._poll(fresh=True)  # the trial may be one a cached read skipped
         results = []
-        for orphan in self.claims.adopt(set(self.store)):
+        for row in rows:
+            orphan = None if row.done and row.arch_id in self.store else self.claims.take(row)
+            if orphan is None:
+                continue
             self._cheap_metrics([orphan.arch], [orphan.arch_id])
             self._score([orphan.arch], [orphan.arch_id], record=True, screen=False)
             if orphan.arch_id in self.store:
@@ -172,10 +181,11 @@ class SharedEvaluator(Evaluator):
                 break
             if not self._adopt_orphans():
                 time.sleep(poll_s)
-        final: dict[str, Candidate] = {}
-        for stored in self._study.read_all():
-            final.setdefault(stored.candidate.arch_id, stored.candidate)
-        for candidate in final.values():
+        # every claim is finished and read here, and the study holds no result without a
+        # claim: the results read are the whole study
+        self._final = sorted(
+            self.store.values(), key=lambda c: self._numbers.get(c.arch_id, math.inf)
+        )
+        for candidate in self._final:
             self._use(candidate, fresh=False)
-        self._final = list(final.values())
         return self._final
