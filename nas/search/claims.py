@@ -125,6 +125,20 @@ def prepare_storage(url: str) -> None:
         engine.dispose()
 
 
+def has_claims(url: str, study: str) -> bool:
+    """Whether workers have shared study `study` in `url` (it then stays shared: its budget
+    is counted in claims, also for a later search by one process)."""
+    engine = create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(CLAIMS.name):
+            return False
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(CLAIMS.c.slot).where(CLAIMS.c.study == study).limit(1))
+            return row.first() is not None
+    finally:
+        engine.dispose()
+
+
 def _create_tables(engine: sa.Engine) -> None:
     # workers starting together race to create the tables; the losers see them next time
     for attempt in range(6):

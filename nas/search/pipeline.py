@@ -15,6 +15,7 @@ from typing import Any
 from nas.config import config_to_dict
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
+from nas.search.claims import has_claims
 from nas.search.optimize import SearchResult, run_search
 from nas.search.output import flat, plot_front, write_front, write_trials
 from nas.search.problems import (
@@ -181,7 +182,8 @@ def _search_device(
                 space, problem.objectives, algorithm=algorithm, budget=cfg.budget,
                 seed=cfg.seed, population=cfg.population, constraints=problem.constraints,
                 extra=problem.extra, storage=storage, study_name=tag,
-                shared=cfg.storage is not None, on_use=observer.used,
+                shared=cfg.storage is not None or has_claims(storage, tag),
+                on_use=observer.used,
                 screen=accuracy_screen(cfg, problem, space),
             )
     except BaseException:

@@ -228,6 +228,11 @@ def test_workers_share_one_study_and_one_front(table_file: Path, runs_dir: Path)
     pareto = json.loads((out / "pareto.json").read_text())
     assert {m["arch_id"] for m in pareto["front"]} == front
     assert len((out / "trials.jsonl").read_text().splitlines()) == 40
+    # one process on the study later: the budget stays the study's, the front is all of it
+    again = runner.invoke(app, search(table_file, "--tag", "w", "--budget", "40", "--json"))
+    assert again.exit_code == 0, again.output
+    assert len(study.get_trials()) == 40
+    assert {row["arch_id"] for row in json.loads(again.stdout)} == front
 
 
 @pytest.mark.slow
