@@ -11,6 +11,7 @@ from search_spaces._registry import (
     SPACES,
     builtin_space_names,
     create_space,
+    parse_space_options,
     register_space,
     space_from_spec,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "SearchSpace",
     "builtin_space_names",
     "create_space",
+    "parse_space_options",
     "register_space",
     "space_from_spec",
 ]

@@ -6,9 +6,11 @@ package, so the package can import every built-in space without being imported b
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from nas.errors import IncompatibleArtifactError
+from nas.errors import ConfigError, IncompatibleArtifactError
 from nas.registry import Registry
 from search_spaces.base import SearchSpace
 
@@ -37,3 +39,18 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
             f"this nas expects {cls.encoding_version}; re-run the stage that made it"
         )
     return cls(**spec.get("kwargs", {}))
+
+
+def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
+    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
+    else the text)."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
+        try:
+            parsed[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = text
+    return parsed

@@ -69,3 +69,18 @@ def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
     lines = (RunDir(runs_dir, "sp").path / "supernet" / "metrics.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
     assert record["phase"] == "spos" and "loss_random" in record and "loss_largest" not in record
+
+
+def test_space_options_size_the_supernet(runs_dir: Path) -> None:
+    result = runner.invoke(app, [
+        "train-supernet", "--space", "nb201", "--space-option", "channels=4",
+        "--space-option", "cells_per_stage=1", "--dataset", "synthetic", "--image-size", "16",
+        "--batch-size", "8", "--epochs", "1", "--max-steps", "1", "--run", "small", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    kwargs = RunDir(runs_dir, "small").manifest()["space"]["kwargs"]
+    assert kwargs["channels"] == 4 and kwargs["cells_per_stage"] == 1
+    wrong = runner.invoke(app, ["train-supernet", "--space", "nb201", "--space-option",
+                                "colour=4", "--dataset", "synthetic", "--run", "bad"])
+    assert wrong.exit_code == 2 and "colour" in wrong.output and "channels" in wrong.output
+    assert not (runs_dir / "bad" / "supernet").exists()
