@@ -17,13 +17,13 @@ measurements taken with other settings from being mixed when a profile is resume
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nas.artifacts import RunLayout, append_jsonl, read_jsonl, standalone_profile
+from search_spaces._registry import parse_space_options
 
 LATENCY = "latency.jsonl"
 BLOCKS = "blocks.jsonl"
@@ -122,23 +122,6 @@ def open_target(
         raise ConfigError(f"--space-option: {space} does not take {sorted(kwargs)} ({exc})") \
             from None
     return built, ProfileStore(standalone_root(runs_dir, space, built, device, kwargs), device)
-
-
-def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
-    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
-    else the text)."""
-    from nas.errors import ConfigError
-
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
-        try:
-            parsed[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            parsed[key.strip()] = text
-    return parsed
 
 
 def standalone_root(
