@@ -14,6 +14,7 @@ from nas.commands._common import (
     RunsDirOption,
     console,
     explicit_params,
+    option,
     resolve_config,
     resolve_runs_dir,
 )
@@ -25,10 +26,6 @@ from nas.train.subnet import SubnetConfig, train_arch
 _D = EvalTrainConfig()
 _S = SubnetConfig()
 _GENOTYPE = "DARTS genotype (--genotype) only"
-
-
-def _opt(help_text: str, panel: str | None = None) -> Any:
-    return typer.Option(help=help_text, show_default=False, rich_help_panel=panel)
 
 
 def _check_options(ctx: typer.Context, chosen: type[Any], other: type[Any]) -> None:
@@ -46,47 +43,47 @@ def _check_options(ctx: typer.Context, chosen: type[Any], other: type[Any]) -> N
 def train(
     ctx: typer.Context,
     run: Annotated[str, typer.Option("--run", help="Run name: artifacts go to RUNS_DIR/NAME/.")],
-    genotype: Annotated[str | None, _opt(
+    genotype: Annotated[str | None, option(
         "Genotype: a published name (DARTS_V2, PC_DARTS, ...), a genotype.json from a search, "
         "a file with the DARTS repository's Genotype(...) text, or inline text "
         f"(default: {_D.genotype}).")] = None,
-    arch: Annotated[str | None, _opt(
+    arch: Annotated[str | None, option(
         "Subnet of --space to train instead of a genotype: max, min, inline JSON or a JSON "
         "file (SGD + cosine, label smoothing).")] = None,
-    space: Annotated[str | None, _opt(f"With --arch: search space (default: {_S.space}).")]
+    space: Annotated[str | None, option(f"With --arch: search space (default: {_S.space}).")]
     = None,
     space_options: Annotated[list[str] | None, typer.Option(
         "--space-option", help="With --arch: KEY=VALUE passed to the space (e.g. channels=8 "
         "for nb201); repeatable.", show_default=False)] = None,
-    dataset: Annotated[str | None, _opt(f"Dataset (default: {_D.dataset}).")] = None,
-    data_dir: Annotated[str | None, _opt("Folder of the dataset files.")] = None,
-    image_size: Annotated[int | None, _opt(f"Image side (default: {_D.image_size}).")] = None,
-    init_channels: Annotated[int | None, _opt(
+    dataset: Annotated[str | None, option(f"Dataset (default: {_D.dataset}).")] = None,
+    data_dir: Annotated[str | None, option("Folder of the dataset files.")] = None,
+    image_size: Annotated[int | None, option(f"Image side (default: {_D.image_size}).")] = None,
+    init_channels: Annotated[int | None, option(
         f"Channels of the first cells (default: {_D.init_channels}).", _GENOTYPE)] = None,
-    layers: Annotated[int | None, _opt(f"Number of cells (default: {_D.layers}).", _GENOTYPE)]
+    layers: Annotated[int | None, option(f"Number of cells (default: {_D.layers}).", _GENOTYPE)]
     = None,
-    epochs: Annotated[int | None, _opt(
+    epochs: Annotated[int | None, option(
         f"Epochs (default: {_D.epochs}, DARTS trains 600; --arch: {_S.epochs}).")] = None,
-    batch_size: Annotated[int | None, _opt(
+    batch_size: Annotated[int | None, option(
         f"Batch size (default: {_D.batch_size}; --arch: {_S.batch_size}).")] = None,
-    lr: Annotated[float | None, _opt(
+    lr: Annotated[float | None, option(
         f"Initial learning rate (default: {_D.lr}; --arch: {_S.lr}).")] = None,
-    weight_decay: Annotated[float | None, _opt(
+    weight_decay: Annotated[float | None, option(
         f"Weight decay (default: {_D.weight_decay}; --arch: {_S.weight_decay}).")] = None,
-    label_smoothing: Annotated[float | None, _opt(
+    label_smoothing: Annotated[float | None, option(
         f"With --arch: label smoothing (default: {_S.label_smoothing}).")] = None,
-    drop_path: Annotated[float | None, _opt(
+    drop_path: Annotated[float | None, option(
         f"Final drop-path probability (default: {_D.drop_path}).", _GENOTYPE)] = None,
-    cutout: Annotated[int | None, _opt(
+    cutout: Annotated[int | None, option(
         f"Cutout square side, 0 = off (default: {_D.cutout}).", _GENOTYPE)] = None,
     auxiliary: Annotated[bool | None, typer.Option(
         "--auxiliary/--no-auxiliary", help="Auxiliary head (weight --auxiliary-weight).",
         show_default=False, rich_help_panel=_GENOTYPE)] = None,
-    auxiliary_weight: Annotated[float | None, _opt(
+    auxiliary_weight: Annotated[float | None, option(
         f"Auxiliary loss weight (default: {_D.auxiliary_weight}).", _GENOTYPE)] = None,
-    seed: Annotated[int | None, _opt(f"Seed (default: {_D.seed}).")] = None,
-    device: Annotated[str | None, _opt(f"Torch device (default: {_D.device}).")] = None,
-    max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
+    seed: Annotated[int | None, option(f"Seed (default: {_D.seed}).")] = None,
+    device: Annotated[str | None, option(f"Torch device (default: {_D.device}).")] = None,
+    max_steps: Annotated[int | None, option("Stop after this many steps (quick runs).")] = None,
     config: ConfigOption = None,
     runs_dir: RunsDirOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")]

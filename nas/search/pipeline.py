@@ -7,6 +7,7 @@ The command only parses options and renders what a `SearchObserver` is told; scr
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from nas.artifacts import RunDir
 from nas.config import config_to_dict
 from nas.errors import ConfigError
+from nas.rank.trust import supernet_trust
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.optimize import SearchResult, run_search
@@ -59,15 +61,21 @@ class SearchTarget:
 class SearchObserver:
     """What `run_searches` reports while it runs; every hook here does nothing.
 
-    Lifecycle: `warning(text)` once per device whose latency predictor should not be trusted
-    blindly, before any search; then, per device, `started(tag, algorithm, budget)`,
+    Lifecycle: before any search, `note(text)` with the supernet's ranking quality when the run
+    has a ranking report (`nas rank`), and `warning(text)` once per input that should not be
+    trusted blindly (a poor latency predictor per device, a supernet ranking subnets no better
+    than their parameter count); then, per device, `started(tag, algorithm, budget)`,
     `used(candidate, fresh)` for each subnet the search uses (`fresh`: scored now, not read
     from the study), `stopped()` (always, also when the search fails), and `finished(search)`
     once the device's files are written.
     """
 
+    def note(self, text: str) -> None:
+        """A fact about the search's inputs worth showing first (the supernet's ranking)."""
+
     def warning(self, text: str) -> None:
-        """A device's predictor is poor or was profiled on another machine."""
+        """A device's predictor is poor or was profiled on another machine, or the supernet
+        ranks subnets no better than their parameter count."""
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
@@ -158,7 +166,7 @@ def run_searches(
     devices = list(dict.fromkeys(target.devices))
     if target.oracle is not None:
         run, space, problems = _oracle_setup(cfg, target, devices)
-        accuracy = None
+        accuracy, trust = None, None
     else:
         if target.run is None or not devices:
             raise ConfigError(
@@ -167,10 +175,17 @@ def run_searches(
         run = RunDir(target.runs_dir, target.run).require()
         space = metrics.run_space(run)
         problems, accuracy = supernet_problems(cfg, run, space, devices)
+        trust = supernet_trust(run) if accuracy is not None else None
+        if trust is not None:
+            observer.note(trust.summary)
+            if trust.warning:
+                observer.warning(trust.warning)
         for problem in problems:
             if problem.latency is not None and problem.latency.warning:
                 observer.warning(problem.latency.warning)
-    header = {"space": space.spec(), "run": run.name}
+    header: dict[str, Any] = {"space": space.spec(), "run": run.name}
+    if trust is not None:
+        header["ranking"] = dataclasses.asdict(trust)  # what the search knew of its supernet
     searches = []
     for problem in problems:
         base = target.tag or problem.device or "oracle"
@@ -229,7 +244,7 @@ def _search_device(
             space, problem.objectives, algorithm=algorithm, budget=cfg.budget, seed=cfg.seed,
             population=cfg.population, constraints=problem.constraints, extra=problem.extra,
             storage=storage, study_name=tag, sync=cfg.storage is not None,
-            on_use=observer.used, screen=accuracy_screen(cfg, problem, space),
+            on_use=observer.used, screen=accuracy_screen(cfg, problem, space, accuracy),
         )
     except BaseException:
         run.end_stage(stage, status="failed")
