@@ -23,6 +23,7 @@ class RichRankObserver(RankObserver):
         self.progress: Progress | None = None
         self.task: Any = None
         self.total = self.count = 0
+        self.training_now: str | None = None  # the subnet training alone (log lines)
 
     def started(self, total: int, done: int) -> None:
         self.total, self.count = total, done
@@ -39,7 +40,13 @@ class RichRankObserver(RankObserver):
     def training(self, arch_id: str, step: int, total: int) -> None:
         if self.progress is not None:
             self.progress.update(self.task, note=f"training {arch_id} alone: {step}/{total}")
-        elif not self.quiet and step == total:
+            return
+        if self.quiet:
+            return
+        if arch_id != self.training_now:
+            self.training_now = arch_id
+            err_console.print(f"training {arch_id} alone from step {step} of {total}")
+        if step == total:
             err_console.print(f"trained {arch_id} alone ({total} steps)")
 
     def scored(self, arch_id: str, fresh: bool) -> None:

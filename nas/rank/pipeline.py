@@ -177,9 +177,12 @@ def rank_subnets(
     """
     observer = observer or RankObserver()
     proxies = parse_proxies(cfg.proxies)
-    if cfg.standalone is not None and (target.run is None or train_alone is None):
+    if cfg.standalone is not None and target.run is None:
         raise ConfigError("--standalone: expected --run NAME (subnets train alone with the "
                           "run's data and options)")
+    if cfg.standalone is not None and train_alone is None:
+        raise ConfigError("--standalone: expected a stand-alone trainer, got none; pass "
+                          "train_alone=nas.train.subnet.train_for_ranking")
     setup = _setup(cfg, target)
     truth = None
     if cfg.truth is not None:
