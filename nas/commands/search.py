@@ -108,6 +108,15 @@ def search(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Local worker processes searching one study together (default: 1); the "
+            "budget is the study's.",
+            show_default=False,
+        ),
+    ] = None,
     tag: Annotated[
         str | None,
         typer.Option(
