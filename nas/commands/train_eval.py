@@ -59,9 +59,9 @@ def train(
     data_dir: Annotated[str | None, option("Folder of the dataset files.")] = None,
     image_size: Annotated[int | None, option(f"Image side (default: {_D.image_size}).")] = None,
     init_channels: Annotated[int | None, option(
-        f"Channels of the first cells (default: {_D.init_channels}).", _GENOTYPE)] = None,
-    layers: Annotated[int | None, option(f"Number of cells (default: {_D.layers}).", _GENOTYPE)]
-    = None,
+        f"Channels of the first cells (default: {_D.init_channels}).", panel=_GENOTYPE)] = None,
+    layers: Annotated[int | None, option(
+        f"Number of cells (default: {_D.layers}).", panel=_GENOTYPE)] = None,
     epochs: Annotated[int | None, option(
         f"Epochs (default: {_D.epochs}, DARTS trains 600; --arch: {_S.epochs}).")] = None,
     batch_size: Annotated[int | None, option(
@@ -73,14 +73,14 @@ def train(
     label_smoothing: Annotated[float | None, option(
         f"With --arch: label smoothing (default: {_S.label_smoothing}).")] = None,
     drop_path: Annotated[float | None, option(
-        f"Final drop-path probability (default: {_D.drop_path}).", _GENOTYPE)] = None,
+        f"Final drop-path probability (default: {_D.drop_path}).", panel=_GENOTYPE)] = None,
     cutout: Annotated[int | None, option(
-        f"Cutout square side, 0 = off (default: {_D.cutout}).", _GENOTYPE)] = None,
+        f"Cutout square side, 0 = off (default: {_D.cutout}).", panel=_GENOTYPE)] = None,
     auxiliary: Annotated[bool | None, typer.Option(
         "--auxiliary/--no-auxiliary", help="Auxiliary head (weight --auxiliary-weight).",
         show_default=False, rich_help_panel=_GENOTYPE)] = None,
     auxiliary_weight: Annotated[float | None, option(
-        f"Auxiliary loss weight (default: {_D.auxiliary_weight}).", _GENOTYPE)] = None,
+        f"Auxiliary loss weight (default: {_D.auxiliary_weight}).", panel=_GENOTYPE)] = None,
     seed: Annotated[int | None, option(f"Seed (default: {_D.seed}).")] = None,
     device: Annotated[str | None, option(f"Torch device (default: {_D.device}).")] = None,
     max_steps: Annotated[int | None, option("Stop after this many steps (quick runs).")] = None,
