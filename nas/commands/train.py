@@ -133,7 +133,9 @@ def train_supernet(
     method: Annotated[
         str | None, _opt(f"Training method of the space's family: {_method_help()}.")] = None,
     sampler: Annotated[
-        str | None, _opt("Subnet sampler: uniform or complexity (default: uniform).")] = None,
+        str | None, _opt(
+            "Subnet sampler: uniform, complexity or pada (paths and images drawn by "
+            "gradient-norm importance, docs/rank.md) (default: uniform).")] = None,
     num_random: Annotated[
         int | None, _opt(f"Random subnets per step (default: {_D.num_random}).")] = None,
     distill_weight: Annotated[
