@@ -206,7 +206,7 @@ def rank_subnets(
     computed = _score_all(cfg, setup, subnets, log, needed, observer, train_alone)
     columns = _columns(subnets, log, scorers, proxies)
     truths = [truth.lookup(s.arch) if truth else log.values[s.arch_id][TRUTH] for s in subnets]
-    judged, learned = _learned(cfg, setup.space, subnets, truths, columns, proxies)
+    judged, learned = _learned(cfg, subnets, truths, columns, proxies)
     metrics = ranking_metrics([truths[i] for i in judged],
                               {name: column[judged] for name, column in columns.items()},
                               rng=np.random.default_rng(cfg.seed), resamples=cfg.bootstrap)
@@ -356,7 +356,7 @@ def _columns(
 
 
 def _learned(
-    cfg: RankConfig, space: SearchSpace, subnets: list[SampledSubnet], truths: list[float],
+    cfg: RankConfig, subnets: list[SampledSubnet], truths: list[float],
     columns: dict[str, np.ndarray], proxies: list[str],
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """With `--labels`: fit parzc (when asked) on the labelled subnets, adding its column;
@@ -367,7 +367,7 @@ def _learned(
     labelled = choose_labelled(len(subnets), cfg.labels, np.random.default_rng([cfg.seed, 50]))
     recorded: dict[str, Any] = {"labelled": [subnets[i].arch_id for i in labelled]}
     if PARZC in proxies:
-        features = parzc_features(columns, [space.encode(s.arch) for s in subnets])
+        features = parzc_features(columns)
         columns[PARZC], fit = fit_parzc(features, [truths[i] for i in labelled], labelled,
                                         seed=cfg.seed)
         recorded["parzc_weights"] = fit.weight_of()
