@@ -17,12 +17,8 @@ from nas.errors import ArtifactError, ConfigError
 from nas.profile.store import ProfileStore
 from nas.train.config import TrainConfig, resume_mismatches
 from nas.train.darts_adapter import bilevel_config_from, default_latency_source
-from nas.train.darts_latency import (
-    load_profile_table,
-    profile_blocks_path,
-    profile_device,
-    toy_latency_table,
-)
+from nas.train.darts_latency import load_profile_table, profile_blocks_path, toy_latency_table
+from nas.train.search_latency import profile_device
 from search_spaces.darts.space import DartsSpace
 
 runner = CliRunner()
@@ -196,7 +192,7 @@ def test_resume_keeps_the_latency_table_the_search_started_with(tmp_path: Path) 
 
 
 def test_an_unknown_latency_table_names_the_valid_sources(tmp_path: Path) -> None:
-    from nas.train.darts_latency import load_latency_table
+    from nas.train.search_latency import load_latency_table
 
     with pytest.raises(ArtifactError, match="toy, measure, profile or profile:DEVICE"):
         load_latency_table(tmp_path / "profil")
