@@ -35,7 +35,7 @@ from nas.arch import arch_id  # noqa: E402
 from nas.artifacts import atomic_write_json  # noqa: E402
 from nas.export import formats as fmt  # noqa: E402
 from nas.export.deploy import ONNX_FORMS, TORCHSCRIPT_FORMS  # noqa: E402
-from nas.export.load import load_exported  # noqa: E402
+from nas.export.load import SavedModel, load_exported  # noqa: E402
 from search_spaces import create_space  # noqa: E402
 
 
@@ -117,9 +117,9 @@ def _runners(space: Any, supernet: Any, arch: dict[str, Any], x: torch.Tensor, o
     runners["eager_folded"] = load_exported(out, fuse_bn=True)
     for name, form in (("torchscript_bn", kept_ts), ("torchscript", folded_ts)):
         fmt.save_torchscript(static, x, out, form=form)
-        runners[name] = fmt.SavedModel("torchscript", out)
+        runners[name] = SavedModel("torchscript", out)
     fmt.save_onnx(static, x, out, form=ONNX_FORMS[0])
-    runners["onnxruntime"] = fmt.SavedModel("onnx", out, threads=threads)
+    runners["onnxruntime"] = SavedModel("onnx", out, threads=threads)
     return runners
 
 

@@ -131,7 +131,7 @@ def git_revision() -> str | None:
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts recorded with every stage."""
-    from nas import __version__
+    from nas._version import __version__
 
     info: dict[str, Any] = {
         "nas": __version__,

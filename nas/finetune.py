@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,9 @@ from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
+
+if TYPE_CHECKING:
+    from nas.supernet.trained import TrainedSupernet
 
 logger = logging.getLogger(__name__)
 
@@ -83,24 +86,18 @@ def _source_run(export_dir: Path, runs_dir: Path | None) -> RunDir:
     return RunDir(root, str(name)).require()
 
 
-def _teacher(run: RunDir, splits: Any, cfg: FinetuneConfig, resolution: int) -> nn.Module:
+def _teacher(source: TrainedSupernet, cfg: FinetuneConfig, resolution: int) -> nn.Module:
     """The supernet's largest subnet, BN recalibrated at the student's input side."""
-    from nas.evaluate import calibration_images
-    from nas.train.bn_calibrate import recalibrate_bn
-    from nas.train.checkpoint import load_trained_supernet
-
-    device = torch.device(cfg.device)
-    supernet = load_trained_supernet(run, device)
-    supernet.set_active(supernet.space.largest())
-    images = calibration_images(splits, batch_size=cfg.batch_size, device=device, seed=cfg.seed,
-                                resolution=resolution)
-    recalibrate_bn(supernet, images, num_batches=cfg.calib_batches)
-    return supernet.eval()
+    teacher = source.calibrated(
+        source.space.largest(), batch_size=cfg.batch_size, calibration_batches=cfg.calib_batches,
+        seed=cfg.seed, resolution=resolution,
+    )
+    return teacher.eval()
 
 
 def _evaluate(model: nn.Module, splits: Any, which: str, resolution: int, device: Any) -> float:
     from nas.data import BatchLoader
-    from nas.evaluate import resize_to
+    from nas.supernet.evaluate import resize_to
 
     loader = BatchLoader.for_splits(splits, which, batch_size=256, device=device)
     model.eval()
@@ -135,20 +132,19 @@ def finetune_export(
     """
     from nas.data import BatchLoader
     from nas.export.export import export_model
-    from nas.export.formats import FORMATS, read_arch_json
-    from nas.export.load import load_exported
-    from nas.train.checkpoint import read_weights_metadata, weights_path
-    from nas.train.evaluation import run_dataset
+    from nas.export.formats import FORMATS
+    from nas.export.load import load_exported, read_arch_json
+    from nas.supernet.trained import TrainedSupernet
 
     out = out_dir or export_dir / "finetuned"
     meta = read_arch_json(export_dir)
-    run = _source_run(export_dir, runs_dir)
-    splits = run_dataset(dict(read_weights_metadata(weights_path(run))["train_config"]))
+    source = TrainedSupernet.load(_source_run(export_dir, runs_dir), cfg.device)
+    splits = source.splits
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
     model = load_exported(export_dir, device=cfg.device, fuse_bn=False)  # trainable: BN kept
     before = _evaluate(model, splits, "val", resolution, device)
-    teacher = _teacher(run, splits, cfg, resolution) if cfg.distill else None
+    teacher = _teacher(source, cfg, resolution) if cfg.distill else None
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
     trainer = Finetuner(model, teacher, loader, splits, cfg, resolution)
@@ -226,7 +222,7 @@ class Finetuner(SingleNetTrainer):
         return self.loader.epoch(epoch, start_batch=start_batch)  # type: ignore[no-any-return]
 
     def train_step(self, batch: Any, *, step: int) -> StepOutput:
-        from nas.evaluate import resize_to
+        from nas.supernet.evaluate import resize_to
 
         cfg, (images, labels) = self.config, batch
         for group in self.optimizer.param_groups:  # cosine decay to zero, set per step

@@ -24,7 +24,7 @@ from nas.errors import ArtifactError
 from nas.search.pipeline import SearchObserver
 
 if TYPE_CHECKING:
-    from nas.export.run import RunExport
+    from nas.export.from_run import RunExport
     from nas.profile.pipeline import Predictors
     from nas.profile.session import Progress
     from nas.train.loop import StepLog
@@ -151,7 +151,8 @@ def _train(
     observer: QuickstartObserver,
 ) -> None:
     from nas.config import build_config
-    from nas.train.checkpoint import checkpoint_path, weights_path
+    from nas.supernet.weights import weights_path
+    from nas.train.checkpoint import checkpoint_path
     from nas.train.config import TrainConfig
     from nas.train.run import train_run
 
@@ -228,7 +229,7 @@ def _search(
 
 def _export(run: RunDir, observer: QuickstartObserver) -> Path:
     """Stage 4: export the best subnet of the quickstart search (skipped when done)."""
-    from nas.export.run import export_from_run
+    from nas.export.from_run import export_from_run
 
     stages = run.manifest().get("stages", {}) if run.exists() else {}
     stage = stages.get("export") or {}

@@ -22,9 +22,7 @@ from torch import Tensor
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.supernet import Supernet
-
-# the one use of the weights writer; issue 12 moves it to nas/supernet/weights.py
-from nas.train.checkpoint import save_weights
+from nas.supernet.weights import save_weights
 from search_spaces import create_space
 from search_spaces.ofa_keymap import OFAKeyMap
 

@@ -23,7 +23,7 @@ from nas.arch import Arch
 if TYPE_CHECKING:
     import optuna
 
-    from nas.supernet import Supernet
+    from nas.supernet.base import Supernet
 
 
 class SearchSpace(abc.ABC):

@@ -29,7 +29,7 @@ def eval_subnet(
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate one subnet of a trained supernet on the validation (or test) split."""
-    from nas.train.evaluation import evaluate_run_subnet
+    from nas.supernet.trained import evaluate_run_subnet
 
     run_dir = RunDir(resolve_runs_dir(runs_dir), run).require()
     result = evaluate_run_subnet(

@@ -47,7 +47,7 @@ def export_command(
 ) -> None:
     """Export a subnet as a static model with recalibrated BN, checked against the supernet."""
     from nas.export.formats import parse_formats
-    from nas.export.run import export_from_run
+    from nas.export.from_run import export_from_run
 
     chosen_formats = parse_formats(formats)  # bad --format fails before any loading
     the_run = RunDir(resolve_runs_dir(runs_dir), run).require()

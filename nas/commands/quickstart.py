@@ -26,7 +26,7 @@ from nas.quickstart import (
 )
 
 if TYPE_CHECKING:
-    from nas.export.run import RunExport
+    from nas.export.from_run import RunExport
     from nas.profile.pipeline import Predictors
     from nas.profile.session import Progress
     from nas.train.loop import StepLog
@@ -58,7 +58,7 @@ class RichQuickstartObserver(QuickstartObserver):
 
     def trained(self, run: RunDir, summary: TrainSummary) -> None:
         from nas.commands.train import summary_table
-        from nas.train.checkpoint import weights_path
+        from nas.supernet.weights import weights_path
 
         self.close()
         console.print(summary_table(run, summary))

@@ -20,8 +20,10 @@ from nas.commands._common import (
 )
 from nas.commands._progress import TrainProgress
 from nas.config import build_config, check_keys, read_config_file
+from nas.runtime import resolve_device
+from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
-from nas.train.distributed import DistContext, resolve_device
+from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
 from nas.train.run import TrainSummary, saved_options, train_run
 
@@ -224,7 +226,7 @@ def train_supernet(
         console.print(summary_table(run_dir, summary))
         # a once-for-all run ends in weights, a DARTS search in a genotype
         for label, path in (
-            ("weights", run_dir.path / "supernet" / "weights.safetensors"),
+            ("weights", weights_path(run_dir)),
             ("genotype", run_dir.path / "genotype.json"),
         ):
             if path.is_file():

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+import nas.export.formats as fmt
 from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_json, environment, now_iso
-from nas.export import formats as fmt
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
+from nas.export.load import SavedModel, load_exported
 from nas.export.parity import FormatParity, ParityCheck, count_correct
 from nas.export.parity import raise_on_failure as _raise_on_failure
+from nas.supernet.evaluate import activate_and_recalibrate, resize_to
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -60,13 +62,6 @@ class ExportReport:
         return sorted(p for p in files if p.is_file() and not p.name.startswith("."))
 
 
-def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
-    """Bilinear resize to the subnet's input side, as training, evaluation and search do."""
-    from nas.evaluate import resize_to
-
-    return resize_to(images, resolution)
-
-
 def split_batches(
     splits: DatasetSplits, which: str, *, batch_size: int, resolution: int | None,
     limit: int | None = None,
@@ -79,31 +74,8 @@ def split_batches(
     for index, (images, labels) in enumerate(loader.epoch(0)):
         if limit is not None and index >= limit:
             break
-        batches.append((resize(images, resolution), labels))
+        batches.append((resize_to(images, resolution), labels))
     return batches
-
-
-def recalibrate(
-    supernet: Supernet, arch: Arch, splits: DatasetSplits, *, batches: int, batch_size: int,
-    device: torch.device, seed: int,
-) -> None:
-    """Activate `arch` and re-estimate its BN statistics on `batches` training batches.
-
-    Uses the images `nas.evaluate.evaluate_subnet` calibrates with for the same batch size and
-    seed, so the exported accuracy is the one search measured. Shared weights are trained for
-    many subnets, so the statistics stored in the supernet fit none of them exactly (OFA,
-    section 3.3).
-    """
-    from nas.evaluate import calibration_images
-    from nas.train.bn_calibrate import recalibrate_bn
-
-    supernet.to(device)
-    supernet.set_active(arch)
-    images = calibration_images(
-        splits, batch_size=batch_size, device=device, seed=seed,
-        resolution=supernet.input_resolution(arch),
-    )
-    recalibrate_bn(supernet, images, num_batches=batches)
 
 
 def export_subnet(
@@ -152,9 +124,10 @@ def export_subnet(
     space = supernet.space
     canonical = space.normalize(arch)
     chosen = fmt.parse_formats(formats)
-    recalibrate(
-        supernet, canonical, splits, batches=calib_batches, batch_size=batch_size,
-        device=torch.device(device), seed=seed,
+    # the images search and `nas eval` calibrate with, so the exported accuracy is the measured one
+    activate_and_recalibrate(
+        supernet, canonical, splits, num_batches=calib_batches, batch_size=batch_size,
+        seed=seed, device=torch.device(device),
     )
     supernet.cpu().eval()
     supernet.set_active(canonical)
@@ -273,7 +246,7 @@ def export_model(
 
 def _write_checked(
     name: str, model: nn.Module, example: torch.Tensor, out_dir: Path, check: ParityCheck
-) -> tuple[FormatParity, fmt.SavedModel, dict[str, Any]]:
+) -> tuple[FormatParity, SavedModel, dict[str, Any]]:
     """Write format `name` in the fastest form that passes parity, reading each back from disk.
 
     Forms are tried in `deploy.FORMS[name]` order, the stored (trained) form last. A form that
@@ -283,10 +256,8 @@ def _write_checked(
     since the one weights file serves all `load_exported` forms. The record says which form
     the format holds (the first accepted, else the stored one) and what each form measured.
     """
-    from nas.export.load import load_exported
-
     tried: list[dict[str, Any]] = []
-    chosen: tuple[FormatParity, fmt.SavedModel, DeployForm] | None = None
+    chosen: tuple[FormatParity, SavedModel, DeployForm] | None = None
     # read from disk once; rebuilding the network for each form would rebuild its supernet
     stored = load_exported(out_dir, fuse_bn=False) if name == "pytorch" else None
     for form in FORMS[name]:
@@ -294,7 +265,7 @@ def _write_checked(
             fmt.save_torchscript(model, example, out_dir, form=form)
         elif name == "onnx":
             fmt.save_onnx(model, example, out_dir, form=form)
-        saved = fmt.SavedModel(name, out_dir, form=form, stored=stored)
+        saved = SavedModel(name, out_dir, form=form, stored=stored)
         result = check(name, saved, form)
         required = result.allowed * (FOLD_MARGIN if form.fuse_bn else 1.0)
         accepted = result.passed and result.max_abs_diff <= required
@@ -318,7 +289,7 @@ def _arch_json(
 ) -> dict[str, Any]:
     arch = dict(meta["arch"])
     return {
-        "format": "nas-export/1",
+        "format": fmt.EXPORT_FORMAT,
         **{k: v for k, v in meta.items() if k != "arch"},
         "arch": arch,
         "arch_id": arch_id(arch),

@@ -1,4 +1,4 @@
-"""Writers and readers of the three export formats.
+"""Writers of the three export formats, and the names of an export folder's files.
 
 - `pytorch`: `weights.safetensors` (the static network's state dict, no pickle) next to
   `arch.json` (arch + space spec), rebuilt by `nas.load_exported`.
@@ -11,18 +11,15 @@ TorchScript) when that form meets the parity limits; the safetensors weights are
 trainable network as extracted, and `load_exported` applies the form on load.
 
 Every writer goes through `nas.artifacts.atomic_save_with`, so a killed export never leaves a
-half-written model file. `run_saved` reads a format back *from disk* and runs it, which is what
-the parity check compares: the file a user deploys, not the module still in memory.
+half-written model file. The readers are in `nas.export.load`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -34,6 +31,7 @@ from nas.export.deploy import STORED, DeployForm
 logger = logging.getLogger(__name__)
 
 FORMATS = ("pytorch", "torchscript", "onnx")
+EXPORT_FORMAT = "nas-export/1"  # arch.json and the weights' metadata
 WEIGHTS_FILE = "weights.safetensors"
 ARCH_FILE = "arch.json"
 TORCHSCRIPT_FILE = "model.pt"
@@ -67,7 +65,7 @@ def save_pytorch(model: nn.Module, out_dir: Path) -> Path:
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     path = out_dir / WEIGHTS_FILE
-    metadata = {"format": "nas-export/1"}
+    metadata = {"format": EXPORT_FORMAT}
     atomic_save_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
@@ -123,80 +121,3 @@ def save_onnx(
 
     atomic_save_with(path, write)
     return path
-
-
-def read_arch_json(out_dir: Path) -> dict[str, Any]:
-    """The export's `arch.json` (raises `ArtifactError` when missing or malformed)."""
-    from nas.artifacts import read_json
-    from nas.errors import ArtifactError
-
-    data = read_json(out_dir / ARCH_FILE)
-    if not isinstance(data, dict) or "arch" not in data or "space" not in data:
-        raise ArtifactError(
-            f"{out_dir / ARCH_FILE}: expected an object with 'arch' and 'space', "
-            f"got {json.dumps(data)[:80]}; re-export with `nas export`"
-        )
-    return data
-
-
-class SavedModel:
-    """One saved format loaded from disk, callable on a float32 CPU batch.
-
-    Args:
-        fmt: one of `FORMATS`.
-        out_dir: the export folder.
-        threads: intra-op threads for onnxruntime (torch uses its global setting).
-        form: (pytorch only) how `load_exported` prepares the network; None: as recorded.
-        stored: (pytorch only) the network already loaded from this folder as stored
-            (`load_exported(out_dir, fuse_bn=False)`), to prepare as `form` without reading
-            and rebuilding it again.
-    """
-
-    def __init__(
-        self, fmt: str, out_dir: Path, *, threads: int = 1, form: DeployForm | None = None,
-        stored: nn.Module | None = None,
-    ) -> None:
-        self.fmt = fmt
-        self._session: Any = None
-        self._module: Any = None
-        if fmt == "pytorch":
-            from nas.export.load import load_exported
-
-            if form is None:
-                self._module = load_exported(out_dir)
-            elif stored is not None:
-                from nas.export.deploy import deployable
-
-                self._module = deployable(stored, form)
-            else:
-                self._module = load_exported(
-                    out_dir, fuse_bn=form.fuse_bn, channels_last=form.channels_last
-                )
-        elif fmt == "torchscript":
-            path = str(out_dir / TORCHSCRIPT_FILE)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                self._module = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
-            self._module.eval()
-        elif fmt == "onnx":
-            self._session = _onnx_session(out_dir / ONNX_FILE, threads=threads)
-        else:
-            raise ConfigError(f"unknown format '{fmt}' (expected one of {', '.join(FORMATS)})")
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._session is not None:
-            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: x.cpu().numpy()})
-            return torch.from_numpy(out)
-        with torch.no_grad():
-            result: torch.Tensor = self._module(x.cpu())
-        return result
-
-
-def _onnx_session(path: Path, *, threads: int) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # warnings about unused initializers are noise here
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

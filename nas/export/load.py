@@ -1,4 +1,5 @@
-"""`load_exported(DIR)`: rebuild an exported static network from safetensors + arch.json.
+"""Readers of an export folder: `load_exported(DIR)` rebuilds the static network from
+safetensors + arch.json; `SavedModel` runs any written format as loaded back from disk.
 
 Nothing is unpickled: the network is rebuilt from the recorded space spec and arch, and the
 weights come from safetensors. The build recipe is recorded in `arch.json` under `builder`:
@@ -7,19 +8,33 @@ weights come from safetensors. The build recipe is recorded in `arch.json` under
   .extract_subnet(arch)`, whose structure is exactly what was exported;
 - `"build_network"` (stand-alone networks such as a DARTS evaluation network):
   `space.build_network(arch, **builder_kwargs)`.
+
+`SavedModel` is what the parity check compares: the file a user deploys, not the module still
+in memory.
 """
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.artifacts import read_json
+from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.export.deploy import STORED, DeployForm, deployable
-
-EXPORT_FORMAT = "nas-export/1"
+from nas.export.formats import (
+    ARCH_FILE,
+    FORMATS,
+    INPUT_NAME,
+    ONNX_FILE,
+    OUTPUT_NAME,
+    TORCHSCRIPT_FILE,
+    WEIGHTS_FILE,
+)
 
 
 def build_static(meta: dict[str, Any]) -> nn.Module:
@@ -76,8 +91,6 @@ def load_exported(
     """
     from safetensors.torch import load_file
 
-    from nas.export.formats import WEIGHTS_FILE, read_arch_json
-
     folder = Path(directory)
     meta = read_arch_json(folder)
     weights = folder / WEIGHTS_FILE
@@ -102,3 +115,73 @@ def load_exported(
     if form != STORED:
         model = deployable(model, form)
     return model.to(device).eval()
+
+
+def read_arch_json(out_dir: Path) -> dict[str, Any]:
+    """The export's `arch.json` (raises `ArtifactError` when missing or malformed)."""
+    data = read_json(out_dir / ARCH_FILE)
+    if not isinstance(data, dict) or "arch" not in data or "space" not in data:
+        raise ArtifactError(
+            f"{out_dir / ARCH_FILE}: expected an object with 'arch' and 'space', "
+            f"got {json.dumps(data)[:80]}; re-export with `nas export`"
+        )
+    return data
+
+
+class SavedModel:
+    """One saved format loaded from disk, callable on a float32 CPU batch.
+
+    Args:
+        fmt: one of `FORMATS`.
+        out_dir: the export folder.
+        threads: intra-op threads for onnxruntime (torch uses its global setting).
+        form: (pytorch only) how `load_exported` prepares the network; None: as recorded.
+        stored: (pytorch only) the network already loaded from this folder as stored
+            (`load_exported(out_dir, fuse_bn=False)`), to prepare as `form` without reading
+            and rebuilding it again.
+    """
+
+    def __init__(
+        self, fmt: str, out_dir: Path, *, threads: int = 1, form: DeployForm | None = None,
+        stored: nn.Module | None = None,
+    ) -> None:
+        self.fmt = fmt
+        self._session: Any = None
+        self._module: Any = None
+        if fmt == "pytorch":
+            if form is None:
+                self._module = load_exported(out_dir)
+            elif stored is not None:
+                self._module = deployable(stored, form)
+            else:
+                self._module = load_exported(
+                    out_dir, fuse_bn=form.fuse_bn, channels_last=form.channels_last
+                )
+        elif fmt == "torchscript":
+            path = str(out_dir / TORCHSCRIPT_FILE)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                self._module = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
+            self._module.eval()
+        elif fmt == "onnx":
+            self._session = _onnx_session(out_dir / ONNX_FILE, threads=threads)
+        else:
+            raise ConfigError(f"unknown format '{fmt}' (expected one of {', '.join(FORMATS)})")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._session is not None:
+            (out,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: x.cpu().numpy()})
+            return torch.from_numpy(out)
+        with torch.no_grad():
+            result: torch.Tensor = self._module(x.cpu())
+        return result
+
+
+def _onnx_session(path: Path, *, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about unused initializers are noise here
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -1,7 +1,7 @@
 """The metrics `nas search` optimises and constrains, built from a run's artifacts.
 
 - `top1` (%, maximised): the subnet's accuracy on the run's validation split with the trained
-  supernet's weights after BN recalibration (`nas.evaluate.evaluate_subnet`); expensive.
+  supernet's weights after BN recalibration (`nas.supernet.TrainedSupernet`); expensive.
 - `latency_ms` (minimised): the device's latency predictor from `nas profile`; cheap.
 - `macs`, `params`: exact counts from `space.complexity`; cheap.
 
@@ -23,7 +23,7 @@ from nas.search.base import Direction, Objective
 from search_spaces.base import SearchSpace
 
 if TYPE_CHECKING:
-    from nas.supernet import Supernet
+    from nas.supernet import Supernet, TrainedSupernet
 
 logger = logging.getLogger(__name__)
 
@@ -113,41 +113,26 @@ def predictor_latency(run: RunDir, device: str, space: SearchSpace) -> LatencySo
 class SupernetAccuracy:
     """`top1` of subnets of a run's trained supernet, after BN recalibration."""
 
-    supernet: Supernet
-    splits: Any
-    train_config: dict[str, Any]
-    device: Any
+    trained: TrainedSupernet
     split: str = "val"
     batch_size: int = 256
 
+    @property
+    def supernet(self) -> Supernet:
+        return self.trained.net
+
     @classmethod
     def load(cls, run: RunDir, *, device: str, split: str, batch_size: int) -> SupernetAccuracy:
-        from nas.train.checkpoint import load_trained_supernet, read_weights_metadata, weights_path
-        from nas.train.distributed import resolve_device
-        from nas.train.evaluation import run_dataset
+        from nas.runtime import resolve_device
+        from nas.supernet.trained import TrainedSupernet
 
-        torch_device = resolve_device(device)
-        meta = read_weights_metadata(weights_path(run))
-        net = load_trained_supernet(run, torch_device)
-        train_config = dict(meta["train_config"])
-        return cls(net, run_dataset(train_config), train_config, torch_device, split, batch_size)
+        trained = TrainedSupernet.load(run, resolve_device(device))
+        _ = trained.splits  # a missing dataset fails here, before the search starts
+        return cls(trained, split, batch_size)
 
     def evaluate(self, archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        from nas.evaluate import evaluate_subnet
-
-        scores = []
-        for arch in archs:
-            metrics = evaluate_subnet(
-                self.supernet,
-                arch,
-                self.splits,
-                split=self.split,
-                batch_size=self.batch_size,
-                calibration_batches=int(self.train_config.get("bn_calibration_batches", 10)),
-                seed=int(self.train_config.get("seed", 0)),
-                device=self.device,
-            )
-            scores.append(float(metrics["top1"]))
+        evaluate = self.trained.evaluate
+        scores = [evaluate(a, split=self.split, batch_size=self.batch_size)["top1"] for a in archs]
         return np.asarray(scores, dtype=np.float64)
 
     def objective(self) -> Objective:
@@ -160,7 +145,7 @@ def run_space(run: RunDir) -> SearchSpace:
 
     spec = run.manifest().get("space")
     if not spec:
-        from nas.train.checkpoint import read_weights_metadata, weights_path
+        from nas.supernet.weights import read_weights_metadata, weights_path
 
         spec = read_weights_metadata(weights_path(run))["space"]
     return space_from_spec(spec, source=str(run.manifest_path))

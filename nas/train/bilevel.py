@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from nas.artifacts import RunDir, append_jsonl, atomic_write_json
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, Split, load_dataset
-from nas.differentiable import SKIP, DifferentiableSupernet
 from nas.errors import ConfigError
+from nas.supernet.differentiable import SKIP, DifferentiableSupernet
 from nas.train.bilevel_config import BilevelConfig
 from nas.train.bilevel_rules import make_rule
 from nas.train.bilevel_spaces import search_family

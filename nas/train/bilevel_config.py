@@ -81,7 +81,7 @@ class BilevelConfig:
 
     @property
     def mode(self) -> str:
-        """The supernet's forward mode while searching (`nas.differentiable`)."""
+        """The supernet's forward mode while searching (`nas.supernet.differentiable`)."""
         return {"gdas": "gumbel", "rome": "rome"}.get(self.method, "softmax")
 
     def resolved_arch_lr(self) -> float:

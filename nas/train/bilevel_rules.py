@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from nas.differentiable import DifferentiableSupernet
+from nas.supernet.differentiable import DifferentiableSupernet
 from nas.train.bilevel_config import BilevelConfig
 from nas.train.darts_steps import (
     Objective,

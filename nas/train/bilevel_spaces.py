@@ -20,7 +20,7 @@ from search_spaces import SPACES, SearchSpace, create_space
 if TYPE_CHECKING:
     from nas.artifacts import RunDir
     from nas.data import DatasetSplits
-    from nas.differentiable import DifferentiableSupernet
+    from nas.supernet.differentiable import DifferentiableSupernet
     from nas.train.bilevel_config import BilevelConfig
     from nas.train.search_latency import ExpectedLatency
 

@@ -16,19 +16,41 @@ and the family adds its own files (DARTS: `genotype.json`, the DARTS repository'
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import torch
 
 from nas.arch import arch_id
-from nas.artifacts import atomic_write_json
+from nas.artifacts import RunDir, atomic_write_json
+from nas.data import DatasetSplits
+from nas.supernet.differentiable import DifferentiableSupernet
+from nas.train.bilevel_config import BilevelConfig
+from nas.train.bilevel_spaces import SearchFamily
+from nas.train.search_latency import ExpectedLatency
 from nas.train.trainer import LoopResult
-
-if TYPE_CHECKING:
-    from nas.train.bilevel import BilevelTrainer
+from search_spaces import SearchSpace
 
 ARCH_FORMAT = "nas-search-arch/1"
 
 
-def derive_arch(trainer: BilevelTrainer) -> dict[str, Any]:
+class SearchState(Protocol):
+    """What the summary reads of a search (a `SearchState`)."""
+
+    config: BilevelConfig
+    net: DifferentiableSupernet
+    space: SearchSpace
+    family: SearchFamily
+    run: RunDir
+    splits: DatasetSplits
+    device: torch.device
+    val_acc: float | None
+    latency: ExpectedLatency | None
+    target: float
+
+    def evaluate(self) -> float: ...
+
+
+def derive_arch(trainer: SearchState) -> dict[str, Any]:
     """The subnet by `config.select`: largest alphas, or DARTS-PT's perturbation."""
     config, net = trainer.config, trainer.net
     if config.select == "perturbation":
@@ -41,7 +63,7 @@ def derive_arch(trainer: BilevelTrainer) -> dict[str, Any]:
     return trainer.space.normalize(arch)
 
 
-def arch_record(trainer: BilevelTrainer, subnet: dict[str, Any]) -> dict[str, Any]:
+def arch_record(trainer: SearchState, subnet: dict[str, Any]) -> dict[str, Any]:
     """`arch.json`'s content for the found `subnet`."""
     config = trainer.config
     return {"format": ARCH_FORMAT, "arch": trainer.net.arch_string(subnet), "subnet": subnet,
@@ -49,14 +71,14 @@ def arch_record(trainer: BilevelTrainer, subnet: dict[str, Any]) -> dict[str, An
             "select": config.select}
 
 
-def _network(trainer: BilevelTrainer) -> dict[str, Any]:
+def _network(trainer: SearchState) -> dict[str, Any]:
     """The search network's size options (as the space resolved them) and weight count."""
     kwargs = trainer.space.spec()["kwargs"]
     sized = {key: kwargs[key] for key in trainer.family.space_options(trainer.config)}
     return {**sized, "params": sum(p.numel() for p in trainer.net.weight_parameters())}
 
 
-def search_summary(trainer: BilevelTrainer, result: LoopResult) -> dict[str, Any]:
+def search_summary(trainer: SearchState, result: LoopResult) -> dict[str, Any]:
     """Write `arch.json`, the family's files and `supernet/summary.json`; return the summary."""
     config, net, run = trainer.config, trainer.net, trainer.run
     subnet = derive_arch(trainer)

@@ -1,4 +1,4 @@
-"""Checkpoints and trained weights of a supernet.
+"""Training checkpoints (the final weights of a supernet: `nas.supernet.weights`).
 
 - `checkpoint.pt` (`supernet/checkpoint.pt` for every supernet trainer; stand-alone and
   fine-tuning runs write theirs in their own folder): the full training state of any trainer
@@ -6,9 +6,6 @@
   space spec (as JSON text), the RNG states and the trainer's own state. Written atomically
   with `torch.save`, read with `torch.load(weights_only=True)`, so everything in it is a
   tensor or a plain type.
-- `supernet/weights.safetensors`: the final weights, with the space spec and the training
-  config in the safetensors metadata, plus a readable sidecar `supernet/space.json`.
-  `load_trained_supernet()` rebuilds the network from these alone.
 """
 
 from __future__ import annotations
@@ -21,17 +18,13 @@ from typing import Any
 
 import torch
 
-from nas.artifacts import RunDir, atomic_save_with, atomic_write_json
+from nas.artifacts import RunDir, atomic_save_with
 from nas.errors import ArtifactError, IncompatibleArtifactError
-from nas.supernet import Supernet
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 2  # 2: one format for every trainer (1: once-for-all only)
-WEIGHTS_FORMAT = "nas-supernet/1"
 CHECKPOINT_FILE = "checkpoint.pt"
-WEIGHTS_FILE = "weights.safetensors"
-SPACE_FILE = "space.json"
 
 
 @dataclass(frozen=True)
@@ -75,10 +68,6 @@ def checkpoint_path(run: RunDir) -> Path:
     return run.sub("supernet", CHECKPOINT_FILE)
 
 
-def weights_path(run: RunDir) -> Path:
-    return run.sub("supernet", WEIGHTS_FILE)
-
-
 # On disk the position's fields are top-level keys and the options and space spec JSON text,
 # so a checkpoint reads back without pickle and without this package's classes.
 _POSITION_KEYS = ("phase", "epoch", "batch", "step")
@@ -120,70 +109,3 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
         payload[key] = json.loads(payload[key])
     payload["position"] = Position(**{key: payload.pop(key) for key in _POSITION_KEYS})
     return payload
-
-
-def save_weights(
-    run: RunDir, net: Supernet, *, space_spec: dict[str, Any], train_config: dict[str, Any]
-) -> Path:
-    """Write `supernet/weights.safetensors` (+ `space.json`) from `net`'s current weights."""
-    from safetensors.torch import save_file
-
-    # safetensors refuses shared storage; own contiguous CPU copies are always accepted
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in net.state_dict().items()}
-    metadata = {
-        "format": WEIGHTS_FORMAT,
-        "space": json.dumps(space_spec, sort_keys=True),
-        "train_config": json.dumps(train_config, sort_keys=True),
-    }
-    path = weights_path(run)
-    atomic_save_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    sidecar = {"space": space_spec, "format": WEIGHTS_FORMAT}
-    atomic_write_json(run.sub("supernet", SPACE_FILE), sidecar)
-    return path
-
-
-def read_weights_metadata(path: Path) -> dict[str, Any]:
-    """The space spec and training config stored beside the weights."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ArtifactError(
-            f"no trained supernet at {path}; train one with `nas train-supernet --run NAME`"
-        )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata: dict[str, str] = handle.metadata() or {}
-    if metadata.get("format") != WEIGHTS_FORMAT or "space" not in metadata:
-        raise IncompatibleArtifactError(
-            f"{path}: expected metadata format '{WEIGHTS_FORMAT}' with a space spec, "
-            f"got format {metadata.get('format')!r}; re-run `nas train-supernet`"
-        )
-    return {
-        "space": json.loads(metadata["space"]),
-        "train_config": json.loads(metadata.get("train_config", "{}")),
-    }
-
-
-def load_trained_supernet(run: RunDir, device: str | torch.device = "cpu") -> Supernet:
-    """The trained supernet of `run`, rebuilt from its space spec, on `device`, in eval mode.
-
-    Raises:
-        ArtifactError: the run has no `supernet/weights.safetensors`.
-        IncompatibleArtifactError: the weights were made for another space version or layout.
-    """
-    from safetensors.torch import load_file
-
-    from search_spaces import space_from_spec
-
-    path = weights_path(run)
-    meta = read_weights_metadata(path)
-    space = space_from_spec(meta["space"], source=str(path))
-    net = space.build_supernet()
-    state = load_file(str(path))
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise IncompatibleArtifactError(
-            f"{path}: weights do not fit space '{meta['space'].get('name')}' ({first[0].strip()})"
-        ) from None
-    return net.to(device).eval()

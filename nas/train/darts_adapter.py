@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from nas.artifacts import RunDir, atomic_write_json, read_json
-from nas.differentiable import DifferentiableSupernet
 from nas.errors import ArtifactError
+from nas.supernet.differentiable import DifferentiableSupernet
 from nas.train.bilevel_config import BilevelConfig
 from nas.train.bilevel_spaces import SearchFamily, supernet_options
 from nas.train.config import DARTS_OPTIONS, FAMILY_OPTIONS, METHOD_OPTIONS, STAGE, TrainConfig

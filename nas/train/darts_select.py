@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from nas.data import BatchLoader, DatasetSplits
-from nas.differentiable import DifferentiableSupernet
+from nas.supernet.differentiable import DifferentiableSupernet
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 

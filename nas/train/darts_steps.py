@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.differentiable import DifferentiableSupernet
+from nas.supernet.differentiable import DifferentiableSupernet
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # logits, labels -> loss
 

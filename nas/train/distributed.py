@@ -18,7 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from nas.errors import ConfigError, DeviceError
+from nas.errors import ConfigError
+from nas.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -106,28 +107,3 @@ class DistContext:
     def teardown(self) -> None:
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def resolve_device(requested: str) -> torch.device:
-    """`cpu`, `cuda` or `cuda:i`, checked against this machine.
-
-    Raises:
-        DeviceError: unknown device string, or CUDA requested but not available.
-    """
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise DeviceError(f"expected --device cpu, cuda or cuda:N, got '{requested}'") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"--device {requested}: CUDA is not available on this machine "
-                "(CPU-only torch or no GPU); use --device cpu"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"--device {requested}: expected an index below {torch.cuda.device_count()}"
-            )
-    elif device.type != "cpu":
-        raise DeviceError(f"expected --device cpu, cuda or cuda:N, got '{requested}'")
-    return device

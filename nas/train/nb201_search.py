@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from nas.artifacts import RunDir
-from nas.differentiable import DifferentiableSupernet
+from nas.supernet.differentiable import DifferentiableSupernet
 from nas.train.bilevel_config import BilevelConfig
 from nas.train.bilevel_spaces import SearchFamily, supernet_options
 from nas.train.search_latency import ExpectedLatency

@@ -22,7 +22,7 @@ from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.supernet import Supernet
-from nas.train.checkpoint import save_weights
+from nas.supernet.weights import save_weights
 from nas.train.config import RESUME_KEYS, TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
@@ -308,7 +308,7 @@ def evaluate_endpoints(
     `evaluate_subnet` recalibrates an extracted copy, so the supernet's own batch-norm
     statistics (saved weights, a later resume) are untouched.
     """
-    from nas.evaluate import evaluate_subnet
+    from nas.supernet.evaluate import evaluate_subnet
 
     sampler = make_sampler("uniform", net.space, resolutions=cfg.resolutions, seed=cfg.seed)
     out: dict[str, dict[str, float]] = {}

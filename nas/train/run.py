@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from nas.artifacts import RunDir, read_json
-from nas.train.checkpoint import checkpoint_path, weights_path
+from nas.supernet.weights import weights_path
+from nas.train.checkpoint import checkpoint_path
 from nas.train.config import DEFAULT_METHOD, STAGE, TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop

@@ -1,6 +1,6 @@
 """The DARTS search network (`DartsSupernet`): every op on every edge, mixed by alphas.
 
-Modes (`supernet.mode`, see `nas.differentiable`):
+Modes (`supernet.mode`, see `nas.supernet.differentiable`):
 * `"softmax"`: DARTS, `softmax(alpha)` mixes all ops of an edge;
 * `"gumbel"`: GDAS, one op per edge is sampled from a Gumbel-softmax (hard, straight-through):
   only that op is computed, so activations of one path per edge are kept in memory;
@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.arch import Arch
-from nas.differentiable import DifferentiableSupernet, MixWeights
 from nas.errors import ConfigError
+from nas.supernet.differentiable import DifferentiableSupernet, MixWeights
 from search_spaces.darts.counting import STEM_MULTIPLIER, CellPlan, cell_plans
 from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS, genotype_string
 from search_spaces.darts.mixed import StateOps

@@ -1,7 +1,7 @@
 """The NAS-Bench-201 supernet searched by DARTS-family methods: `NB201MixedSupernet`.
 
 It is `NB201Supernet` (the same per-edge weights and state-dict keys; mode "active" is the
-single path, unchanged) with the architecture parameters of `nas.differentiable`: one cell
+single path, unchanged) with the architecture parameters of `nas.supernet.differentiable`: one cell
 type ("cell": NB201 repeats one cell through the network), `alphas_cell` `(6, 5)` over the
 benchmark's ops in `OPS` order (edges in `KEYS` order) and `betas_cell` `(6,)`. The other
 modes run `mixed_cell.mixed_cell_forward` in every cell.
@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from nas.arch import Arch
-from nas.differentiable import DifferentiableSupernet, MixWeights
 from nas.errors import ConfigError
+from nas.supernet.differentiable import DifferentiableSupernet, MixWeights
 from search_spaces.darts.ops import init_weights
 from search_spaces.nb201.mixed_cell import mixed_cell_forward
 from search_spaces.nb201.network import NB201Network

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nas.differentiable import MixWeights
+from nas.supernet.differentiable import MixWeights
 from search_spaces.darts.supernet import channel_shuffle
 from search_spaces.nb201.grouped import conv_bn_group
 from search_spaces.nb201.search_cell import CONV_OPS, NODES, SearchCell, _NodeSums

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from nas.arch import Arch
-from nas.supernet import Supernet
+from nas.supernet.base import Supernet
 from search_spaces.nb201.network import NB201Network
 from search_spaces.nb201.search_cell import SearchCell, single_path_plan
 

@@ -40,7 +40,7 @@ from search_spaces.ofa_mbv3.layout import (
 if TYPE_CHECKING:
     import optuna
 
-    from nas.supernet import Supernet
+    from nas.supernet.base import Supernet
 
 NUM_BLOCKS = NUM_STAGES * MAX_DEPTH
 KEYS = ("kernel_size", "expand_ratio", "depth", "resolution")

@@ -25,7 +25,7 @@ from nas.layers.dynamic import (
     DynamicSqueezeExcite,
     apply_activation,
 )
-from nas.supernet import Supernet
+from nas.supernet.base import Supernet
 from search_spaces.ofa_mbv3.layout import EXPAND_CHOICES, KERNEL_CHOICES, BlockSlot, se_width
 from search_spaces.ofa_mbv3.static import Head, MBBlock, MobileNetV3Subnet, build_layer
 

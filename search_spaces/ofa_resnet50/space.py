@@ -43,7 +43,7 @@ from search_spaces.ofa_resnet50.layout import (
 if TYPE_CHECKING:
     import optuna
 
-    from nas.supernet import Supernet
+    from nas.supernet.base import Supernet
 
 MAX_BLOCKS = tuple(b + max(DEPTH_CHOICES) for b in BASE_DEPTHS)  # 4, 4, 6, 4
 OFFSETS = tuple(sum(MAX_BLOCKS[:s]) for s in range(4))

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from nas.arch import Arch
 from nas.errors import ConfigError
 from nas.layers.dynamic import DynamicBatchNorm2d, DynamicConv2d, DynamicLinear
-from nas.supernet import Supernet
+from nas.supernet.base import Supernet
 from search_spaces.ofa_resnet50.layout import (
     BASE_DEPTHS,
     EXPAND_CHOICES,

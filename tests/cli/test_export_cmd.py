@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli import app
 from nas.arch import arch_id
 from nas.artifacts import RunDir, atomic_write_json
-from nas.train.checkpoint import save_weights
+from nas.supernet.weights import save_weights
 from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 
 runner = CliRunner()

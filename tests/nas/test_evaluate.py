@@ -9,8 +9,8 @@ from torch import nn
 
 from nas.data import DatasetSplits, Split
 from nas.errors import ConfigError, DatasetError
-from nas.evaluate import evaluate_subnet, resize_to
-from nas.train.bn_calibrate import recalibrate_bn
+from nas.supernet.bn import recalibrate_bn
+from nas.supernet.evaluate import evaluate_subnet, resize_to
 from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 
 

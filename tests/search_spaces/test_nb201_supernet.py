@@ -155,7 +155,7 @@ def test_grouped_cell_trains_exactly_like_the_per_edge_cell(momentum: float | No
 
 
 def test_bn_recalibration_of_the_supernet_equals_the_subnets() -> None:
-    from nas.train.bn_calibrate import recalibrate_bn
+    from nas.supernet.bn import recalibrate_bn
 
     space = tiny()
     net = trained(space)

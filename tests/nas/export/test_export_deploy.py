@@ -17,7 +17,7 @@ import nas.export.deploy as deploy
 from nas.export import ExportReport, export_subnet, load_exported
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable, drop_identities
 from nas.export.export import FOLD_MARGIN, split_batches
-from nas.export.formats import SavedModel
+from nas.export.load import SavedModel
 from nas.supernet import Supernet
 from tests.nas.export.conftest import SUPERNET_SPACES, tiny_space, tiny_splits
 

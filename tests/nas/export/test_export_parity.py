@@ -15,11 +15,11 @@ import torch
 
 import nas
 from nas.errors import ArtifactError, IncompatibleArtifactError
-from nas.evaluate import calibration_images
 from nas.export import ExportReport, ParityError, export_model, export_subnet, load_exported
-from nas.export.formats import SavedModel
+from nas.export.load import SavedModel
 from nas.supernet import Supernet
-from nas.train.bn_calibrate import recalibrate_bn
+from nas.supernet.bn import recalibrate_bn
+from nas.supernet.evaluate import calibration_images
 from tests.nas.export.conftest import SUPERNET_SPACES, tiny_space, tiny_splits
 
 MakeExport = Callable[..., tuple[Supernet, ExportReport]]

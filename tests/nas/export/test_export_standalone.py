@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from nas.export import ExportReport, load_exported
-from nas.export.formats import SavedModel
+from nas.export.load import SavedModel
 from nas.supernet import Supernet
 
 # Runs with `python -I -S`: no user site, no cwd on sys.path and no .pth processing, so the

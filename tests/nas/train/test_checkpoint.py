@@ -11,15 +11,13 @@ from train_toy import ToySpace
 
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError, IncompatibleArtifactError
-from nas.train.checkpoint import (
-    Position,
-    load_checkpoint,
+from nas.supernet.weights import (
     load_trained_supernet,
     read_weights_metadata,
-    save_checkpoint,
     save_weights,
     weights_path,
 )
+from nas.train.checkpoint import Position, load_checkpoint, save_checkpoint
 
 
 def test_position_advances_through_epochs_and_phases() -> None:

@@ -31,7 +31,7 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
 
     import nas.train.run as run_module
     from nas.artifacts import RunDir
-    from nas.train.checkpoint import load_trained_supernet
+    from nas.supernet.weights import load_trained_supernet
     from nas.train.run import train_run
     from tests.nas.train.conftest import toy_config
 

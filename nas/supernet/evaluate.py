@@ -1,20 +1,28 @@
-"""Accuracy of one subnet of a supernet: extract, recalibrate BN, evaluate on a split."""
+"""Accuracy of one subnet of a supernet: extract, recalibrate BN, evaluate on a split.
+
+Also the pieces every consumer of a trained supernet shares: the calibration images (the same
+for a given batch size and seed, so search, `nas eval` and export measure the same subnet the
+same way), resizing to a subnet's resolution and reading a subnet from the command line.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nas.arch import Arch
+from nas.arch import Arch, parse_arch_argument
 from nas.data import BatchLoader, DatasetSplits
 from nas.errors import ConfigError
 from nas.layers.fuse import fuse_conv_bn
-from nas.supernet import Supernet
-from nas.train.bn_calibrate import recalibrate_bn
+from nas.supernet.base import Supernet
+from nas.supernet.bn import recalibrate_bn
+
+if TYPE_CHECKING:
+    from search_spaces.base import SearchSpace
 
 SPLITS = ("train", "val", "test")
 
@@ -47,6 +55,37 @@ def calibration_images(
         seed=seed,
     )
     return (resize_to(images, resolution) for images, _ in loader.epoch(0))
+
+
+def activate_and_recalibrate(
+    supernet: Supernet,
+    arch: Arch,
+    splits: DatasetSplits,
+    *,
+    num_batches: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+    resolution: int | None = None,
+) -> Supernet:
+    """Move `supernet` to `device`, activate `arch` and re-estimate its BN statistics in place.
+
+    Shared weights are trained for many subnets, so the statistics stored in the supernet fit
+    none of them exactly (OFA, section 3.3). The images are `calibration_images` at
+    `resolution` (default: the arch's own), the ones `evaluate_subnet` calibrates with for the
+    same batch size and seed, so a subnet exported or distilled from is the one search measured.
+
+    Returns:
+        `supernet` itself, with `arch` active and its train/eval mode unchanged.
+    """
+    supernet.to(device)
+    supernet.set_active(arch)
+    side = supernet.input_resolution(arch) if resolution is None else resolution
+    images = calibration_images(
+        splits, batch_size=batch_size, device=device, seed=seed, resolution=side
+    )
+    recalibrate_bn(supernet, images, num_batches=num_batches)
+    return supernet
 
 
 @torch.no_grad()
@@ -100,3 +139,12 @@ def evaluate_subnet(
             f"split '{split}' of dataset '{splits.name}' is empty; nothing to evaluate"
         )
     return {"top1": 100.0 * correct / n, "loss": loss_sum / n, "n": n}
+
+
+def resolve_subnet(space: SearchSpace, text: str) -> dict[str, Any]:
+    """`max`, `min`, inline JSON or a JSON file, as a canonical arch of `space`."""
+    if text == "max":
+        return space.largest()
+    if text == "min":
+        return space.smallest()
+    return space.normalize(parse_arch_argument(text))

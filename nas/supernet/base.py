@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from nas.arch import Arch
-from search_spaces.base import SearchSpace
+
+if TYPE_CHECKING:  # a space builds its supernet: at run time only that direction imports
+    from search_spaces.base import SearchSpace
 
 
 class Supernet(nn.Module, abc.ABC):

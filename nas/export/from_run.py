@@ -164,16 +164,14 @@ def export_from_run(
         calib_batches: BN recalibration batches (default: the run's `bn_calibration_batches`).
         argv: the command line, recorded in the model card and the manifest.
     """
-    from nas.train.checkpoint import load_trained_supernet, read_weights_metadata, weights_path
-    from nas.train.evaluation import run_dataset
+    from nas.supernet.trained import TrainedSupernet
+    from nas.supernet.weights import weights_path
 
     run.require()
     if not weights_path(run).is_file() and (run.path / NETWORK_WEIGHTS).is_file():
         return _export_trained_network(run, pick_rule, formats, out_dir, argv)
-    meta = read_weights_metadata(weights_path(run))
-    train_cfg = dict(meta["train_config"])
-    supernet = load_trained_supernet(run, "cpu")
-    space = supernet.space
+    trained = TrainedSupernet.load(run, "cpu")
+    space, settings = trained.space, trained.settings
     front, tag = find_front(run, search_tag)
     if front is None and search_tag is not None:
         raise ArtifactError(f"run '{run.name}' has no search '{search_tag}'")
@@ -186,12 +184,12 @@ def export_from_run(
     predicted, metas = predictor_latencies(run, space, [chosen.arch], devices)
     target = out_dir or run.path / "export" / arch_id(chosen.arch)
     search_cfg: Mapping[str, Any] = front.config if front is not None else {}
-    batch_size = int(search_cfg.get("batch_size") or train_cfg.get("eval_batch_size") or 256)
+    batch_size = int(search_cfg.get("batch_size") or settings.batch_size)
     config = {
         "pick": pick_rule, "search_tag": tag, "device": device, "formats": list(formats),
         "out_dir": str(target), "arch_id": arch_id(chosen.arch),
     }
-    run.begin_stage(STAGE, config=config, seed=int(train_cfg.get("seed", 0)), device="cpu",
+    run.begin_stage(STAGE, config=config, seed=settings.seed, device="cpu",
                     argv=list(argv) if argv else None)
     provenance = {
         "run": run.name, "runs_dir": str(run.root), "search_tag": tag, "pick": pick_rule,
@@ -200,10 +198,10 @@ def export_from_run(
     }
     try:
         report = export_subnet(
-            supernet, chosen.arch, target, splits=run_dataset(train_cfg), formats=formats,
+            trained.net, chosen.arch, target, splits=trained.splits, formats=formats,
             calib_batches=int(calib_batches if calib_batches is not None
-                              else train_cfg.get("bn_calibration_batches", 10)),
-            batch_size=batch_size, seed=int(train_cfg.get("seed", 0)), provenance=provenance,
+                              else settings.calibration_batches),
+            batch_size=batch_size, seed=settings.seed, provenance=provenance,
             predicted_latency={d: v[0] for d, v in predicted.items()},
             latency_devices=tuple(_local_devices(metas)),
             latency_threads=_local_devices(metas),
@@ -225,7 +223,7 @@ def _export_trained_network(
 
     from nas.artifacts import read_json
     from nas.export.export import export_network
-    from nas.train.evaluation import run_dataset
+    from nas.supernet.trained import EvalSettings
     from search_spaces import space_from_spec
 
     if pick_rule != "best":
@@ -252,7 +250,8 @@ def _export_trained_network(
                   "genotype.json", "weights": str(run.path / NETWORK_WEIGHTS),
                   "commands": _commands(run, None, argv)}
     try:
-        report = export_network(space, genotype, model, target, splits=run_dataset(train_cfg),
+        splits = EvalSettings.from_train_config(train_cfg).load_dataset()
+        report = export_network(space, genotype, model, target, splits=splits,
                                 formats=formats, provenance=provenance)
     except BaseException:
         run.end_stage(STAGE, status="failed")

@@ -36,7 +36,7 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.errors import ConfigError
-from nas.supernet import Supernet
+from nas.supernet.base import Supernet
 
 MODES = ("softmax", "gumbel", "rome", "fixed", "active")
 SKIP = "skip_connect"
