@@ -20,9 +20,10 @@ class BilevelConfig:
     # steps of one epoch (None: a pass over each half); shorter epochs give the per-epoch
     # schedules (lr, temperature, logged alphas) a finer grain on a budget of steps
     epoch_steps: int | None = None
-    init_channels: int = 16  # darts: channels of the first cells; nb201: C
-    layers: int = 8  # darts: cells
-    cells_per_stage: int | None = None  # nb201: N (None: the space's default, 5)
+    # the search network's size; None: the space's default
+    init_channels: int | None = None  # darts: channels of the first cells (16); nb201: C (16)
+    layers: int | None = None  # darts: cells (8)
+    cells_per_stage: int | None = None  # nb201: N (5)
     lr: float = 0.025  # weight SGD, cosine-annealed per epoch to lr_min
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -64,7 +65,7 @@ class BilevelConfig:
                     "sd_teachers", "rome_samples"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
-        for key in ("epoch_steps", "cells_per_stage"):
+        for key in ("epoch_steps", "init_channels", "layers", "cells_per_stage"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if self.rarts_coupling < 0 or self.sd_weight < 0 or self.sd_temperature <= 0:

@@ -4,8 +4,8 @@ Every search, whatever its space, writes
 
 * `arch.json`: `{"format": "nas-search-arch/1", "arch": <the space's text form: NB201's
   "|op~0|+|op~0|op~1|+|...|", DARTS' "Genotype(...)">, "subnet": <canonical subnet config>,
-  "arch_id", "space": <spec>, "method", "select"}`; `space.normalize()` reads it back (the
-  string or the config), and `nas train-supernet --json` prints the same `arch`;
+  "arch_id", "space": <spec>, "method", "select"}`; the space's `normalize()` reads either
+  form back, and `nas train-supernet --json` prints the same `arch`;
 * `supernet/summary.json`: `arch.json`'s fields plus how far the search got, the supernet's
   validation accuracy, the options and the family's figures;
 

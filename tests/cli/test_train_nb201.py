@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli import app
@@ -69,3 +70,41 @@ def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
     lines = (RunDir(runs_dir, "sp").path / "supernet" / "metrics.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
     assert record["phase"] == "spos" and "loss_random" in record and "loss_largest" not in record
+
+
+def test_a_darts_family_method_prints_the_found_cell_as_the_nb201_string(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, [
+        "train-supernet", "--space", NAME, "--method", "darts", "--dataset", "synthetic",
+        "--image-size", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", "2",
+        "--run", "dn", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    record = json.loads((runs_dir / "dn" / "arch.json").read_text())
+    assert printed["arch"] == record["arch"] and printed["arch"].startswith("|")
+    assert NB201Space().normalize(printed["arch"]) == printed["subnet"] == record["subnet"]
+    assert printed["run"] == "dn" and printed["steps"] == 2
+    summary = json.loads((runs_dir / "dn" / "supernet" / "summary.json").read_text())
+    assert summary["supernet"]["channels"] == 4  # the space's default, not DARTS' 16
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--method", "rarts", "--rome-samples", "2"], None),
+    (["--method", "spos", "--init-channels", "8"], "DARTS-family --method"),
+    (["--method", "darts", "--layers", "3"], "only used with --space darts"),
+    (["--method", "rome", "--partial-channels", "2"], "only used by --method pc-darts"),
+])
+def test_options_a_method_ignores_are_one_line_errors(
+    options: list[str], message: str | None, runs_dir: Path, tmp_path: Path
+) -> None:
+    if message is None:  # method options without a flag come from a config file
+        config = tmp_path / "rome.yaml"
+        config.write_text("rome_samples: 2\n")
+        options, message = [options[0], options[1], "--config", str(config)], "--method rome"
+    result = runner.invoke(app, ["train-supernet", "--space", NAME, "--run", "x",
+                                 "--dataset", "synthetic", *options])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.output
