@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import emit, log  # noqa: E402
 from nas.arch import Arch  # noqa: E402
 from search_spaces.nb201 import NB201Space  # noqa: E402
+from search_spaces.nb201.cells import OPS  # noqa: E402
 from search_spaces.nb201.network import NB201Network  # noqa: E402
 from search_spaces.nb201.ops import avg_pool_3x3, conv_op  # noqa: E402
-from search_spaces.nb201.space import OPS  # noqa: E402
 
 
 class Zero(nn.Module):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from nas.profile.pipeline import Predictors
     from nas.profile.session import Progress
     from nas.train.loop import StepLog
-    from nas.train.run import TrainSummary
+    from nas.train.supernet_run import TrainSummary
 
 TAG = "quickstart"
 DEVICE = "cpu"
@@ -154,7 +154,7 @@ def _train(
     from nas.supernet.weights import weights_path
     from nas.train.checkpoint import checkpoint_path
     from nas.train.config import TrainConfig
-    from nas.train.run import train_run
+    from nas.train.supernet_run import train_run
 
     values = {"dataset": "digits", "image_size": settings.image_size,
               "resolutions": settings.resolutions, "epochs": settings.epochs,

@@ -2,52 +2,38 @@
 
 The featurizer is fixed when a predictor is fitted (its key list is saved with it), so the
 count columns mean the same thing at fit and at predict time. Prediction cost is dominated by
-this step (python per arch); predictors themselves are a few matrix products over a batch.
+this step (python per arch) unless the space computes a batch at once
+(`SearchSpace.batch_features`); predictors themselves are a few matrix products over a batch.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 
 from nas.arch import Arch
 from nas.errors import InvalidArchError
 from predictors.base import Features
-from search_spaces.base import SearchSpace
+from search_spaces.base import BatchFeatures, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+# probe subnets a space's vectorised features must reproduce exactly before they are used
+VERIFY_SAMPLES = 64
 
 
 def encode_batch(space: SearchSpace, archs: Sequence[Arch]) -> np.ndarray:
-    """`(n, dim)` float32 encodings; uses the space's own `encode_batch` when it has one."""
-    batch = getattr(space, "encode_batch", None)
-    if callable(batch):
-        return np.asarray(batch(archs), dtype=np.float32)
-    out = np.empty((len(archs), space.dim), dtype=np.float32)
-    for row, arch in enumerate(archs):
-        out[row] = space.encode(arch)
-    return out
-
-
-def has_blocks(space: SearchSpace) -> bool:
-    """Whether the space can list the blocks a subnet executes (lookup tables need that)."""
-    return callable(getattr(space, "block_keys", None))
-
-
-def block_keys(space: SearchSpace, arch: Arch) -> list[str]:
-    """The block keys `arch` executes, in order (empty for spaces without `block_keys`)."""
-    method = getattr(space, "block_keys", None)
-    return list(method(arch)) if callable(method) else []
+    """`(n, dim)` float32 encodings of `archs`."""
+    return np.asarray(space.encode_batch(archs), dtype=np.float32)
 
 
 def key_universe(
     space: SearchSpace, resolutions: Sequence[int], extra: Iterable[str] = ()
 ) -> list[str]:
     """Every block key the space can produce at `resolutions`, plus `extra` keys, sorted."""
-    method = getattr(space, "block_key_universe", None)
-    keys = set(method(list(resolutions))) if callable(method) else set()
-    keys.update(extra)
-    return sorted(keys)
+    return sorted(set(space.block_key_universe(list(resolutions))) | set(extra))
 
 
 class Featurizer:
@@ -62,16 +48,15 @@ class Featurizer:
         self.space = space
         self.keys = tuple(keys)
         self.index = {key: column for column, key in enumerate(self.keys)}
-        self.uses_blocks = bool(self.keys) and has_blocks(space)
+        self.uses_blocks = bool(self.keys) and space.has_blocks
 
     def counts(self, archs: Sequence[Arch]) -> np.ndarray:
         out = np.zeros((len(archs), len(self.keys)), dtype=np.float32)
         if not self.uses_blocks:
             return out
-        method: Any = getattr(self.space, "block_keys")  # noqa: B009 - checked in __init__
         index = self.index
         for row, arch in enumerate(archs):
-            for key in method(arch):
+            for key in self.space.block_keys(arch):
                 column = index.get(key)
                 if column is None:
                     raise InvalidArchError(
@@ -87,8 +72,41 @@ class Featurizer:
         return Features(encode_batch(self.space, archs), self.counts(archs))
 
 
+class BatchFeaturizer(Featurizer):
+    """The same features, computed for a whole batch by the space's `batch_features`."""
+
+    def __init__(self, space: SearchSpace, keys: Sequence[str], batch: BatchFeatures) -> None:
+        super().__init__(space, keys)
+        self.batch = batch
+
+    def transform(self, archs: Sequence[Arch]) -> Features:
+        """Features of canonical archs; unexpected input takes the generic path."""
+        try:
+            encoded, counts = self.batch(archs)
+        except (ValueError, KeyError, TypeError, IndexError):
+            for arch in archs:
+                self.space.validate(arch)  # raises InvalidArchError naming the bad key
+            return super().transform(archs)
+        return Features(encoded, counts)
+
+
 def make_featurizer(space: SearchSpace, keys: Sequence[str]) -> Featurizer:
     """The fastest featurizer that gives exactly the generic features for `space`."""
-    from predictors.fast_ofa import fast_featurizer
-
-    return fast_featurizer(space, keys, Featurizer(space, keys))
+    generic = Featurizer(space, keys)
+    if not generic.uses_blocks:
+        return generic
+    try:
+        batch = space.batch_features(keys)
+        if batch is None:
+            return generic
+        rng = np.random.default_rng(0)
+        probe = [space.largest(), space.smallest()]
+        probe += [space.sample(rng) for _ in range(VERIFY_SAMPLES)]
+        want, (encoded, counts) = generic.transform(probe), batch(probe)
+        if np.array_equal(want.encoded, encoded) and np.array_equal(want.counts, counts):
+            return BatchFeaturizer(space, keys, batch)
+        logger.info("%s: vectorised features disagree with the generic ones; not used",
+                    space.name)
+    except (ValueError, KeyError, IndexError, StopIteration) as exc:
+        logger.info("%s: vectorised features not available: %s", space.name, exc)
+    return generic

@@ -152,7 +152,7 @@ def load_predictor(
         warn: log a warning when the predictor is flagged as poor or was profiled on another
             machine (commands that print `predictor_warning(meta)` themselves pass False).
     """
-    base = Path(getattr(run_or_dir, "path", run_or_dir))
+    base = run_or_dir.path if isinstance(run_or_dir, RunLayout) else Path(run_or_dir)
     root = predictor_root(base, device)
     if (root / META).is_file():
         directory = root

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from nas.errors import IncompatibleArtifactError
-from nas.registry import Registry
+# built-in spaces register themselves in `_registry` when imported
+import search_spaces.darts.space
+import search_spaces.nb201.space
+import search_spaces.ofa_mbv3.space
+import search_spaces.ofa_resnet50.space  # noqa: F401
+from search_spaces._registry import (
+    SPACES,
+    builtin_space_names,
+    create_space,
+    register_space,
+    space_from_spec,
+)
 from search_spaces.base import SearchSpace
-
-SPACES: Registry[type[SearchSpace]] = Registry("search space")
-register_space = SPACES.register
-
-
-def builtin_space_names() -> list[str]:
-    """Names of the spaces this package ships (tests may register toy spaces beside them)."""
-    return [n for n in SPACES.names() if SPACES.get(n).__module__.startswith("search_spaces.")]
-
-
-def create_space(name: str, **kwargs: Any) -> SearchSpace:
-    """Build the space `name`; kwargs that are None are dropped so spaces keep their defaults."""
-    cls = SPACES.get(name)
-    return cls(**{k: v for k, v in kwargs.items() if v is not None})
-
-
-def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
-    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
-    cls = SPACES.get(spec["name"])
-    if spec.get("encoding_version") != cls.encoding_version:
-        raise IncompatibleArtifactError(
-            f"{source}: space '{spec['name']}' has encoding version "
-            f"{spec.get('encoding_version')}, "
-            f"this nas expects {cls.encoding_version}; re-run the stage that made it"
-        )
-    return cls(**spec.get("kwargs", {}))
-
 
 __all__ = [
     "SPACES",
@@ -43,9 +24,3 @@ __all__ = [
     "register_space",
     "space_from_spec",
 ]
-
-# built-in spaces register themselves on import (kept last: they import register_space above)
-import search_spaces.darts.space  # noqa: E402, F401
-import search_spaces.nb201.space  # noqa: E402, F401
-import search_spaces.ofa_mbv3.space  # noqa: E402, F401
-import search_spaces.ofa_resnet50.space  # noqa: E402, F401

@@ -14,6 +14,7 @@ canonical dict. Everything else takes canonical archs only.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -22,8 +23,13 @@ from nas.arch import Arch
 
 if TYPE_CHECKING:
     import optuna
+    from torch import nn
 
     from nas.supernet.base import Supernet
+
+# `(encoded, counts)` of a batch of canonical archs: `(n, dim)` encodings and `(n, K)` counts of
+# executed blocks over a given key list (see `SearchSpace.batch_features`)
+BatchFeatures = Callable[[Sequence[Arch]], tuple[np.ndarray, np.ndarray]]
 
 
 class SearchSpace(abc.ABC):
@@ -36,6 +42,32 @@ class SearchSpace(abc.ABC):
     # shrinking), "darts" for cells with architecture weights (bilevel methods). A family
     # without trainers (a tabular space) cannot be trained.
     family: ClassVar[str] = "once-for-all"
+    # Whether `block_keys()` lists the blocks a subnet executes, so that per-block latency
+    # lookup tables can be measured and used (the supernet then implements `block_module`).
+    has_blocks: ClassVar[bool] = False
+
+    # The input every subnet takes. Spaces set these from their constructor arguments; the
+    # defaults describe a 3-channel 32 x 32 image.
+    in_channels: int = 3
+    image_size: int = 32
+    # Elastic input sides a subnet may choose (the arch's "resolution"); empty when every
+    # subnet takes `image_size` inputs.
+    resolutions: Sequence[int] = ()
+
+    def subnet_from_text(self, text: str) -> dict[str, Any]:
+        """A subnet named on a command line: `max`, `min`, inline JSON or a JSON file (in any
+        form `normalize` reads), as a validated canonical arch."""
+        from nas.arch import parse_arch_argument
+
+        if text == "max":
+            return self.largest()
+        if text == "min":
+            return self.smallest()
+        return self.normalize(parse_arch_argument(text))
+
+    def input_sizes(self) -> list[int]:
+        """The input sides subnets use: the elastic `resolutions`, else `[image_size]`."""
+        return [int(side) for side in self.resolutions] or [int(self.image_size)]
 
     @property
     @abc.abstractmethod
@@ -94,3 +126,42 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def build_supernet(self) -> Supernet:
         """The weight-sharing torch network for this space (imports torch lazily)."""
+
+    # -- optional abilities: documented defaults, overridden where a space can do better ----
+    def encode_batch(self, archs: Sequence[Arch]) -> np.ndarray:
+        """`(n, dim)` float32 encodings of `archs` (default: `encode` one by one)."""
+        out = np.empty((len(archs), self.dim), dtype=np.float32)
+        for row, arch in enumerate(archs):
+            out[row] = self.encode(arch)
+        return out
+
+    def batch_features(self, keys: Sequence[str]) -> BatchFeatures | None:
+        """A vectorised `(encode, count blocks over keys)` for whole batches (default: None).
+
+        Latency prediction in search featurizes 100,000+ subnets; a space whose features have
+        a regular structure can compute a batch with numpy indexing. Used only after it
+        reproduced the per-arch features exactly; it may raise ValueError, KeyError or
+        IndexError on input it cannot handle.
+        """
+        return None
+
+    def block_keys(self, arch: Arch) -> list[str]:
+        """The blocks `arch` executes, in order, as lookup-table keys (default: none).
+
+        Spaces that set `has_blocks` return one key per executed block, so that a subnet's
+        latency can be estimated as the sum of its blocks' measured latencies.
+        """
+        return []
+
+    def block_key_universe(self, resolutions: Sequence[int] | None = None) -> list[str]:
+        """Every block key a subnet can produce at `resolutions` (default: none)."""
+        return []
+
+    def build_network(self, arch: Arch) -> nn.Module:
+        """A stand-alone network of `arch` with fresh weights, for training it alone.
+
+        Default: the subnet extracted from a newly initialised supernet (so it starts from
+        the supernet's initialisation). Spaces with a dedicated evaluation network (DARTS'
+        deeper, wider one) override this.
+        """
+        return self.build_supernet().extract_subnet(arch)

@@ -53,7 +53,7 @@ def import_ofa(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Import a Once-for-All supernet checkpoint (weights and BN statistics) as a new run."""
-    from nas.supernet_import import OFA_RESOLUTIONS, import_ofa_supernet
+    from nas.supernet.ofa_import import OFA_RESOLUTIONS, import_ofa_supernet
 
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     summary = import_ofa_supernet(

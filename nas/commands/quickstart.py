@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from nas.profile.pipeline import Predictors
     from nas.profile.session import Progress
     from nas.train.loop import StepLog
-    from nas.train.run import TrainSummary
+    from nas.train.supernet_run import TrainSummary
 
 
 class RichQuickstartObserver(QuickstartObserver):

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.arch import arch_id, parse_arch_argument
+from nas.arch import arch_id
 from nas.commands._common import JsonOption, console
 from nas.errors import ConfigError, NasError
 from search_spaces import SPACES, SearchSpace, create_space
@@ -68,19 +68,10 @@ def build_space(name: str, options: dict[str, Any]) -> SearchSpace:
     return create_space(name, **options)
 
 
-def resolve_subnet(space: SearchSpace, text: str) -> dict[str, Any]:
-    """`max`, `min`, inline JSON or a JSON file (canonical or OFA format), normalised."""
-    if text == "max":
-        return space.largest()
-    if text == "min":
-        return space.smallest()
-    return space.normalize(parse_arch_argument(text))
-
-
 def space_report(space: SearchSpace, subnet: str | None) -> dict[str, Any]:
     """The JSON object of `nas space show`: the space, and `params`/`macs` of the subnet
     (the largest one when no subnet is given), plus both ends of the space."""
-    arch = resolve_subnet(space, subnet or "max")
+    arch = space.subnet_from_text(subnet or "max")
     report: dict[str, Any] = {
         "space": space.describe(),
         "subnet": arch,
@@ -89,9 +80,8 @@ def space_report(space: SearchSpace, subnet: str | None) -> dict[str, Any]:
         "largest": space.complexity(space.largest()),
         "smallest": space.complexity(space.smallest()),
     }
-    block_keys = getattr(space, "block_keys", None)
-    if subnet is not None and callable(block_keys):
-        report["blocks"] = block_keys(arch)
+    if subnet is not None and space.has_blocks:
+        report["blocks"] = space.block_keys(arch)
     return report
 
 

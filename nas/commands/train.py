@@ -26,7 +26,7 @@ from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
-from nas.train.run import TrainSummary, saved_options, train_run
+from nas.train.supernet_run import TrainSummary, saved_options, train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
 def _method_help() -> str:

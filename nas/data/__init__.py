@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from nas.data._registry import DATASETS, RawDataset, register_dataset
 from nas.data.base import (
-    DATASETS,
     BatchLoader,
     DatasetSplits,
-    RawDataset,
     Split,
     augment_batch,
     load_dataset,
-    register_dataset,
     split_indices,
 )
 

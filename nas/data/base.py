@@ -7,7 +7,7 @@ augmented there (random crop with padding, horizontal flip), so data loading nee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import nas.data.loaders  # noqa: F401  (the built-in datasets register on import)
+from nas.data._registry import DATASETS
 from nas.errors import ConfigError
-from nas.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -58,24 +59,6 @@ class DatasetSplits:
             "channels": self.channels,
             "image_size": self.image_size,
         }
-
-
-@dataclass(frozen=True)
-class RawDataset:
-    """What a loader returns before splitting: all images, and an optional official test set."""
-
-    images: torch.Tensor  # uint8 N x C x H x W
-    labels: torch.Tensor  # int64
-    num_classes: int
-    hflip: bool
-    test_images: torch.Tensor | None = None
-    test_labels: torch.Tensor | None = None
-    default_image_size: int | None = None  # when --image-size is not given (else the native size)
-
-
-DatasetLoader = Callable[..., RawDataset]
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
-register_dataset = DATASETS.register
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -144,8 +127,6 @@ def load_dataset(
         seed: decides the split.
         num_classes, synthetic_size: for the synthetic dataset.
     """
-    from nas.data import loaders  # noqa: F401  (registers the loaders)
-
     if image_size is not None and not 4 <= image_size <= 1024:
         raise ConfigError(f"expected an image size between 4 and 1024 pixels, got {image_size}")
     loader = DATASETS.get(name)

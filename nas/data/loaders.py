@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.data.base import RawDataset, register_dataset
+from nas.data._registry import RawDataset, register_dataset
 from nas.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -205,7 +205,7 @@ def _decode_images(files: list[Path], size: int) -> np.ndarray:
 
 
 def _read_image_folder(root: Path, classes: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    from nas.data import cache
+    import nas.data.cache as cache
 
     files, labels = _list_image_folder(root, classes)
     if not files:

@@ -167,7 +167,7 @@ def export_network(
     """
     canonical = space.normalize(arch)
     model = model.cpu().eval()
-    side = int(getattr(space, "image_size", 0) or splits.image_size)
+    side = int(space.image_size or splits.image_size)
     meta = {"builder": "build_network", "builder_kwargs": {}, "space": space.spec(),
             "arch": canonical, "complexity": space.complexity(canonical)}
     return export_model(

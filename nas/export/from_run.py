@@ -17,7 +17,7 @@ from typing import Any
 
 from nas.arch import arch_id
 from nas.artifacts import RunDir
-from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError, NasError
+from nas.errors import ArtifactError, ConfigError, NasError
 from nas.export.export import ExportReport, export_subnet
 from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
@@ -237,10 +237,7 @@ def _export_trained_network(
     stages = manifest.get("stages", {})
     train_cfg = next((dict(s.get("config") or {}) for s in stages.values()
                       if "genotype" in (s.get("config") or {})), {})
-    build = getattr(space, "build_network", None)
-    if build is None:
-        raise IncompatibleArtifactError(f"space '{space.name}' cannot build a stand-alone network")
-    model = build(genotype)
+    model = space.build_network(genotype)
     model.load_state_dict(load_file(str(run.path / NETWORK_WEIGHTS)), strict=True)
     target = out_dir or run.path / "export" / arch_id(genotype)
     run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},

@@ -19,8 +19,7 @@ from nas.arch import arch_id
 from nas.artifacts import atomic_write_bytes, atomic_write_json, now_iso
 from nas.profile.devices import export_onnx
 from nas.profile.sampling import stratified_sample
-from nas.profile.session import resolutions_of
-from predictors.features import has_blocks, key_universe
+from predictors.features import key_universe
 from search_spaces.base import SearchSpace
 
 RUNNER = Path(__file__).with_name("bundle_runner.py")
@@ -30,9 +29,8 @@ RUNNER_NAME = "run_bundle.py"
 def _subnet_shape(
     space: SearchSpace, supernet: Any, arch: dict[str, Any], batch: int
 ) -> list[int]:
-    found = supernet.input_resolution(arch) if hasattr(supernet, "input_resolution") else None
-    side = int(found or arch.get("resolution") or getattr(space, "image_size", 32) or 32)
-    return [batch, int(getattr(space, "in_channels", 3)), side, side]
+    side = int(supernet.input_resolution(arch) or space.image_size)
+    return [batch, int(space.in_channels), side, side]
 
 
 def write_bundle(
@@ -54,8 +52,8 @@ def write_bundle(
     """
     archs = stratified_sample(space, samples, np.random.default_rng(seed))
     keys: list[str] = []
-    if blocks and has_blocks(space) and callable(getattr(supernet, "block_module", None)):
-        keys = key_universe(space, resolutions_of(space))
+    if blocks and space.has_blocks:
+        keys = key_universe(space, space.input_sizes())
     total, items = len(archs) + len(keys), []
     for arch in archs:
         shape = _subnet_shape(space, supernet, arch, batch_size)

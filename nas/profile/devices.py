@@ -37,6 +37,8 @@ class Device(abc.ABC):
     """
 
     family: str
+    # "wall" (elapsed time) or "cpu" (the timing thread's CPU time); see `create_device`
+    clock: str = "wall"
 
     def __init__(self, index: str | None = None, *, threads: int | None = None) -> None:
         self.index = index

@@ -21,7 +21,7 @@ from nas.artifacts import atomic_write_json, now_iso
 from nas.config import read_user_jsonl
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from nas.profile.store import REPORT, ProfileStore
-from predictors.features import Featurizer, block_keys, key_universe, make_featurizer
+from predictors.features import Featurizer, key_universe, make_featurizer
 from predictors.io import SELECTED, LatencyModel, save_model
 from predictors.report import POOR_WITHIN10, noise_floor
 from predictors.select import Selection, fit_and_select
@@ -95,7 +95,7 @@ def training_data(
     blocks: dict[str, list[float]] = defaultdict(list)
     for record in store.records(store.blocks_path):
         blocks[str(record["block"])].append(float(record["latency_ms"]))
-    used = {key for arch in archs for key in block_keys(space, arch)}
+    used = {key for arch in archs for key in space.block_keys(arch)}
     keys = key_universe(space, resolutions, extra=used | set(blocks))
     table = np.array([np.median(blocks[k]) if k in blocks else np.nan for k in keys])
     return archs, latency, make_featurizer(space, keys), (table if blocks else None)

@@ -20,7 +20,7 @@ from nas.arch import arch_id
 from nas.artifacts import RunDir, device_dirname, read_json
 from nas.errors import ConfigError
 from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
-from nas.profile.session import ProfilePlan, ProgressCallback, Session, resolutions_of
+from nas.profile.session import ProfilePlan, ProgressCallback, Session
 from nas.profile.store import REPORT, ProfileStore, open_target
 from predictors.io import load_predictor, predictor_warning
 from search_spaces.base import SearchSpace
@@ -123,7 +123,7 @@ def profile_device(
     device = create_device(target.device, threads=options.threads, clock=options.clock)
     if options.fresh:
         store.clear()
-    resolutions = resolutions_of(space)
+    resolutions = space.input_sizes()
 
     def estimate() -> float | None:
         archs, y, featurizer, table = training_data(space, store, resolutions)
@@ -156,7 +156,7 @@ def import_profile(
     space, store = target.open()
     imported = import_measurements(space, store, file, replace=replace)
     report = build_predictors(
-        space, store, resolutions=resolutions_of(space), seed=seed, force=_force(predictor),
+        space, store, resolutions=space.input_sizes(), seed=seed, force=_force(predictor),
         extra_meta={"fingerprint": None,
                     "setup": {"device": target.device, "imported_from": file.name}},
     )
@@ -172,7 +172,7 @@ def refit_predictors(
     # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
     kept = read_json(previous) if previous.is_file() else {}
     extra = {k: kept[k] for k in ("fingerprint", "setup", "session") if k in kept}
-    report = build_predictors(space, store, resolutions=resolutions_of(space), seed=seed,
+    report = build_predictors(space, store, resolutions=space.input_sizes(), seed=seed,
                               force=_force(predictor), extra_meta=extra or {"fingerprint": None})
     return _predictors(report, store)
 

@@ -30,7 +30,7 @@ from nas.profile.devices import Device, Runner
 from nas.profile.measure import MeasureSettings, Timing, measure, measure_relative
 from nas.profile.sampling import stratified_sample
 from nas.profile.store import REFERENCE, ProfileStore
-from predictors.features import has_blocks, key_universe
+from predictors.features import key_universe
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -91,15 +91,9 @@ ProgressCallback = Callable[[Progress], None]
 Estimator = Callable[[], float | None]
 
 
-def resolutions_of(space: SearchSpace) -> list[int]:
-    """The input sides subnets of `space` use (its `resolutions`, else its image size)."""
-    found = getattr(space, "resolutions", None) or [getattr(space, "image_size", 224)]
-    return [int(r) for r in found]
-
-
 def setup_of(device: Device, batch_size: int) -> dict[str, Any]:
     return {"device": device.name, "batch_size": batch_size, "threads": device.threads,
-            "clock": getattr(device, "clock", "wall")}
+            "clock": device.clock}
 
 
 def _record(timing: Timing, setup: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -182,14 +176,10 @@ class Session:
 
     def measure_blocks(self, round_index: int = 0) -> int:
         """Time every block key measured fewer than `round_index + 1` times; returns how many."""
-        if not (self.plan.blocks and has_blocks(self.space)):
-            return 0
-        block_module = getattr(self.supernet, "block_module", None)
-        if not callable(block_module):
-            logger.info("supernet has no block_module(); skipping the per-block table")
+        if not (self.plan.blocks and self.space.has_blocks):
             return 0
         taken = Counter(r["block"] for r in self.store.records(self.store.blocks_path, self.setup))
-        universe = key_universe(self.space, resolutions_of(self.space))
+        universe = key_universe(self.space, self.space.input_sizes())
         todo = [k for k in universe if taken[k] <= round_index]
         share = BLOCK_SHARE if round_index == 0 else LATE_BLOCK_SHARE
         started = time.perf_counter()
@@ -199,7 +189,7 @@ class Session:
                     logger.warning("time budget: %d of %d blocks left unmeasured",
                                    len(todo) - index, len(todo))
                 return index
-            module, shape = block_module(key)
+            module, shape = self.supernet.block_module(key)
             shape = (self.plan.batch_size, *tuple(shape)[1:])
             timing = self._time(module, None, shape, self.block_settings)
             self.store.append(self.store.blocks_path,

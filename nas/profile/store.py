@@ -145,5 +145,5 @@ def standalone_root(
     runs_dir: Path, name: str, space: Any, device: str, options: Mapping[str, Any] | None = None
 ) -> Path:
     """The folder of a profile made with `--space` (no run), at the space's largest side."""
-    side = max(getattr(space, "resolutions", None) or [getattr(space, "image_size", 0)])
+    side = max(space.input_sizes())
     return standalone_profile(runs_dir, name, side=int(side), device=device, options=options).path

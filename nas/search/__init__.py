@@ -7,21 +7,18 @@ problems of each device (`nas.search.problems`), its search, stage record and fi
 
 from __future__ import annotations
 
-from nas.search import evolution, nsga2, optuna_search  # noqa: F401  (registration)
 from nas.search.base import (
-    SEARCHERS,
     Candidate,
     Constraint,
     Objective,
     Searcher,
-    create_searcher,
     non_dominated_sort,
     pareto_front,
-    register_searcher,
 )
 from nas.search.evaluator import Evaluator
 from nas.search.hypervolume import hypervolume
 from nas.search.optimize import SearchResult, run_search
+from nas.search.searchers import SEARCHERS, create_searcher, register_searcher
 
 __all__ = [
     "SEARCHERS",

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from nas.errors import ConfigError
-from nas.registry import Registry
 
 if TYPE_CHECKING:
     from nas.search.evaluator import Evaluator
@@ -245,15 +244,3 @@ class Searcher(Protocol):
     """
 
     def run(self, space: SearchSpace, evaluator: Evaluator, *, seed: int) -> None: ...
-
-
-SearcherFactory = Callable[..., Searcher]
-SEARCHERS: Registry[SearcherFactory] = Registry("search algorithm")
-register_searcher = SEARCHERS.register
-
-
-def create_searcher(name: str, *, population: int = 50, **options: Any) -> Searcher:
-    """Build the searcher registered as `name` (importing the built-in ones first)."""
-    import nas.search  # noqa: F401  (registers the built-in searchers)
-
-    return SEARCHERS.get(name)(population=population, **options)

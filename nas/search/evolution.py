@@ -13,7 +13,8 @@ from collections import deque
 
 import numpy as np
 
-from nas.search.base import Candidate, Objective, register_searcher
+from nas.search._registry import register_searcher
+from nas.search.base import Candidate, Objective
 from nas.search.evaluator import Evaluator
 from nas.search.operators import feasible_novel, initial_population, mutate_until_changed
 from search_spaces.base import SearchSpace

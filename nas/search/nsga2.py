@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from nas.search._registry import register_searcher
 from nas.search.base import (
     Candidate,
     constrained_fronts,
     costs,
     crowding_distance,
-    register_searcher,
 )
 from nas.search.evaluator import Evaluator
 from nas.search.operators import feasible_novel, initial_population, mutate_until_changed

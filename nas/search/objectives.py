@@ -166,11 +166,11 @@ def measure_latency(
     setup = meta.get("setup") or {}
     runner_device = create_device(device, threads=setup.get("threads"))
     batch = int(setup.get("batch_size", 1))
-    channels = int(getattr(supernet.space, "in_channels", 3))
+    channels = int(supernet.space.in_channels)
     settings = MeasureSettings(target_ms=150.0)
     measured = {}
     for arch in archs:
-        side = supernet.input_resolution(arch) or int(getattr(supernet.space, "image_size", 32))
+        side = supernet.input_resolution(arch) or int(supernet.space.image_size)
         model = supernet.extract_subnet(arch).eval()
         timing = measure(runner_device.prepare(model, (batch, channels, side, side)), settings)
         measured[arch_id(arch)] = timing.median_ms

@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from nas.search.base import Candidate, Constraint, Objective, create_searcher, pareto_front
+from nas.search.base import Candidate, Constraint, Objective, pareto_front
 from nas.search.evaluator import Evaluator
 from nas.search.screen import AccuracyScreen
+from nas.search.searchers import create_searcher
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import optuna
 
 from nas.errors import NasError
-from nas.search.base import register_searcher
+from nas.search._registry import register_searcher
 from nas.search.evaluator import Evaluator
 from nas.search.study import StudyRecorder, open_study
 from search_spaces.base import SearchSpace

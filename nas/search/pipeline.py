@@ -17,7 +17,7 @@ from nas.artifacts import RunDir
 from nas.config import config_to_dict
 from nas.errors import ConfigError
 from nas.search import objectives as metrics
-from nas.search.base import SEARCHERS, Candidate
+from nas.search.base import Candidate
 from nas.search.optimize import SearchResult, run_search
 from nas.search.oracle import Oracle
 from nas.search.output import flat, plot_front, write_front, write_trials
@@ -29,6 +29,7 @@ from nas.search.problems import (
     oracle_problems,
     supernet_problems,
 )
+from nas.search.searchers import SEARCHERS
 from search_spaces.base import SearchSpace
 
 

@@ -17,7 +17,6 @@ from nas.supernet.evaluate import (
     calibration_images,
     evaluate_subnet,
     resize_to,
-    resolve_subnet,
 )
 from nas.supernet.trained import EvalSettings, TrainedSupernet, evaluate_run_subnet
 from nas.supernet.weights import (
@@ -40,7 +39,6 @@ __all__ = [
     "read_weights_metadata",
     "recalibrate_bn",
     "resize_to",
-    "resolve_subnet",
     "save_weights",
     "weights_path",
 ]

@@ -39,3 +39,15 @@ class Supernet(nn.Module, abc.ABC):
 
     def reorganize_channels(self) -> None:
         """Sort elastic channels by importance before a phase shrinks them (default: no-op)."""
+
+    def block_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
+        """The standalone module of block `key` and its input shape (batch 1), for timing.
+
+        Only supernets of spaces with `has_blocks` implement it (per-block latency tables).
+        """
+        from nas.errors import NasError
+
+        raise NasError(
+            f"space '{self.space.name}' has no per-block modules; profile whole subnets only "
+            "(nas profile --no-blocks)"
+        )

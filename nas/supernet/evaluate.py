@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nas.arch import Arch, parse_arch_argument
+from nas.arch import Arch
 from nas.data import BatchLoader, DatasetSplits
 from nas.errors import ConfigError
 from nas.layers.fuse import fuse_conv_bn
@@ -22,7 +22,7 @@ from nas.supernet.base import Supernet
 from nas.supernet.bn import recalibrate_bn
 
 if TYPE_CHECKING:
-    from search_spaces.base import SearchSpace
+    pass
 
 SPLITS = ("train", "val", "test")
 
@@ -139,12 +139,3 @@ def evaluate_subnet(
             f"split '{split}' of dataset '{splits.name}' is empty; nothing to evaluate"
         )
     return {"top1": 100.0 * correct / n, "loss": loss_sum / n, "n": n}
-
-
-def resolve_subnet(space: SearchSpace, text: str) -> dict[str, Any]:
-    """`max`, `min`, inline JSON or a JSON file, as a canonical arch of `space`."""
-    if text == "max":
-        return space.largest()
-    if text == "min":
-        return space.smallest()
-    return space.normalize(parse_arch_argument(text))

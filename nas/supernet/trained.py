@@ -20,7 +20,7 @@ from nas.data import DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.runtime import resolve_device
 from nas.supernet.base import Supernet
-from nas.supernet.evaluate import activate_and_recalibrate, evaluate_subnet, resolve_subnet
+from nas.supernet.evaluate import activate_and_recalibrate, evaluate_subnet
 from nas.supernet.weights import load_weights, read_weights_metadata, weights_path
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def evaluate_run_subnet(
     """Top-1, loss and size of one subnet of `run`'s supernet, after BN recalibration.
 
     Args:
-        subnet: `max`, `min`, inline JSON or a JSON file (see `resolve_subnet`).
+        subnet: `max`, `min`, inline JSON or a JSON file (see `SearchSpace.subnet_from_text`).
 
     Returns:
         `{"run", "arch", "arch_id", "split", "top1", "loss", "n", "params", "macs"}`.
@@ -160,7 +160,7 @@ def evaluate_run_subnet(
     if split not in EVAL_SPLITS:
         raise ConfigError(f"--split: expected one of {', '.join(EVAL_SPLITS)}, got '{split}'")
     trained = TrainedSupernet.load(run, resolve_device(device))
-    arch = resolve_subnet(trained.space, subnet)
+    arch = trained.space.subnet_from_text(subnet)
     metrics = trained.evaluate(arch, split=split, batch_size=batch_size)
     return {
         "run": run.name,

@@ -5,12 +5,12 @@
 - `trainer.Trainer`: what a kind of training supplies to the loop (lifecycle in its docstring);
   `trainer.RunTrainer`: a supernet trainer `nas train-supernet` builds from a `TrainConfig`.
 - `registry.TRAINERS`: space family (`SearchSpace.family`) -> method -> trainer.
-- Trainers: `once_for_all` (sandwich, progressive shrinking), `bilevel` (the DARTS family),
+- Trainers: `once_for_all` (sandwich, progressive shrinking, spos), `bilevel` (the DARTS family),
   `darts_eval` (a genotype's network, `nas train`); fine-tuning lives in `nas.finetune`.
-- `run.train_run`: a `nas train-supernet` run end to end.
+- `supernet_run.train_run`: a `nas train-supernet` run end to end.
 
-Modules are imported directly (`from nas.train.run import train_run`) so that importing this
-package stays cheap.
+Modules are imported directly (`from nas.train.supernet_run import train_run`) so that
+importing this package stays cheap.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ from search_spaces.darts.genotypes import STEPS
 STEM_MULTIPLIER = 3
 
 
+def reduction_layers(layers: int) -> tuple[int, ...]:
+    """Indices of the reduction cells: 1/3 and 2/3 of the depth, as in DARTS."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
 @dataclass(frozen=True)
 class CellPlan:
     """Shape facts of one cell of the network.
@@ -47,7 +52,6 @@ class CellPlan:
 
 def cell_plans(init_channels: int, layers: int, image_size: int) -> Iterator[CellPlan]:
     """The cells of a DARTS network (search or evaluation: the stacking is the same)."""
-    from search_spaces.darts.space import reduction_layers
 
     c_curr = STEM_MULTIPLIER * init_channels
     c_pp, c_p, c_curr = c_curr, c_curr, init_channels

@@ -20,8 +20,9 @@ import numpy as np
 
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
-from search_spaces import register_space
+from search_spaces._registry import register_space
 from search_spaces.base import SearchSpace
+from search_spaces.darts.counting import reduction_layers
 from search_spaces.darts.genotypes import (
     CELL_OPS,
     CONCAT,
@@ -46,11 +47,6 @@ def node_inputs(node: int) -> int:
     return node + 2
 
 
-def reduction_layers(layers: int) -> tuple[int, ...]:
-    """Indices of the reduction cells: 1/3 and 2/3 of the depth, as in DARTS."""
-    return tuple(sorted({layers // 3, 2 * layers // 3}))
-
-
 @register_space("darts")
 class DartsSpace(SearchSpace):
     """The DARTS cell space.
@@ -69,6 +65,7 @@ class DartsSpace(SearchSpace):
     name: ClassVar[str] = "darts"
     encoding_version: ClassVar[int] = 1
     family: ClassVar[str] = "darts"
+    has_blocks = True
 
     def __init__(
         self,

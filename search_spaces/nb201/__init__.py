@@ -1,7 +1,8 @@
-"""NAS-Bench-201's cell space (`nb201`), a tabular benchmark space (no torch supernet)."""
+"""NAS-Bench-201 cells (`nb201`): the space, its weight-sharing supernet, the string form."""
 
 from __future__ import annotations
 
-from search_spaces.nb201.space import NB201Space, from_string, to_string
+from search_spaces.nb201.cells import from_string, to_string
+from search_spaces.nb201.space import NB201Space
 
 __all__ = ["NB201Space", "from_string", "to_string"]

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from nas.arch import Arch
+from search_spaces.nb201.cells import EDGES
 from search_spaces.nb201.ops import ResNetBasicBlock, build_op
-from search_spaces.nb201.space import EDGES
 
 
 def stage_layout(channels: int, cells_per_stage: int) -> list[tuple[int, int]]:

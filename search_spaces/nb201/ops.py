@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from search_spaces.darts.ops import ReLUConvBN
-from search_spaces.nb201.space import CONV_KERNELS
+from search_spaces.nb201.cells import CONV_KERNELS
 
 __all__ = ["ReLUConvBN", "ResNetBasicBlock", "avg_pool_3x3", "build_op", "conv_op"]
 

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nas.arch import Arch
+from search_spaces.nb201.cells import CONV_KERNELS, EDGES, KEYS
 from search_spaces.nb201.grouped import conv_bn_group
 from search_spaces.nb201.ops import conv_op
-from search_spaces.nb201.space import CONV_KERNELS, EDGES, KEYS
 
 CONV_OPS = tuple(CONV_KERNELS)
 NODES = 4

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from search_spaces.nb201.space import EDGES, KEYS, OPS, NB201Space
+from search_spaces.nb201.cells import EDGES, KEYS, OPS
+from search_spaces.nb201.space import NB201Space
 
 _CONV1, _CONV3, _POOL, _SKIP, _NONE = (
     OPS.index(o) for o in ("nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "none")

@@ -23,9 +23,9 @@ import numpy as np
 
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
-from search_spaces import register_space
 from search_spaces._checks import check_exact_keys, checked_resolutions
-from search_spaces.base import SearchSpace
+from search_spaces._registry import register_space
+from search_spaces.base import BatchFeatures, SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, is_whole, mbv3_from_ofa
 from search_spaces.ofa_mbv3.layout import (
     DEPTH_CHOICES,
@@ -65,6 +65,7 @@ class OFAMobileNetV3Space(SearchSpace):
     name = "ofa-mbv3"
     encoding_version = 1
     family = "once-for-all"
+    has_blocks = True
 
     def __init__(
         self,
@@ -350,6 +351,11 @@ class OFAMobileNetV3Space(SearchSpace):
         else:
             descs = [self.layout.block(self.slots[slot_index], sides[slot_index], kernel, expand)]
         return sum(d.params() for d in descs), sum(d.macs() for d in descs)
+
+    def batch_features(self, keys: Sequence[str]) -> BatchFeatures:
+        from search_spaces.ofa_mbv3.batch_features import SlottedBatchFeatures
+
+        return SlottedBatchFeatures(self, keys)
 
     def block_keys(self, arch: Arch) -> list[str]:
         """One latency-relevant key per layer group the static subnet runs (stem, blocks, head)."""

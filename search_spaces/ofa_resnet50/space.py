@@ -23,8 +23,8 @@ import numpy as np
 
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
-from search_spaces import register_space
 from search_spaces._checks import check_exact_keys, checked_resolutions
+from search_spaces._registry import register_space
 from search_spaces.base import SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, resnet_from_ofa
 from search_spaces.ofa_resnet50.layout import (
@@ -70,6 +70,7 @@ class OFAResNet50Space(SearchSpace):
     name = "ofa-resnet50"
     encoding_version = 1
     family = "once-for-all"
+    has_blocks = True
 
     def __init__(
         self,

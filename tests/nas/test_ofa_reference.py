@@ -16,8 +16,8 @@ import torch
 
 from nas.artifacts import RunDir
 from nas.supernet import Supernet
+from nas.supernet.ofa_import import import_ofa_supernet, supernet_to_ofa
 from nas.supernet.weights import load_trained_supernet
-from nas.supernet_import import import_ofa_supernet, supernet_to_ofa
 from search_spaces import create_space
 from tests.fixtures.ofa.random_state import measure_running_stats, random_input, random_state
 

@@ -19,8 +19,8 @@ import torch
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.supernet import Supernet
+from nas.supernet.ofa_import import import_ofa_supernet, ofa_supernet
 from nas.supernet.weights import load_trained_supernet, read_weights_metadata, weights_path
-from nas.supernet_import import import_ofa_supernet, ofa_supernet
 from tests.fixtures.ofa.fixture import MBV3, RESNET, OFAFixture, case_names, load_ofa_fixture
 
 TOLERANCE = 1e-4  # max abs logit difference the issue asks for

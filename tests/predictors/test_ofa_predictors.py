@@ -64,12 +64,11 @@ def test_fast_featurizer_matches_generic_and_reports_bad_archs(
     space,  # type: ignore[no-untyped-def]
 ) -> None:
     from nas.errors import InvalidArchError
-    from predictors.fast_ofa import SlottedOFAFeaturizer
-    from predictors.features import make_featurizer
+    from predictors.features import BatchFeaturizer, make_featurizer
 
     keys = key_universe(space, space.resolutions)
     fast, generic = make_featurizer(space, keys), Featurizer(space, keys)
-    assert isinstance(fast, SlottedOFAFeaturizer)
+    assert isinstance(fast, BatchFeaturizer)
     rng = np.random.default_rng(3)
     archs = [space.sample(rng) for _ in range(200)]
     want, got = generic.transform(archs), fast.transform(archs)

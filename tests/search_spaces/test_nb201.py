@@ -9,7 +9,7 @@ import pytest
 from nas.errors import InvalidArchError
 from search_spaces import create_space
 from search_spaces.nb201 import NB201Space, from_string, to_string
-from search_spaces.nb201.space import KEYS, OPS
+from search_spaces.nb201.cells import KEYS, OPS
 
 EXAMPLE = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"

@@ -13,9 +13,9 @@ from torch import nn
 
 from nas.errors import ConfigError
 from search_spaces.nb201 import NB201Space
+from search_spaces.nb201.cells import EDGES, KEYS
 from search_spaces.nb201.network import StaticCell
 from search_spaces.nb201.search_cell import CONV_OPS, SearchCell, live_nodes, single_path_plan
-from search_spaces.nb201.space import EDGES, KEYS
 from search_spaces.nb201.supernet import NB201Supernet, subnet_state
 
 # node 1 unreached (edge_1_0 none) but read by convolutions; node 2 a dead end

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from nas.errors import ConfigError, IncompatibleArtifactError
 from nas.supernet import Supernet
-from nas.supernet_import import ofa_network, ofa_supernet, supernet_to_ofa
+from nas.supernet.ofa_import import ofa_network, ofa_supernet, supernet_to_ofa
 from search_spaces import SPACES, create_space
 from search_spaces.ofa_keymap import OFAKeyMap, TensorPair, ofa_alias
 from tests.fixtures.ofa.fixture import MBV3, RESNET, load_ofa_fixture

@@ -50,6 +50,7 @@ class ToySupernet(nn.Module):
 class ToyChainSpace(SearchSpace):
     name = "toy-chain"
     encoding_version = 1
+    has_blocks = True  # block_keys() below: per-block lookup tables apply
 
     def __init__(self, *, resolutions: Sequence[int] = (8, 12), num_classes: int = 10,
                  image_size: int | None = None) -> None:

@@ -11,7 +11,7 @@ from nas.arch import arch_id
 from nas.errors import ArtifactError, ConfigError
 from nas.rank.truth import read_truth
 from search_spaces import create_space
-from search_spaces.nb201.space import to_string
+from search_spaces.nb201.cells import to_string
 
 SPACE = create_space("nb201")
 CELL = (

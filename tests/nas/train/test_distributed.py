@@ -29,10 +29,10 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     # right conftest is found
     from train_toy import register
 
-    import nas.train.run as run_module
+    import nas.train.supernet_run as run_module
     from nas.artifacts import RunDir
     from nas.supernet.weights import load_trained_supernet
-    from nas.train.run import train_run
+    from nas.train.supernet_run import train_run
     from tests.nas.train.conftest import toy_config
 
     register()

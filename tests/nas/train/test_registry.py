@@ -7,7 +7,7 @@ import pytest
 from nas.errors import ConfigError
 from nas.train.config import DEFAULT_METHOD, TrainConfig
 from nas.train.registry import TRAINERS, TrainerRegistry, family_of
-from nas.train.run import trainer_class
+from nas.train.supernet_run import trainer_class
 from nas.train.trainer import RunTrainer
 from search_spaces import SPACES, builtin_space_names
 
@@ -25,13 +25,14 @@ def test_every_space_declares_its_family(name: str) -> None:
 
 
 def test_methods_resolve_per_family() -> None:
-    assert TRAINERS.methods("once-for-all") == ("sandwich", "ps")
+    assert TRAINERS.methods("once-for-all") == ("sandwich", "ps", "spos")
+    assert TRAINERS.methods("nb201")[0] == "spos"  # single path first: the NB201 standard
     assert TRAINERS.resolve("darts", DEFAULT_METHOD, default=DEFAULT_METHOD) == "darts"
     assert TRAINERS.resolve("darts", "gdas", default=DEFAULT_METHOD) == "gdas"
     with pytest.raises(ConfigError, match="expected one of darts, darts-2nd.*got 'ps'"):
         TRAINERS.resolve("darts", "ps", default=DEFAULT_METHOD)
-    with pytest.raises(ConfigError, match="family 'nb201' have no trainer"):
-        TrainConfig(space="nb201")
+    with pytest.raises(ConfigError, match="family 'tabular' have no trainer"):
+        TRAINERS.resolve("tabular", DEFAULT_METHOD, default=DEFAULT_METHOD)
 
 
 def test_dispatch_follows_the_family() -> None:

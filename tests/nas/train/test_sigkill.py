@@ -21,7 +21,7 @@ sys.path.insert(0, {here!r})
 from conftest import toy_config
 from train_toy import register
 from nas.artifacts import RunDir
-from nas.train.run import train_run
+from nas.train.supernet_run import train_run
 register()
 cfg = toy_config(epochs=4, batch_size=16, checkpoint_every=3, log_every=1)
 train_run(cfg, RunDir({root!r}, sys.argv[1]), resume=sys.argv[2] == "1", evaluate=False)

@@ -1,52 +1,52 @@
-"""Vectorised features for `ofa-mbv3`: a whole batch of archs in a few numpy operations.
+"""Vectorised features of `ofa-mbv3` subnets: a whole batch in a few numpy operations.
 
-The generic `Featurizer` calls `space.encode` and `space.block_keys` per arch (about 25 and 300
-microseconds), which caps prediction from archs near 3,000 subnets/s; search wants 100,000+.
-For OFA's MobileNetV3 space the features have a simple structure: a block's key depends only on
-its slot, kernel, expand ratio and the input resolution, and the encoding is one-hot per choice.
-So the key of every (resolution, slot, kernel, expand) is looked up once, by probing
-`space.block_keys` itself, and a batch becomes index arithmetic.
+Encoding an arch and listing its blocks one by one costs about 25 and 300 microseconds, which
+caps latency prediction near 3,000 subnets/s; search wants 100,000+. In this space a block's
+key depends only on its slot, kernel, expand ratio and the input resolution, and the encoding
+is one-hot per choice, so the key of every (resolution, slot, kernel, expand) is looked up once
+by probing `space.block_keys` itself, and a batch becomes index arithmetic.
 
-Safety: the fast featurizer is only used after it reproduced the generic featurizer exactly on
-random and extreme subnets; otherwise the generic one is kept (and this is logged).
+The predictors use it only after it reproduced the generic per-arch features exactly
+(`predictors.features.make_featurizer`).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nas.arch import Arch
-from predictors.base import Features
-from predictors.features import Featurizer
-from search_spaces.base import SearchSpace
+from search_spaces.ofa_mbv3.layout import (
+    DEPTH_CHOICES,
+    EXPAND_CHOICES,
+    KERNEL_CHOICES,
+    MAX_DEPTH,
+    NUM_STAGES,
+)
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from search_spaces.ofa_mbv3.space import OFAMobileNetV3Space
 
-VERIFY_SAMPLES = 64
 
+class SlottedBatchFeatures:
+    """Encodings and block counts of a batch of ofa-mbv3 subnets by numpy indexing.
 
-class SlottedOFAFeaturizer(Featurizer):
-    """`Featurizer` for ofa-mbv3 computing features of a batch with numpy indexing."""
+    Args:
+        space: the space (its `block_keys` are probed once per slot and choice).
+        keys: the block keys, one count column each, in this order.
+    """
 
-    def __init__(self, space: SearchSpace, keys: Sequence[str]) -> None:
-        from search_spaces.ofa_mbv3.layout import (
-            DEPTH_CHOICES,
-            EXPAND_CHOICES,
-            KERNEL_CHOICES,
-            MAX_DEPTH,
-            NUM_STAGES,
-        )
-
-        super().__init__(space, keys)
+    def __init__(self, space: OFAMobileNetV3Space, keys: Sequence[str]) -> None:
+        self.space = space
+        self.keys = tuple(keys)
+        self.index = {key: column for column, key in enumerate(self.keys)}
         self.kernels = np.array(KERNEL_CHOICES)
         self.expands = np.array(EXPAND_CHOICES)
         self.depths = np.array(DEPTH_CHOICES)
-        self.resolutions = np.array(sorted(getattr(space, "resolutions")))  # noqa: B009
+        self.resolutions = np.array(sorted(space.resolutions))
         self.stages, self.max_depth = NUM_STAGES, MAX_DEPTH
         self.blocks = NUM_STAGES * MAX_DEPTH
         self._probe()
@@ -59,7 +59,7 @@ class SlottedOFAFeaturizer(Featurizer):
 
     def _probe(self) -> None:
         """Column of every (resolution, slot, kernel, expand) key and of the fixed layers."""
-        block_keys: Any = getattr(self.space, "block_keys")  # noqa: B009 - checked by caller
+        block_keys = self.space.block_keys
         nr, nk, ne = len(self.resolutions), len(self.kernels), len(self.expands)
         self.slot_columns = np.zeros((nr, self.blocks, nk, ne), dtype=np.int64)
         fixed: list[list[int]] = []
@@ -96,16 +96,9 @@ class SlottedOFAFeaturizer(Featurizer):
         flat = itertools.chain.from_iterable(a[key] for a in archs)
         return np.fromiter(flat, dtype=np.int64, count=len(archs) * width).reshape(-1, width)
 
-    def transform(self, archs: Sequence[Arch]) -> Features:
-        """Features of canonical archs; falls back to the generic path on unexpected input."""
-        try:
-            return self._fast(archs)
-        except (ValueError, KeyError, TypeError, IndexError):
-            for arch in archs:
-                self.space.validate(arch)  # raises InvalidArchError naming the bad key
-            return super().transform(archs)
-
-    def _fast(self, archs: Sequence[Arch]) -> Features:
+    def __call__(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        """`(encoded, counts)` of canonical archs; ValueError/KeyError/IndexError on
+        anything unexpected (the caller then takes the generic path)."""
         n = len(archs)
         ki = self._index(self.kernels, self._ints(archs, "kernel_size", self.blocks))
         ei = self._index(self.expands, self._ints(archs, "expand_ratio", self.blocks))
@@ -128,25 +121,4 @@ class SlottedOFAFeaturizer(Featurizer):
         flat = np.concatenate([(rows * width + columns)[active],
                                (rows * width + self.fixed_columns[ri]).ravel()])
         counts = np.bincount(flat, minlength=n * width).astype(np.float32).reshape(n, width)
-        return Features(encoded, counts)
-
-
-def fast_featurizer(
-    space: SearchSpace, keys: Sequence[str], generic: Featurizer
-) -> Featurizer:
-    """The fast featurizer when it reproduces `generic` on probe subnets, else `generic`."""
-    if space.name != "ofa-mbv3" or not generic.uses_blocks:
-        return generic
-    try:
-        fast = SlottedOFAFeaturizer(space, keys)
-        rng = np.random.default_rng(0)
-        probe = [space.largest(), space.smallest()] + [
-            space.sample(rng) for _ in range(VERIFY_SAMPLES)
-        ]
-        want, got = generic.transform(probe), fast._fast(probe)
-        if np.array_equal(want.encoded, got.encoded) and np.array_equal(want.counts, got.counts):
-            return fast
-        logger.info("fast ofa-mbv3 featurizer disagrees with the generic one; not used")
-    except (ImportError, ValueError, KeyError, IndexError, StopIteration) as exc:
-        logger.info("fast ofa-mbv3 featurizer not available: %s", exc)
-    return generic
+        return encoded, counts

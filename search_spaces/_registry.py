@@ -1,0 +1,39 @@
+"""The registry of search spaces (timm's `_registry.py`): spaces register here on import.
+
+Space modules import `register_space` from this module, never from the `search_spaces`
+package, so the package can import every built-in space without being imported back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nas.errors import IncompatibleArtifactError
+from nas.registry import Registry
+from search_spaces.base import SearchSpace
+
+SPACES: Registry[type[SearchSpace]] = Registry("search space")
+register_space = SPACES.register
+
+
+def builtin_space_names() -> list[str]:
+    """Names of the spaces this package ships (tests may register toy spaces beside them)."""
+    return [n for n in SPACES.names() if SPACES.get(n).__module__.startswith("search_spaces.")]
+
+
+def create_space(name: str, **kwargs: Any) -> SearchSpace:
+    """Build the space `name`; kwargs that are None are dropped so spaces keep their defaults."""
+    cls = SPACES.get(name)
+    return cls(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
+    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
+    cls = SPACES.get(spec["name"])
+    if spec.get("encoding_version") != cls.encoding_version:
+        raise IncompatibleArtifactError(
+            f"{source}: space '{spec['name']}' has encoding version "
+            f"{spec.get('encoding_version')}, "
+            f"this nas expects {cls.encoding_version}; re-run the stage that made it"
+        )
+    return cls(**spec.get("kwargs", {}))
