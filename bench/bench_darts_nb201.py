@@ -50,7 +50,7 @@ from nas.data import DatasetSplits, load_dataset  # noqa: E402
 from nas.train.bilevel import BilevelConfig, BilevelTrainer  # noqa: E402
 from nas.train.darts_select import perturbation_arch  # noqa: E402
 from nas.train.loop import LoopOptions, TrainingLoop  # noqa: E402
-from search_spaces.nb201.space import to_string  # noqa: E402
+from search_spaces.nb201.cells import to_string  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO / ".." / "shared" / "data"

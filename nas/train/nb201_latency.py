@@ -19,7 +19,8 @@ import torch
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError
 from nas.train.search_latency import ExpectedLatency, median_ms, resolve_table
-from search_spaces.nb201.space import CONV_KERNELS, KEYS, OPS, NB201Space
+from search_spaces.nb201.cells import CONV_KERNELS, KEYS, OPS
+from search_spaces.nb201.space import NB201Space
 
 CELL_OPS = OPS[1:]  # `none` has no entry: it costs nothing
 

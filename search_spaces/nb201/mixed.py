@@ -25,10 +25,10 @@ from nas.arch import Arch
 from nas.errors import ConfigError
 from nas.supernet.differentiable import DifferentiableSupernet, MixWeights
 from search_spaces.darts.ops import init_weights
+from search_spaces.nb201.cells import EDGES, KEYS, OPS, to_string
 from search_spaces.nb201.mixed_cell import mixed_cell_forward
 from search_spaces.nb201.network import NB201Network
 from search_spaces.nb201.search_cell import SearchCell
-from search_spaces.nb201.space import EDGES, KEYS, OPS, to_string
 from search_spaces.nb201.supernet import NB201Supernet
 
 if TYPE_CHECKING:

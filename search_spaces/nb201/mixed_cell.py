@@ -26,9 +26,9 @@ from torch import Tensor
 
 from nas.supernet.differentiable import MixWeights
 from search_spaces.darts.supernet import channel_shuffle
+from search_spaces.nb201.cells import EDGES, OPS
 from search_spaces.nb201.grouped import conv_bn_group
 from search_spaces.nb201.search_cell import CONV_OPS, NODES, SearchCell, _NodeSums
-from search_spaces.nb201.space import EDGES, OPS
 
 POOL, SKIP = OPS.index("avg_pool_3x3"), OPS.index("skip_connect")
 # (row, target) of the edges leaving each source node

@@ -10,8 +10,8 @@ import torch
 from nas.errors import ConfigError
 from nas.supernet.differentiable import gumbel_one_hot, gumbel_top_k
 from search_spaces.nb201 import NB201Space
+from search_spaces.nb201.cells import KEYS, OPS
 from search_spaces.nb201.mixed import NODE_ROWS, NB201MixedSupernet
-from search_spaces.nb201.space import KEYS, OPS
 
 # node 1 unreached but read by convolutions; node 2 a dead end; grouped convolutions
 ARCHS = [
