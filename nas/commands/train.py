@@ -55,12 +55,9 @@ def summary_table(run: RunDir, summary: TrainSummary) -> Table:
     for role, metrics in rows:
         top1 = metrics.get("top1")
         table.add_row(
-            role,
-            "-" if top1 is None else f"{top1:.2f}%",
+            role, "-" if top1 is None else f"{top1:.2f}%",
             "-" if metrics.get("loss") is None else f"{metrics['loss']:.3f}",
-            str(summary.steps),
-            f"{summary.seconds:.0f} s",
-            f"{summary.images_per_s:.0f}",
+            str(summary.steps), f"{summary.seconds:.0f} s", f"{summary.images_per_s:.0f}",
         )
     return table
 
@@ -235,11 +232,8 @@ def train_supernet(
         if "arch" in summary.details:
             console.print(f"found cell: {summary.details['arch']}")
         # a once-for-all run ends in weights, a DARTS-family search in a cell
-        for label, path in (
-            ("weights", weights_path(run_dir)),
-            ("arch", run_dir.path / "arch.json"),
-            ("genotype", run_dir.path / "genotype.json"),
-        ):
+        for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
+                            ("genotype", run_dir.sub("genotype.json"))):
             if path.is_file():
                 console.print(f"{label}: {path}")
 
