@@ -149,3 +149,14 @@ def test_rome_averages_the_gradients_of_its_samples(tmp_path: Path) -> None:
     assert not torch.equal(one.net.gumbel_generator.get_state(),
                            four.net.gumbel_generator.get_state())
     assert one.net.betas("cell").grad is not None and four.net.betas("cell").grad is not None
+
+
+def test_nb201_offers_every_darts_family_method_after_its_single_path_ones() -> None:
+    from nas.train.config import TrainConfig
+    from nas.train.registry import TRAINERS
+    from nas.train.supernet_run import trainer_class
+
+    methods = TRAINERS.methods("nb201")
+    assert methods[:2] == ("spos", "sandwich") and set(BILEVEL_METHODS) <= set(methods)
+    assert trainer_class(TrainConfig(space="nb201")).kind == "once-for-all"
+    assert trainer_class(TrainConfig(space="nb201", method="rome")).kind == "bilevel"
