@@ -120,8 +120,9 @@ def base_config(args: argparse.Namespace, method: str, seed: int) -> BilevelConf
     return BilevelConfig(
         method=trained, space="nb201", epochs=1, batch_size=args.batch_size,
         epoch_steps=args.epoch_steps, init_channels=args.channels,
-        cells_per_stage=args.cells_per_stage, seed=seed, eval_batch_size=256, val_batches=4,
-        pt_batches=args.pt_batches, checkpoint_every=10**9, log_every=20, **extra)
+        space_options=(f"cells_per_stage={args.cells_per_stage}",), seed=seed,
+        eval_batch_size=256, val_batches=4, pt_batches=args.pt_batches, checkpoint_every=10**9,
+        log_every=20, **extra)
 
 
 def step_cost(config: BilevelConfig, splits: DatasetSplits, scratch: RunDir) -> dict[str, float]:

@@ -103,6 +103,12 @@ def train_supernet(
         _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2; darts: 16 x width "
              "initial channels, prefer --init-channels)."),
     ] = None,
+    space_options: Annotated[
+        list[str] | None,
+        _opt("KEY=VALUE passed to the space's constructor, repeatable: e.g. channels=8 and "
+             "cells_per_stage=2 for a smaller nb201 supernet on a CPU budget.",
+             "--space-option"),
+    ] = None,
     small_input: Annotated[
         bool | None,
         typer.Option(
@@ -147,15 +153,13 @@ def train_supernet(
     init_channels: Annotated[
         int | None,
         _opt("DARTS: channels of the first cells, doubled at each reduction, even "
-             "(default: 16; overrides --width-mult).", panel=_DARTS_PANEL),
+             "(default: 16; overrides --width-mult); nb201: C.", panel=_DARTS_PANEL),
     ] = None,
     layers: Annotated[
         int | None,
         _opt("darts: number of cells, reductions at 1/3 and 2/3 (default: 8).",
              panel=_DARTS_PANEL),
     ] = None,
-    cells_per_stage: Annotated[
-        int | None, _opt("nb201: cells per stage N (default: 5).", panel=_DARTS_PANEL)] = None,
     partial_channels: Annotated[
         int | None,
         _opt("pc-darts: K, only 1/K of each edge's channels go through the mixed operation; "

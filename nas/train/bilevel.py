@@ -80,8 +80,8 @@ class BilevelTrainer(RunTrainer):
     """
 
     kind = "bilevel"
-    resume_keys = ("space", "method", "epochs", "epoch_steps", "batch_size", "seed", "lr",
-                   *DARTS_TRAINED)
+    resume_keys = ("space", "space_options", "method", "epochs", "epoch_steps", "batch_size",
+                   "seed", "lr", *DARTS_TRAINED)
     net: DifferentiableSupernet
     config: BilevelConfig
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from nas.errors import ConfigError
 from nas.train.config import SELECTIONS
 from nas.train.registry import BILEVEL_METHODS
+from search_spaces import parse_space_options
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class BilevelConfig:
     # the search network's size; None: the space's default
     init_channels: int | None = None  # darts: channels of the first cells (16); nb201: C (16)
     layers: int | None = None  # darts: cells (8)
-    cells_per_stage: int | None = None  # nb201: N (5)
+    # more constructor arguments of the space, "KEY=VALUE" (`--space-option`; nb201's
+    # cells_per_stage=2 for a smaller search network)
+    space_options: tuple[str, ...] = ()
     lr: float = 0.025  # weight SGD, cosine-annealed per epoch to lr_min
     lr_min: float = 0.001
     momentum: float = 0.9
@@ -56,6 +59,8 @@ class BilevelConfig:
     val_batches: int | None = 4  # batches of the val split per epoch-end evaluation
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "space_options", tuple(str(o) for o in self.space_options))
+        parse_space_options(self.space_options)  # malformed options fail here, not mid-run
         if self.method not in BILEVEL_METHODS:
             raise ConfigError(f"method: expected one of {', '.join(BILEVEL_METHODS)}, got "
                               f"'{self.method}'")
@@ -65,7 +70,7 @@ class BilevelConfig:
                     "sd_teachers", "rome_samples"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
-        for key in ("epoch_steps", "init_channels", "layers", "cells_per_stage"):
+        for key in ("epoch_steps", "init_channels", "layers"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
         if self.rarts_coupling < 0 or self.sd_weight < 0 or self.sd_temperature <= 0:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import abc
 import importlib
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError
-from search_spaces import SPACES, SearchSpace, create_space
+from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
 if TYPE_CHECKING:
     from nas.artifacts import RunDir
@@ -55,11 +54,21 @@ class SearchFamily(abc.ABC):
         return {}
 
     def space(self, config: BilevelConfig, splits: DatasetSplits) -> SearchSpace:
-        """`config.space` sized by `space_options` and the dataset."""
+        """`config.space` sized by the dataset, `space_options` and `config.space_options`.
+
+        Raises:
+            ConfigError: a `--space-option` the space does not take, or one that a search
+                option (`--init-channels`, `--layers`) sets too.
+        """
+        sized = {k: v for k, v in self.space_options(config).items() if v is not None}
+        options = parse_space_options(config.space_options)
+        twice = sorted(set(sized) & set(options))
+        if twice:
+            raise ConfigError(f"--space-option {twice[0]}: expected it once, got it also from "
+                              "--init-channels or --layers; drop one of them")
         offered = {"num_classes": splits.num_classes, "in_channels": splits.channels,
-                   "image_size": splits.image_size, **self.space_options(config)}
-        accepted = inspect.signature(SPACES.get(config.space).__init__).parameters
-        return create_space(config.space, **{k: v for k, v in offered.items() if k in accepted})
+                   "image_size": splits.image_size, **sized}
+        return create_offered_space(config.space, offered, options)
 
 
 def supernet_options(config: BilevelConfig) -> dict[str, Any]:

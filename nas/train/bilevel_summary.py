@@ -28,7 +28,7 @@ from nas.train.bilevel_config import BilevelConfig
 from nas.train.bilevel_spaces import SearchFamily
 from nas.train.search_latency import ExpectedLatency
 from nas.train.trainer import LoopResult
-from search_spaces import SearchSpace
+from search_spaces import SearchSpace, parse_space_options
 
 ARCH_FORMAT = "nas-search-arch/1"
 
@@ -74,7 +74,9 @@ def arch_record(trainer: SearchState, subnet: dict[str, Any]) -> dict[str, Any]:
 def _network(trainer: SearchState) -> dict[str, Any]:
     """The search network's size options (as the space resolved them) and weight count."""
     kwargs = trainer.space.spec()["kwargs"]
-    sized = {key: kwargs[key] for key in trainer.family.space_options(trainer.config)}
+    keys = [*trainer.family.space_options(trainer.config),
+            *parse_space_options(trainer.config.space_options)]
+    sized = {key: kwargs[key] for key in keys}
     return {**sized, "params": sum(p.numel() for p in trainer.net.weight_parameters())}
 
 

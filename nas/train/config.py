@@ -15,6 +15,7 @@ from typing import Any
 from nas.config import differing_keys
 from nas.errors import ConfigError
 from nas.train.registry import BILEVEL_METHODS, TRAINERS, family_of
+from search_spaces import parse_space_options
 
 # the run stage (`RunDir.begin_stage`) a `nas train-supernet` run records these options under
 STAGE = "train-supernet"
@@ -26,10 +27,11 @@ SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
 SELECTIONS = ("argmax", "perturbation")
 # options of DARTS-family searches only, and those that only one kind of method uses
-DARTS_OPTIONS = ("init_channels", "layers", "cells_per_stage", "partial_channels", "tau_max",
-                 "tau_min", "arch_lr", "arch_warmup_epochs", "select", "latency_table",
-                 "target_latency", "latency_weight", "sd_teachers", "sd_weight",
-                 "sd_temperature", "rarts_coupling", "rome_samples")
+# (the network's size otherwise comes from --space-option, e.g. nb201's cells_per_stage=2)
+DARTS_OPTIONS = ("init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
+                 "arch_warmup_epochs", "select", "latency_table", "target_latency",
+                 "latency_weight", "sd_teachers", "sd_weight", "sd_temperature",
+                 "rarts_coupling", "rome_samples")
 # those that change what is trained (all but the final selection rule): checked on --resume
 DARTS_TRAINED = tuple(key for key in DARTS_OPTIONS if key != "select")
 METHOD_OPTIONS = {
@@ -46,7 +48,7 @@ METHOD_OPTIONS = {
     "rome_samples": ("rome",),
 }
 # network options of one space family's search network
-FAMILY_OPTIONS = {"layers": ("darts",), "cells_per_stage": ("nb201",)}
+FAMILY_OPTIONS = {"layers": ("darts",)}
 # Arch keys whose unlocking shrinks channels: the supernet re-sorts channels before such a phase.
 CHANNEL_KEYS = ("expand_ratio", "width", "width_mult")
 
@@ -130,6 +132,9 @@ class TrainConfig:
     image_size: int = 32  # images are stored at this size; 32 selects the small-input stem
     resolutions: tuple[int, ...] = (24, 28, 32)  # elastic resolution, resized on device
     width_mult: float | None = None  # None: the space's default
+    # more constructor arguments of the space, "KEY=VALUE" (e.g. nb201's channels=8 or
+    # cells_per_stage=2 to train a smaller supernet on a CPU budget)
+    space_options: tuple[str, ...] = ()
     # ofa-mbv3's small-input stem keeps 32 px maps 4x larger: ~12x the MACs of OFA's strides
     # at 32 px (CIFAR-grade accuracy, but far too slow for a minutes-long CPU run on digits).
     # None lets the space decide (small strides up to 64 px).
@@ -163,7 +168,6 @@ class TrainConfig:
     # once-for-all training is an error.
     init_channels: int | None = None  # channels of the first cells (darts 16; nb201 C, 16)
     layers: int | None = None  # darts: cells (8)
-    cells_per_stage: int | None = None  # nb201: N (5)
     partial_channels: int | None = None  # pc-darts: K, 1/K of the channels are mixed
     tau_max: float | None = None  # gdas: temperature at the first epoch
     tau_min: float | None = None  # gdas: temperature at the last epoch
@@ -181,6 +185,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
+        options = self.space_options
+        if isinstance(options, str) or not isinstance(options, Sequence):
+            raise ConfigError(f"space_options: expected a list of KEY=VALUE, got {options!r}")
+        object.__setattr__(self, "space_options", tuple(str(option) for option in options))
+        parse_space_options(self.space_options)  # malformed options fail here, not mid-run
         phases = self.phases if self.phases is not None else ()
         if not isinstance(phases, Sequence):
             raise ConfigError(f"phases: expected a list, got {type(phases).__name__}")
@@ -244,7 +253,7 @@ class TrainConfig:
         if self.select is not None and self.select not in SELECTIONS:
             raise ConfigError(f"select: expected argmax or perturbation, got '{self.select}'")
         for key in ("arch_lr", "target_latency", "latency_weight", "sd_teachers",
-                    "sd_temperature", "rome_samples", "cells_per_stage"):
+                    "sd_temperature", "rome_samples"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: expected a positive number, got {getattr(self, key)}")
         if self.arch_warmup_epochs is not None and self.arch_warmup_epochs < 0:
@@ -262,6 +271,7 @@ class TrainConfig:
 # Options that change what is trained: `--resume` refuses a config that differs in these.
 RESUME_KEYS = (
     "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "small_input",
+    "space_options",
     "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
     # DARTS searches (None for once-for-all runs, so older checkpoints still compare equal)

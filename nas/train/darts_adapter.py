@@ -46,6 +46,7 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
     defaults = TrainConfig()
     values: dict[str, Any] = {key: getattr(cfg, key) for key in _CARRIED}
     values["method"], values["space"] = cfg.resolved_method, cfg.space
+    values["space_options"] = cfg.space_options
     for key in _UNLESS_DEFAULT:
         if getattr(cfg, key) is not None and getattr(cfg, key) != getattr(defaults, key):
             values[key] = getattr(cfg, key)
@@ -73,7 +74,7 @@ def train_values(recorded: Mapping[str, Any]) -> dict[str, Any]:
     Method- and family-specific options are only taken for their method and family, since
     `TrainConfig` refuses them elsewhere.
     """
-    keys = (*_CARRIED, "space", "dataset", "data_dir", "image_size", "method",
+    keys = (*_CARRIED, "space", "space_options", "dataset", "data_dir", "image_size", "method",
             *_UNLESS_DEFAULT)
     values = {key: recorded[key] for key in keys if key in recorded}
     method = recorded.get("method")

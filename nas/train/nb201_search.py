@@ -1,8 +1,9 @@
 """DARTS-family search on NAS-Bench-201 cells: the `nb201` family's `SearchFamily`.
 
 The search network is `NB201MixedSupernet` at C = `--init-channels` (16) and N =
-`cells_per_stage` (5), the benchmark's network; the found cell is an NB201 arch, written as
-the benchmark's string in the run's `arch.json`, with its network's exact complexity.
+`--space-option cells_per_stage=N` (5), the benchmark's network; the found cell is an NB201
+arch, written as the benchmark's string in the run's `arch.json`, with its network's exact
+complexity.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class NB201Search(SearchFamily):
     """See the module docstring."""
 
     def space_options(self, config: BilevelConfig) -> dict[str, Any]:
-        return {"channels": config.init_channels, "cells_per_stage": config.cells_per_stage}
+        return {"channels": config.init_channels}
 
     def build(self, space: SearchSpace, config: BilevelConfig) -> DifferentiableSupernet:
         from search_spaces.nb201.mixed import NB201MixedSupernet

@@ -30,7 +30,7 @@ from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, 
 from nas.train.samplers import SubnetSampler, make_sampler
 from nas.train.sandwich import StepOptions, StepResult, train_step
 from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
-from search_spaces import SPACES, SearchSpace, create_space
+from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
 logger = logging.getLogger(__name__)
 
@@ -294,10 +294,10 @@ def build_space(cfg: TrainConfig, splits: DatasetSplits) -> SearchSpace:
         "small_input": cfg.small_input,
     }
     accepted = inspect.signature(SPACES.get(cfg.space).__init__).parameters
-    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
-    if "resolutions" not in accepted and len(cfg.resolutions) > 1:
-        logger.warning("space %s has no elastic resolution; resolutions only resize", cfg.space)
-    return create_space(cfg.space, **kwargs)
+    if "resolutions" not in accepted and cfg.resolutions != TrainConfig().resolutions:
+        # subnets of such a space all take `image_size` inputs: nothing would use the choice
+        logger.warning("space %s has no elastic resolution; --resolutions is ignored", cfg.space)
+    return create_offered_space(cfg.space, offered, parse_space_options(cfg.space_options))
 
 
 def evaluate_endpoints(

@@ -34,7 +34,7 @@ def tiny_splits(n: int = 48, side: int = 8) -> DatasetSplits:
 
 
 def tiny_config(method: str, space: str = "nb201", **overrides: Any) -> BilevelConfig:
-    sized = ({"init_channels": 4, "cells_per_stage": 1} if space == "nb201"
+    sized = ({"init_channels": 4, "space_options": ("cells_per_stage=1",)} if space == "nb201"
              else {"init_channels": 4, "layers": 3})
     values: dict[str, Any] = dict(
         method=method, space=space, epochs=2, epoch_steps=3, batch_size=4, partial_channels=2,
