@@ -75,6 +75,24 @@ def test_a_darts_family_method_prints_the_found_cell_as_the_nb201_string(
     assert summary["supernet"]["cells_per_stage"] == 2  # --space-option sizes the search too
 
 
+@pytest.mark.slow
+def test_a_searchs_space_options_are_kept_on_resume_and_may_not_change(runs_dir: Path) -> None:
+    first = runner.invoke(app, [
+        "train-supernet", "--space", NAME, "--method", "rarts", "--dataset", "synthetic",
+        "--image-size", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", "1",
+        "--space-option", "cells_per_stage=2", "--run", "so", "--quiet",
+    ])
+    assert first.exit_code == 0, first.output
+    changed = runner.invoke(app, ["train-supernet", "--run", "so", "--resume",
+                                  "--space-option", "cells_per_stage=1"])
+    assert changed.exit_code == 2 and "space_options" in changed.output, changed.output
+    resumed = runner.invoke(app, ["train-supernet", "--run", "so", "--resume", "--max-steps",
+                                  "2", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads((runs_dir / "so" / "supernet" / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["supernet"]["cells_per_stage"] == 2
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--method", "rarts", "--rome-samples", "2"], None),
     (["--method", "spos", "--init-channels", "8"], "DARTS-family --method"),
