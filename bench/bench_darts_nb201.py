@@ -22,6 +22,11 @@ arguments.
     python bench/bench_darts_nb201.py --methods rome --seeds 0 --cpu-minutes 5  # a quick one
     python bench/bench_darts_nb201.py --shard 1/2 ...   # two processes share the list
 
+The report (`--report`) sets each method's found cells beside two baselines from the table: a
+random cell (the table's mean) and the largest cell (most weights); and it ranks a fixed sample of
+1,000 cells by each search's final alphas and by parameter count (Kendall tau against the
+table, bench/_nb201_rank.py).
+
 `--data-dir` defaults to an extraction of ../shared/data/cifar10-jpg.tar.gz inside `--work`
 (outside the repository); without ../shared the script says so and exits. stdout: one JSON
 line per finished search (bench/README.md); progress goes to stderr.
@@ -45,6 +50,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import emit, log  # noqa: E402
+from bench._nb201_rank import (  # noqa: E402
+    baselines,
+    better_share,
+    fmt_tau,
+    mean_sd,
+    ranking_rows,
+)
 from nas.artifacts import RunDir, read_jsonl  # noqa: E402
 from nas.data import DatasetSplits, load_dataset  # noqa: E402
 from nas.train.bilevel import BilevelConfig, BilevelTrainer  # noqa: E402
@@ -254,27 +266,42 @@ def search(args: argparse.Namespace, method: str, seed: int, splits: DatasetSpli
 
 # ----------------------------------------------------------------------------- report
 def report(args: argparse.Namespace) -> None:
+    """Found cells' true top-1 beside a random and the largest cell; then how well params and
+    each search's final alphas rank a sample of cells (bench/_nb201_rank.py)."""
     rows: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[str, Path] = {}
     for path in sorted((args.work / "runs").glob("*/bench.json")):
         state = json.loads(path.read_text())
+        if "result" in state:
+            runs[path.parent.name] = path.parent
         for key in ("result", "result_pt"):
             if key in state:
                 rows.setdefault(state[key]["method"], []).append(state[key])
-    print("| method | true CIFAR-10 top-1 (mean ± sd) | per seed | skip share first -> last "
-          "| skips in cell | CPU min (mean) | steps |")
-    print("|---|---|---|---|---|---|---|")
+    table = true_accuracy()
+    print("| method | true CIFAR-10 top-1 (mean ± sd) | per seed | cells better | skip share "
+          "first -> last | skips in cell | CPU min (mean) | steps |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, base in baselines(table).items():
+        print(f"| {name} cell (baseline) | {base['mean']:.2f} ± {base['sd']:.2f} | | | | | 0 | |")
     for method in METHODS:
         results = sorted(rows.get(method, []), key=lambda r: r["seed"])
         if not results:
             continue
         accs = [r["true_top1"] for r in results]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         drift = " / ".join(f"{r['skip_first']:.2f}->{r['skip_last']:.2f}" for r in results)
-        print(f"| {method}{' *' if method in ROBUST else ''} | {statistics.mean(accs):.2f} ± "
-              f"{sd:.2f} | {', '.join(f'{a:.2f}' for a in accs)} | {drift} | "
+        better = ", ".join(f"{100 * better_share(table, a):.0f}%" for a in accs)
+        print(f"| {method}{' *' if method in ROBUST else ''} | {mean_sd(accs)} | "
+              f"{', '.join(f'{a:.2f}' for a in accs)} | {better} | {drift} | "
               f"{', '.join(str(r['skip_ops']) for r in results)} | "
               f"{statistics.mean(r['cpu_s'] for r in results) / 60:.0f} | "
               f"{', '.join(str(r['steps']) for r in results)} |")
+    ranked = ranking_rows(table, runs)
+    print(f"\n| scorer ({ranked[0]['n']} cells of the table) | Kendall tau [95%] | "
+          "precision top 10% |")
+    print("|---|---|---|")
+    for row in ranked:
+        label = row["scorer"] if row["scorer"] == "params" else f"alphas of {row['scorer']}"
+        print(f"| {label} | {fmt_tau(row)} | {row['precision_top10']:.2f} |")
 
 
 def main() -> None:
@@ -292,10 +319,12 @@ def main() -> None:
     # darts-pt selects on the darts run's supernet: one job, so no two shards train it
     trained = list(dict.fromkeys("darts" if m == "darts-pt" else m for m in methods))
     jobs = [(m, int(s)) for s in args.seeds.split(",") for m in trained]
+    random_cell = baselines(table)["random"]["mean"]
     for job, seed in jobs[index - 1::count]:
         for method in [m for m in methods if m == job or (job == "darts" and m == "darts-pt")]:
             result = search(args, method, seed, splits, table)
             emit(f"darts_nb201/{method}/seed{seed}", result["true_top1"], "% true top-1",
+                 baseline="random cell (table mean)", baseline_value=random_cell,
                  **{k: v for k, v in result.items() if k not in ("method", "seed", "config")})
 
 
