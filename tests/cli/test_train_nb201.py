@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cli import app
 from nas.artifacts import RunDir
@@ -44,12 +44,17 @@ def test_train_three_steps_then_eval(runs_dir: Path, tmp_path: Path) -> None:
     assert 0.0 <= record["top1"] <= 100.0
 
 
-def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
-    result = runner.invoke(app, [
-        "train-supernet", "--space", NAME, "--method", "spos", "--dataset", "synthetic",
-        "--image-size", "16", "--resolutions", "16", "--batch-size", "8", "--epochs", "1",
-        "--max-steps", "2", "--run", "sp", "--quiet",
+def _train(method: str, run: str, steps: int, *options: str) -> Result:
+    """A one-epoch `train-supernet` of the tiny space on synthetic 16 px images."""
+    return runner.invoke(app, [
+        "train-supernet", "--space", NAME, "--method", method, "--dataset", "synthetic",
+        "--image-size", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", str(steps),
+        "--run", run, *options,
     ])
+
+
+def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
+    result = _train("spos", "sp", 2, "--resolutions", "16", "--quiet")
     assert result.exit_code == 0, result.output
     lines = (RunDir(runs_dir, "sp").path / "supernet" / "metrics.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
@@ -59,11 +64,7 @@ def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
 def test_a_darts_family_method_prints_the_found_cell_as_the_nb201_string(
     runs_dir: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, [
-        "train-supernet", "--space", NAME, "--method", "darts", "--dataset", "synthetic",
-        "--image-size", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", "2",
-        "--space-option", "cells_per_stage=2", "--run", "dn", "--json",
-    ])
+    result = _train("darts", "dn", 2, "--space-option", "cells_per_stage=2", "--json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
     record = json.loads((runs_dir / "dn" / "arch.json").read_text())
@@ -77,11 +78,7 @@ def test_a_darts_family_method_prints_the_found_cell_as_the_nb201_string(
 
 @pytest.mark.slow
 def test_a_searchs_space_options_are_kept_on_resume_and_may_not_change(runs_dir: Path) -> None:
-    first = runner.invoke(app, [
-        "train-supernet", "--space", NAME, "--method", "rarts", "--dataset", "synthetic",
-        "--image-size", "16", "--batch-size", "8", "--epochs", "1", "--max-steps", "1",
-        "--space-option", "cells_per_stage=2", "--run", "so", "--quiet",
-    ])
+    first = _train("rarts", "so", 1, "--space-option", "cells_per_stage=2", "--quiet")
     assert first.exit_code == 0, first.output
     changed = runner.invoke(app, ["train-supernet", "--run", "so", "--resume",
                                   "--space-option", "cells_per_stage=1"])
