@@ -4,17 +4,18 @@ For imported devices the question after a first fit is "how many more subnets sh
 measure?". The curve answers it from the data at hand: in each outer fold, the predictor is fitted
 on growing subsets of the training subnets and scored on the held-out ones. Each point's
 +-10 % share is turned into the spread of a normal error with that share
-(`sigma = 0.1 / z((1 + share) / 2)`), and the classic learning-curve law of least squares,
-`sigma^2(m) = floor + b / m`, is fitted to it (non-negative terms). The floor is what no amount of
-data removes (the device's noise, or what the model cannot express); `b / m` is the part more
-measurements remove. Solving for the target share gives the measurements needed, or says
-that the floor puts the target out of reach.
+(`sigma = 0.1 / z((1 + share) / 2)`), and the learning-curve law of least squares,
+`sigma^2(m) = floor + b / (m - d)` (d: the effective number of parameters), is fitted to it
+(non-negative terms). The floor is what no amount of data removes (the device's noise, or what
+the model cannot express); `b / (m - d)` is the part more measurements remove. Solving for the
+target share gives the measurements needed, or says that the floor puts the target out of
+reach.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -132,6 +133,33 @@ def _nonnegative_fit(columns: np.ndarray, target: np.ndarray, weight: np.ndarray
     return best
 
 
+def _fit_law(
+    sizes: np.ndarray, shares: Sequence[float], n: int
+) -> tuple[float, float, float]:
+    """`(floor, b, d)` of `variance(m) = floor + b / (m - d)`, d from a grid.
+
+    `b / (m - d)` is the variance of least squares with d effective parameters (it explodes as
+    m nears d), so a curve that starts flat and then drops fast is followed too. For each d,
+    floor and b are fitted to the points beyond d; the d whose law best matches the measured
+    shares (share space is bounded, so the flat start does not dominate) is kept; larger sizes
+    weigh more: they are closest to where the curve is extrapolated.
+    """
+    variance = np.array([spread_of(s, n) ** 2 for s in shares])
+    measured = np.asarray(shares, dtype=np.float64)
+    weight = sizes / sizes.sum()
+    best: tuple[float, float, float, float] = (np.inf, 0.0, 0.0, 0.0)
+    for d in np.linspace(0.0, 0.9 * sizes[-2], 10) if len(sizes) > 2 else [0.0]:
+        beyond = sizes > d
+        columns = np.stack([np.ones(beyond.sum()), 1.0 / (sizes[beyond] - d)], axis=1)
+        floor, slope = _nonnegative_fit(columns, variance[beyond], weight[beyond])
+        law = np.zeros_like(measured)
+        law[beyond] = [share_of(math.sqrt(floor + slope / (m - d))) for m in sizes[beyond]]
+        error = float(np.sum(weight * (law - measured) ** 2))
+        if error < best[0] - 1e-12:
+            best = (error, float(floor), float(slope), float(d))
+    return best[1], best[2], best[3]
+
+
 @dataclass(frozen=True)
 class Needed:
     """What the learning curve says about reaching the goal.
@@ -179,12 +207,11 @@ def measurements_needed(
     """
     n = n_measured or curve.n_measured
     sizes = np.asarray(curve.sizes, dtype=np.float64)
-    variance = np.array([spread_of(s, curve.n_measured) ** 2 for s in curve.within10])
-    columns = np.stack([np.ones_like(sizes), 1.0 / sizes], axis=1)
-    floor, slope = _nonnegative_fit(columns, variance, sizes / sizes.sum())
+    floor, slope, offset = _fit_law(sizes, curve.within10, curve.n_measured)
     goal = spread_of(target, 10**6) ** 2
     limit = share_of(math.sqrt(floor))
     if floor >= goal:
         return Needed(target, None, None, limit, False)
-    total = max(1, math.ceil(slope / (goal - floor)))
+    # never below the smallest size measured: the law is not known to hold down there
+    total = max(int(sizes[0]), math.ceil(offset + slope / (goal - floor)))
     return Needed(target, total, max(0, total - n), limit, total > 4 * n)

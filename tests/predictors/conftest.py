@@ -50,3 +50,44 @@ def _one_blas_thread() -> Iterator[None]:
 
     with one_blas_thread():
         yield
+
+
+@dataclass
+class Devices:
+    """The same subnets on several synthetic devices whose latency follows structure."""
+
+    features: Features
+    latency_ms: list[np.ndarray]
+
+
+def make_devices(
+    n: int, weights: list[np.ndarray], *, columns: int = 24, keys: int = 30, slots: int = 8,
+    noise: float = 0.01, seed: int = 0,
+) -> Devices:
+    """Latency = `counts @ table @ weights[d] + 1`, times `1 + noise * N(0, 1)`, per device.
+
+    The table (one row of `columns` structural descriptors per block key) is the same for every
+    seed, so data sets drawn with different seeds describe the same devices.
+    """
+    from predictors.structure.base import KeyTableDescriber
+
+    table = np.random.default_rng(1234).uniform(0.0, 1.0, size=(keys, columns))
+    rng = np.random.default_rng(seed)
+    choice = rng.integers(0, keys, size=(n, slots))
+    active = rng.random((n, slots)) < 0.7
+    counts = np.zeros((n, keys), dtype=np.float32)
+    for row in range(n):
+        np.add.at(counts[row], choice[row][active[row]], 1.0)
+    encoded = np.concatenate([np.eye(keys)[choice].reshape(n, -1), active], axis=1)
+    describer = KeyTableDescriber([f"c{i}" for i in range(columns)], table, "test/1")
+    features = Features(encoded.astype(np.float32), counts, describer)
+    structure = counts.astype(np.float64) @ table
+    latency = [
+        (structure @ w + 1.0) * (1.0 + noise * rng.standard_normal(n)) for w in weights
+    ]
+    return Devices(features, latency)
+
+
+@pytest.fixture
+def devices() -> Callable[..., Devices]:
+    return make_devices
