@@ -215,3 +215,21 @@ def measurements_needed(
     # never below the smallest size measured: the law is not known to hold down there
     total = max(int(sizes[0]), math.ceil(offset + slope / (goal - floor)))
     return Needed(target, total, max(0, total - n), limit, total > 4 * n)
+
+
+def needed_report(
+    features: Features, latency_ms: np.ndarray, *, kind: str,
+    options: Mapping[str, Any] | None = None, target: float = POOR_WITHIN10, seed: int = 0,
+) -> dict[str, Any] | None:
+    """The quality report's "measurements needed" entry for predictor `kind`, or None.
+
+    None when there are too few subnets for a cross-validated curve (below 20). Otherwise
+    `{"learning_curve": {...}, "needed": {...}, "message": "..."}`: the curve of `kind`
+    (fitted with `options`, as `fit_and_select` fitted it) and what it says about `target`.
+    """
+    if not folds(len(latency_ms), holdout=0.25, seed=seed):
+        return None
+    curve = learning_curve(features, latency_ms, kind=kind, options=options, seed=seed)
+    needed = measurements_needed(curve, target=target)
+    return {"learning_curve": curve.to_dict(), "needed": needed.to_dict(),
+            "message": needed.message()}

@@ -9,8 +9,10 @@ kind of operation has its own speed. So the new device's latency is modelled as
 with `a`, `b` free and the correction `gamma` on the structural features (`predictors.structure`)
 penalised, its strength (and whether to use it at all) chosen by inner cross-validation. With
 20 measurements the correction stays small unless the data insist; with more it takes over what
-the source gets wrong. The source's saved predictor is stored inside the transfer predictor, so
-it predicts on its own after loading.
+the source gets wrong. The structural model without the source competes in the same inner
+cross-validation, so a source that misleads (a CPU for a launch-bound GPU) is dropped. The
+source's saved predictor is stored inside the transfer predictor, so it predicts on its own
+after loading.
 """
 
 from __future__ import annotations
@@ -97,10 +99,13 @@ def prior_from_model(
 def _candidates(
     features: Features, prediction: np.ndarray
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Column sets tried: scale and offset only, then with a structural correction."""
-    free = np.stack([np.ones(len(prediction)), prediction], axis=1)
+    """Column sets tried, simplest first: the source scaled and offset; the same with a
+    structural correction; the structural model alone (a source that misleads is dropped)."""
+    ones = np.ones((len(prediction), 1))
+    free = np.concatenate([ones, prediction[:, None]], axis=1)
     names = ("structure",) if features.structure.shape[1] else ("encoded",)
-    return [(free, np.zeros((len(prediction), 0))), (free, feature_columns(features, names))]
+    correction = feature_columns(features, names)
+    return [(free, np.zeros((len(prediction), 0))), (free, correction), (ones, correction)]
 
 
 @register_predictor("transfer")
@@ -120,7 +125,7 @@ class TransferPredictor(LatencyPredictor):
         self.coef_free = np.zeros(2)
         self.coef = np.zeros(0)
         self.alpha = 0.0
-        self.corrected = False
+        self.candidate = 0  # which of `_candidates` was chosen
 
     def fit(
         self, features: Features, latency_ms: np.ndarray, *, block_ms: np.ndarray | None = None
@@ -134,13 +139,13 @@ class TransferPredictor(LatencyPredictor):
         choice = choose(candidates, y, seed=self.seed)
         fit = fit_chosen(candidates, y, choice)
         self.coef_free, self.coef, self.alpha = fit.coef_free, fit.coef_pen, choice.alpha
-        self.corrected = choice.candidate == 1
+        self.candidate = choice.candidate
 
     def predict(self, features: Features) -> np.ndarray:
         if self.prior is None:
             raise NotApplicableError("transfer predictor used before it was fitted")
         candidates = _candidates(features, self.prior.predict(features))
-        free, penalised = candidates[1 if self.corrected else 0]
+        free, penalised = candidates[self.candidate]
         return np.asarray(free @ self.coef_free + penalised @ self.coef, dtype=np.float64)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -150,7 +155,7 @@ class TransferPredictor(LatencyPredictor):
         arrays = {"coef_free": self.coef_free, "coef": self.coef,
                   "source_columns": self.prior.columns,
                   **{f"source.{k}": v for k, v in source_arrays.items()}}
-        params = {"seed": self.seed, "alpha": self.alpha, "corrected": self.corrected,
+        params = {"seed": self.seed, "alpha": self.alpha, "candidate": self.candidate,
                   "source": {"device": self.prior.device, "kind": self.prior.predictor.kind,
                              "params": source_params}}
         return arrays, params
@@ -168,7 +173,7 @@ class TransferPredictor(LatencyPredictor):
         transfer.coef_free = np.asarray(arrays["coef_free"], dtype=np.float64)
         transfer.coef = np.asarray(arrays["coef"], dtype=np.float64)
         transfer.alpha = float(params["alpha"])
-        transfer.corrected = bool(params["corrected"])
+        transfer.candidate = int(params["candidate"])
         return transfer
 
 

@@ -153,3 +153,14 @@ def test_learning_curve_says_when_noise_puts_the_goal_out_of_reach(devices: Any)
     needed = measurements_needed(learning_curve(data.features, data.latency_ms[0], points=4))
     assert needed.total is None and needed.limit < 0.8
     assert "out of reach" in needed.message()
+
+
+def test_needed_report_for_the_quality_report(devices: Any) -> None:
+    from predictors.learning_curve import needed_report
+
+    data = devices(40, [np.full(24, 0.5)], noise=0.02, seed=4)
+    report = needed_report(data.features, data.latency_ms[0], kind="ridge")
+    assert report is not None and set(report) == {"learning_curve", "needed", "message"}
+    assert report["needed"]["target"] == predictors.POOR_WITHIN10
+    assert needed_report(data.features.take(np.arange(12)), data.latency_ms[0][:12],
+                         kind="ridge") is None
