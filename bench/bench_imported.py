@@ -231,7 +231,7 @@ def main() -> None:
         measured = load_measurements(args.space, json.loads(args.space_kwargs),
                                      args.measurements)
         imported(args.space, measured, args)
-        for source in measured:
+        for source in measured if len(measured) > 1 else []:
             transfer(args.space, source, [d for d in measured if d is not source], args)
 
 
