@@ -11,12 +11,13 @@ to 30 or 3,000 measurements. Rows are weighted by 1/latency^2 (relative error).
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from nas.errors import IncompatibleArtifactError
-from predictors.base import Features, LatencyPredictor, register_predictor
+from predictors.base import Features, LatencyPredictor, register_predictor, to_json
 from predictors.penalised import choose, fit_chosen
 
 # the column sets tried, simplest first (a tie in inner-CV error keeps the earlier one)
@@ -39,6 +40,29 @@ def column_sets(features: Features) -> tuple[tuple[str, ...], ...]:
     return WITH_STRUCTURE if features.structure.shape[1] else WITHOUT_STRUCTURE
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """What a fit chose and found (all JSON-able; saved in `model.json`).
+
+    Attributes:
+        intercept: the model's constant (ms).
+        alpha: the penalty chosen by inner cross-validation.
+        columns: the feature blocks used, e.g. `("structure", "encoded")`.
+        signature: the structural features' signature (None when they are not used).
+        inner_error: inner-CV mean squared relative error of the choice.
+    """
+
+    intercept: float = 0.0
+    alpha: float = 0.0
+    columns: tuple[str, ...] = ()
+    signature: str | None = None
+    inner_error: float = float("nan")
+
+    @classmethod
+    def from_json(cls, blob: dict[str, Any]) -> Chosen:
+        return cls(**{**blob, "columns": tuple(blob["columns"])})
+
+
 @register_predictor("structural")
 class StructuralPredictor(LatencyPredictor):
     """Ridge on structural features (+ encoding), columns and penalty chosen by inner CV.
@@ -50,11 +74,19 @@ class StructuralPredictor(LatencyPredictor):
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
         self.coef = np.zeros(0)
-        self.intercept = 0.0
-        self.alpha = 0.0
-        self.column_names: tuple[str, ...] = ()
-        self.signature: str | None = None
-        self.inner_error = float("nan")
+        self.chosen = Chosen()
+
+    @property
+    def alpha(self) -> float:
+        return self.chosen.alpha
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return self.chosen.columns
+
+    @property
+    def signature(self) -> str | None:
+        return self.chosen.signature
 
     def fit(
         self, features: Features, latency_ms: np.ndarray, *, block_ms: np.ndarray | None = None
@@ -65,10 +97,10 @@ class StructuralPredictor(LatencyPredictor):
         candidates = [(ones, columns(features, names)) for names in sets]
         choice = choose(candidates, y, seed=self.seed)
         fit = fit_chosen(candidates, y, choice)
-        self.coef, self.intercept = fit.coef_pen, float(fit.coef_free[0])
-        self.alpha, self.inner_error = choice.alpha, choice.error
-        self.column_names = sets[choice.candidate]
-        self.signature = signature(features) if "structure" in self.column_names else None
+        names = sets[choice.candidate]
+        self.coef = fit.coef_pen
+        self.chosen = Chosen(float(fit.coef_free[0]), choice.alpha, names,
+                             signature(features) if "structure" in names else None, choice.error)
 
     def predict(self, features: Features) -> np.ndarray:
         if self.signature is not None and signature(features) != self.signature:
@@ -76,25 +108,16 @@ class StructuralPredictor(LatencyPredictor):
                 f"structural predictor: fitted on structural features {self.signature}, got "
                 f"{signature(features)}; refit it (`nas profile fit`)"
             )
-        return columns(features, self.column_names) @ self.coef + self.intercept
+        return columns(features, self.column_names) @ self.coef + self.chosen.intercept
 
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        params = {
-            "seed": self.seed, "intercept": self.intercept, "alpha": self.alpha,
-            "columns": list(self.column_names), "signature": self.signature,
-            "inner_error": self.inner_error,
-        }
-        return {"coef": self.coef}, params
+        return {"coef": self.coef}, {"seed": self.seed, "chosen": to_json(asdict(self.chosen))}
 
     @classmethod
     def from_state(
         cls, arrays: dict[str, np.ndarray], params: dict[str, Any]
     ) -> StructuralPredictor:
         predictor = cls(seed=int(params["seed"]))
-        predictor.coef = np.asarray(arrays["coef"], dtype=np.float64)
-        predictor.intercept = float(params["intercept"])
-        predictor.alpha = float(params["alpha"])
-        predictor.column_names = tuple(params["columns"])
-        predictor.signature = params["signature"]
-        predictor.inner_error = float(params["inner_error"])
+        predictor.coef, predictor.chosen = arrays["coef"].astype(np.float64), Chosen.from_json(
+            params["chosen"])
         return predictor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,18 @@ def test_transfer_round_trip_and_selection_options(devices: Any, tmp_path: Path)
     assert "transfer" not in [item.kind for item in plain.fitted]
 
 
-def test_prior_from_a_saved_model_of_a_real_space(tmp_path: Path) -> None:
+@dataclass
+class NB201Source:
+    """A source device on nb201 whose latency follows MACs, and the subnets it measured."""
+
+    space: Any
+    archs: list[dict[str, Any]]
+    macs: np.ndarray
+    model: LatencyModel
+
+
+@pytest.fixture(scope="module")
+def nb201_source() -> NB201Source:
     space = create_space("nb201")
     featurizer = make_featurizer(space, [])
     rng = np.random.default_rng(0)
@@ -70,7 +82,15 @@ def test_prior_from_a_saved_model_of_a_real_space(tmp_path: Path) -> None:
     macs = np.array([space.complexity(a)["macs"] for a in archs], dtype=float)
     source = create_predictor("structural")
     source.fit(featurizer.transform(archs), 1.0 + macs / macs.max())
-    save_model(LatencyModel(source, featurizer, {}), tmp_path / "source")
+    return NB201Source(space, archs, macs, LatencyModel(source, featurizer, {}))
+
+
+def test_prior_from_a_saved_model_of_a_real_space(
+    nb201_source: NB201Source, tmp_path: Path
+) -> None:
+    space, archs, macs = nb201_source.space, nb201_source.archs, nb201_source.macs
+    featurizer = nb201_source.model.featurizer
+    save_model(nb201_source.model, tmp_path / "source")
     prior = prior_from_model(load_model(tmp_path / "source"), space, [], device="gpu")
     target = 0.5 + 3.0 * macs / macs.max()
     transfer = fit_transfer(featurizer.transform(archs[:20]), target[:20], prior)
@@ -101,15 +121,8 @@ def test_informative_selection_spreads_over_the_range() -> None:
         assert values.std() > 1.5 * np.log(source_ms).std()
 
 
-def test_informative_subnets_from_a_source_model() -> None:
-    space = create_space("nb201")
-    featurizer = make_featurizer(space, [])
-    rng = np.random.default_rng(0)
-    archs = [space.sample(rng) for _ in range(60)]
-    macs = np.array([space.complexity(a)["macs"] for a in archs], dtype=float)
-    source = create_predictor("structural")
-    source.fit(featurizer.transform(archs), 1.0 + macs / macs.max())
-    model = LatencyModel(source, featurizer, {})
+def test_informative_subnets_from_a_source_model(nb201_source: NB201Source) -> None:
+    space, model = nb201_source.space, nb201_source.model
     chosen = informative_subnets(space, model, 8, seed=0)
     assert len(chosen) == 8 and chosen == informative_subnets(space, model, 8, seed=0)
     # 8 stretches, each subnet near its stretch's centre: 7/8 of the predicted range covered
