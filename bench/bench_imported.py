@@ -10,8 +10,8 @@ The figures of issue 16's goals, as JSON lines (bench/README.md):
 - `transfer.<space>.<source>-><target>.{within10,kendall_tau}`: `--samples` (20) measured
   subnets of the target plus the source's predictor (fitted on `--source-train` subnets of
   the source), against the structural predictor on the same 20 alone; `informative` is the
-  same with the 20 chosen by `predictors.informative` (spread over the source's range) from the
-  target's unmeasured pool instead of at random.
+  same with the 20 chosen by `predictors.informative` (spread over the source's range, varied in
+  structure) from the target's measured subnets outside the held-out set, instead of at random.
 - `*.mean.*`: means over devices (or targets), with `better_on` = devices where we win.
 
 Data: the real NAS-Bench-201 latencies of 23 devices in `../shared/data/nb201/` (relative to the
@@ -181,7 +181,8 @@ def transfer(space: str, source: Device, targets: list[Device], args: argparse.N
                         y[test]))
             scores["alone"].append(quality(structural(f.take(few), y[few], f.take(test), seed),
                                            y[test]))
-            chosen = pool[select_informative(prior.predict(f.take(pool)), args.samples)]
+            chosen = pool[select_informative(prior.predict(f.take(pool)), args.samples,
+                                             structure=f.take(pool).structure)]
             scores["informative"].append(quality(
                 fit_transfer(f.take(chosen), y[chosen], prior, seed=seed).predict(f.take(test)),
                 y[test]))
