@@ -44,7 +44,7 @@ def _stage_shapes(space: Any) -> list[tuple[int, int]]:
 
 def op_rows(space: Any) -> np.ndarray:
     """`(5, S)`: the whole network's descriptor row for one edge carrying each operation."""
-    from search_spaces.nb201.space import OPS
+    from search_spaces.nb201.cells import OPS
 
     rows = []
     for op in OPS:
@@ -59,7 +59,7 @@ def active_edges(ops: np.ndarray) -> np.ndarray:
     Args:
         ops: `(n, 6)` operation indexes in the space's edge order (0 is `none`).
     """
-    from search_spaces.nb201.space import EDGES
+    from search_spaces.nb201.cells import EDGES
 
     live = ops != 0
     n = len(ops)
@@ -78,7 +78,7 @@ class NB201Describer(StructureDescriber):
     """All-edge and active-edge operation costs of NAS-Bench-201 cells, plus a cut-off flag."""
 
     def __init__(self, space: Any) -> None:
-        from search_spaces.nb201.space import EDGES, OPS
+        from search_spaces.nb201.cells import EDGES, OPS
 
         self.n_edges, self.n_ops = len(EDGES), len(OPS)
         self.rows = op_rows(space)
