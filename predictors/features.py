@@ -16,7 +16,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import InvalidArchError
 from predictors.base import Features
-from predictors.structure.base import describer_for
+from predictors.structure import describer_for
 from search_spaces.base import BatchFeatures, SearchSpace
 
 logger = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ def _sizes(largest: int, count: int) -> list[int]:
 def learning_curve(
     features: Features, latency_ms: np.ndarray, *, kind: str = "structural",
     options: Mapping[str, Any] | None = None, points: int = 6, repeats: int = 3,
-    holdout: float = 0.25, seed: int = 0,
+    holdout: float = 0.25, seed: int = 0, block_ms: np.ndarray | None = None,
 ) -> LearningCurve:
     """Cross-validated quality of predictor `kind` fitted on growing subsets of the subnets.
 
@@ -75,6 +75,7 @@ def learning_curve(
         repeats: random subsets per size below the largest (their errors are pooled).
         holdout: share of subnets per outer fold (0.25: 4 folds).
         seed: seeds the folds and the subsets.
+        block_ms: per-block timings, for the kinds that use them (`lut`, `residual`).
 
     Raises:
         ConfigError: too few subnets to hold any out (fewer than 20 with 4 folds).
@@ -96,7 +97,7 @@ def learning_curve(
                 for _ in range(1 if m >= len(pool) else repeats):
                     subset = rng.choice(pool, size=min(m, len(pool)), replace=False)
                     predictor = create_predictor(kind, **dict(options or {}))
-                    predictor.fit(features.take(subset), y[subset])
+                    predictor.fit(features.take(subset), y[subset], block_ms=block_ms)
                     predicted = predictor.predict(features.take(part))
                     errors[m].append(np.abs(predicted - y[part]) / y[part])
     pooled = [np.concatenate(errors[m]) for m in sizes]
@@ -220,6 +221,7 @@ def measurements_needed(
 def needed_report(
     features: Features, latency_ms: np.ndarray, *, kind: str,
     options: Mapping[str, Any] | None = None, target: float = POOR_WITHIN10, seed: int = 0,
+    block_ms: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """The quality report's "measurements needed" entry for predictor `kind`, or None.
 
@@ -229,7 +231,8 @@ def needed_report(
     """
     if not folds(len(latency_ms), holdout=0.25, seed=seed):
         return None
-    curve = learning_curve(features, latency_ms, kind=kind, options=options, seed=seed)
+    curve = learning_curve(features, latency_ms, kind=kind, options=options, seed=seed,
+                           block_ms=block_ms)
     needed = measurements_needed(curve, target=target)
     return {"learning_curve": curve.to_dict(), "needed": needed.to_dict(),
             "message": needed.message()}

@@ -124,11 +124,12 @@ DESCRIBERS: Registry[DescriberFactory] = Registry("structure describer")
 def describer_for(space: SearchSpace, keys: Sequence[str]) -> StructureDescriber | None:
     """The describer registered for `space` (by name) with block-key columns `keys`, or None.
 
+    Call it through the `predictors.structure` package, whose import registers the built-in
+    describers (a lazy import of the package from here would close an import cycle).
+
     None when no describer is registered or when it cannot describe these keys (the
     structural predictor then falls back to the encoding, and says so in the log).
     """
-    from predictors import structure  # noqa: F401 - registers the built-in describers
-
     if space.name not in DESCRIBERS:
         return None
     try:
