@@ -140,7 +140,13 @@ class LatencyPredictor(abc.ABC):
         path = directory / MODEL_ARRAYS
         if not path.is_file():
             raise ArtifactError(f"{path} does not exist; re-run `nas profile` to rebuild it")
-        return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+        try:
+            return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+        except KeyError as exc:  # written by a version that stored other fields
+            raise ArtifactError(
+                f"{directory}: expected the field {exc} in the saved '{cls.kind}' predictor, "
+                "got none; refit it (`nas profile fit --device DEVICE ...`)"
+            ) from None
 
 
 PREDICTORS: Registry[type[LatencyPredictor]] = Registry("latency predictor")

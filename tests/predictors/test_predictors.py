@@ -38,6 +38,22 @@ def test_fit_predict_save_load_roundtrip(kind: str, synthetic: Any, tmp_path: Pa
     np.testing.assert_array_equal(loaded.predict(synthetic.features), before)
 
 
+def test_a_predictor_saved_with_other_fields_fails_clearly(synthetic: Any, tmp_path: Path) -> None:
+    import json
+
+    from nas.errors import ArtifactError
+    from predictors.base import MODEL_PARAMS
+
+    predictor = create_predictor("structural")
+    predictor.fit(synthetic.features, synthetic.latency_ms)
+    predictor.save(tmp_path)
+    blob = json.loads((tmp_path / MODEL_PARAMS).read_text())
+    blob["params"] = {"seed": 0}  # an older layout: no record of the fit's choices
+    (tmp_path / MODEL_PARAMS).write_text(json.dumps(blob))
+    with pytest.raises(ArtifactError, match="refit it"):
+        load_kind(tmp_path)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_predictor_generalises_on_additive_latency(kind: str, make_data: Any) -> None:
     train, test = make_data(300, seed=1), make_data(100, seed=2)
