@@ -7,7 +7,7 @@ package, so the package can import every built-in space without being imported b
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nas.errors import ConfigError, IncompatibleArtifactError
@@ -29,16 +29,22 @@ def create_space(name: str, **kwargs: Any) -> SearchSpace:
     return cls(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
-    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
-    cls = SPACES.get(spec["name"])
-    if spec.get("encoding_version") != cls.encoding_version:
-        raise IncompatibleArtifactError(
-            f"{source}: space '{spec['name']}' has encoding version "
-            f"{spec.get('encoding_version')}, "
-            f"this nas expects {cls.encoding_version}; re-run the stage that made it"
-        )
-    return cls(**spec.get("kwargs", {}))
+def create_sized_space(
+    name: str, *, num_classes: int, in_channels: int, image_size: int,
+    options: Mapping[str, Any] | None = None,
+) -> SearchSpace:
+    """The space `name` sized for a dataset, with the user's `--space-option`s on top.
+
+    Raises:
+        ConfigError: an option the space does not take.
+    """
+    sizes = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+    try:
+        return create_space(name, **{**sizes, **(options or {})})
+    except TypeError as exc:
+        raise ConfigError(
+            f"--space-option: {name} does not take {sorted(options or {})} ({exc})"
+        ) from None
 
 
 def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
@@ -54,3 +60,16 @@ def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             parsed[key.strip()] = text
     return parsed
+
+
+def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
+    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
+    cls = SPACES.get(spec["name"])
+    if spec.get("encoding_version") != cls.encoding_version:
+        raise IncompatibleArtifactError(
+            f"{source}: space '{spec['name']}' has encoding version "
+            f"{spec.get('encoding_version')}, "
+            f"this nas expects {cls.encoding_version}; re-run the stage that made it"
+        )
+    return cls(**spec.get("kwargs", {}))
+
