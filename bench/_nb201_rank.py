@@ -92,5 +92,6 @@ def fmt_tau(row: Mapping[str, Any]) -> str:
 
 
 def mean_sd(values: Sequence[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+    if len(values) < 2:  # no spread to show: "± 0.00" would claim one
+        return f"{statistics.mean(values):.2f} (1 seed)"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"

@@ -282,7 +282,10 @@ def report(args: argparse.Namespace) -> None:
           "first -> last | skips in cell | CPU min (mean) | steps |")
     print("|---|---|---|---|---|---|---|---|")
     for name, base in baselines(table).items():
-        print(f"| {name} cell (baseline) | {base['mean']:.2f} ± {base['sd']:.2f} | | | | | 0 | |")
+        spread = f"± {base['sd']:.2f}" if base.get("cells", 2) > 1 else "(1 cell)"
+        # a random cell's place is uniform (50% on average), not the place of the mean
+        better = "" if name == "random" else f"{100 * better_share(table, base['mean']):.0f}%"
+        print(f"| {name} cell (baseline) | {base['mean']:.2f} {spread} | | {better} | | | 0 | |")
     for method in METHODS:
         results = sorted(rows.get(method, []), key=lambda r: r["seed"])
         if not results:
