@@ -120,7 +120,8 @@ def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | No
 def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[str]:
     """The command lines of the stages that produced this export, oldest first."""
     stages = run.manifest().get("stages", {})
-    wanted = ["train-supernet", "train", *sorted(s for s in stages if s.startswith("profile"))]
+    wanted = ["train-supernet", "import-supernet", "train",
+              *sorted(s for s in stages if s.startswith("profile"))]
     if tag is not None:
         wanted.append(f"search-{tag}")
     lines = []

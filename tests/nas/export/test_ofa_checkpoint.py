@@ -118,3 +118,14 @@ def test_a_tensor_that_reads_back_different_is_named() -> None:
         check_round_trip(original, {"a": torch.zeros(2), "b": torch.tensor([1.0, 1.0001])})
     with pytest.raises(RoundTripError, match="tensor 'b' is in only one"):
         check_round_trip(original, {"a": torch.zeros(2)})
+
+
+def test_an_exports_card_lists_the_import_command(tmp_path: Path) -> None:
+    from nas.export.from_run import _commands
+
+    run = RunDir(tmp_path / "runs", "r")
+    run.begin_stage("import-supernet", config={},
+                    argv=["/venv/bin/nas", "import-supernet", "ofa", "w1.0", "--run", "r"])
+    run.end_stage("import-supernet")
+    assert _commands(run, None, ["nas", "export", "--run", "r"]) == [
+        "nas import-supernet ofa w1.0 --run r", "nas export --run r"]
