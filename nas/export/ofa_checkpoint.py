@@ -30,6 +30,7 @@ from nas.artifacts import (
     now_iso,
 )
 from nas.errors import ConfigError, NasError
+from nas.supernet import Supernet
 from nas.supernet.ofa_import import (
     WIDTH_KEYS,
     describe_source,
@@ -139,7 +140,7 @@ def _ofa_class(space: str) -> str:
 
 
 def _write(
-    path: Path, state: dict[str, Tensor], net: Any, ofa_class: str, kwargs: dict[str, Any],
+    path: Path, state: dict[str, Tensor], net: Supernet, ofa_class: str, kwargs: dict[str, Any],
     stored: Mapping[str, Any], run: RunDir,
 ) -> dict[str, Any]:
     """Save, read back through the import path, compare, then write the sidecar files."""
