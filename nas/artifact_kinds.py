@@ -91,7 +91,7 @@ PREDICTOR_REPORT = Kind(
 )
 
 FRONT_MEMBER = Obj(
-    {"arch": ARCH},
+    {"arch": OBJECT},
     optional={"arch_id": STRING, "values": MapOf(Maybe(ANY_NUMBER)),
               "metrics": MapOf(Maybe(ANY_NUMBER)), "violation": Maybe(ANY_NUMBER),
               "feasible": BOOLEAN},

@@ -23,11 +23,26 @@ else:  # pragma: no cover
 C = TypeVar("C")
 
 
+def read_user_text(path: Path, *, what: str, hint: str,
+                   error: type[Exception] = ConfigError) -> str:
+    """The text of a file the user passed (`what`, e.g. "config file"); a missing, unreadable
+    or non-UTF-8 file raises `error` naming it (`hint`: what to pass instead)."""
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist; {hint}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                    f"{exc.start}); save it as UTF-8") from None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML (`.toml`) or YAML (`.yaml`/`.yml`/other) mapping from `path`."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass a TOML or YAML file")
-    text = path.read_text()
+    text = read_user_text(path, what="config file", hint="pass a TOML or YAML file")
     try:
         if path.suffix == ".toml":
             data: Any = tomllib.loads(text)
@@ -109,10 +124,9 @@ def read_user_jsonl(
 
     A missing file or a malformed line raises `error` naming the file (and the line).
     """
-    if not path.is_file():
-        raise error(f"{what} {path} does not exist; pass a JSONL file")
+    text = read_user_text(path, what=what, hint="pass a JSONL file", error=error)
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.artifact_kinds import EXPORT_METRICS
 from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
@@ -74,7 +75,7 @@ class FinetuneResult:
 
 def _source_run(export_dir: Path, runs_dir: Path | None) -> RunDir:
     """The run an export came from (recorded in its metrics.json provenance)."""
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     provenance = metrics.get("provenance") or {}
     name = provenance.get("run")
     if not name:
@@ -180,7 +181,7 @@ def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ..
 
 
 def _source_metrics(export_dir: Path) -> dict[str, Any]:
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     return dict(metrics) if isinstance(metrics, dict) else {}
 
 

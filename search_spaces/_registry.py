@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas.errors import IncompatibleArtifactError
+from nas.errors import IncompatibleArtifactError, NasError
 from nas.registry import Registry
 from search_spaces.base import SearchSpace
 
@@ -28,7 +28,18 @@ def create_space(name: str, **kwargs: Any) -> SearchSpace:
 
 
 def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
-    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
+    """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions.
+
+    A spec of the wrong shape, or options the space refuses, raise
+    `IncompatibleArtifactError` naming `source` (a damaged file never crashes a command).
+    """
+    kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) \
+            or not isinstance(kwargs, dict):
+        raise IncompatibleArtifactError(
+            f"{source}: expected a space spec {{'name', 'encoding_version', 'kwargs'}}, got "
+            f"{str(spec)[:80]}; re-run the stage that made it"
+        )
     cls = SPACES.get(spec["name"])
     if spec.get("encoding_version") != cls.encoding_version:
         raise IncompatibleArtifactError(
@@ -36,4 +47,12 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
             f"{spec.get('encoding_version')}, "
             f"this nas expects {cls.encoding_version}; re-run the stage that made it"
         )
-    return cls(**spec.get("kwargs", {}))
+    try:
+        return cls(**kwargs)
+    except NasError:
+        raise
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise IncompatibleArtifactError(
+            f"{source}: space '{spec['name']}' refuses the recorded options {str(kwargs)[:80]}"
+            f" ({type(exc).__name__}: {exc}); re-run the stage that made it"
+        ) from None

@@ -219,10 +219,11 @@ def _export_trained_network(
     argv: Sequence[str] | None,
 ) -> RunExport:
     """Export the network a run trained from a genotype (no supernet, nothing to pick)."""
-    from safetensors.torch import load_file
-
+    from nas.artifact_kinds import GENOTYPE as GENOTYPE_KIND
+    from nas.artifact_kinds import NETWORK_WEIGHTS as WEIGHTS_KIND
     from nas.artifacts import read_json
     from nas.export.export import export_network
+    from nas.readers import damaged, load_tensors
     from nas.supernet.trained import EvalSettings
     from search_spaces import space_from_spec
 
@@ -233,12 +234,18 @@ def _export_trained_network(
         )
     manifest = run.manifest()
     space = space_from_spec(manifest["space"], source=str(run.manifest_path))
-    genotype = space.normalize(read_json(run.path / GENOTYPE))
+    genotype = space.normalize(read_json(run.path / GENOTYPE, GENOTYPE_KIND))
     stages = manifest.get("stages", {})
     train_cfg = next((dict(s.get("config") or {}) for s in stages.values()
                       if "genotype" in (s.get("config") or {})), {})
     model = space.build_network(genotype)
-    model.load_state_dict(load_file(str(run.path / NETWORK_WEIGHTS)), strict=True)
+    state = load_tensors(run.path / NETWORK_WEIGHTS, WEIGHTS_KIND)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise damaged(run.path / NETWORK_WEIGHTS, "does not fit the genotype's network "
+                      f"({(str(exc).splitlines()[1:2] or [''])[0].strip()})", WEIGHTS_KIND) \
+            from None
     target = out_dir or run.path / "export" / arch_id(genotype)
     run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},
                     argv=list(argv) if argv else None)

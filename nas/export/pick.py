@@ -21,6 +21,7 @@ from typing import Any
 
 from nas.arch import arch_id as compute_arch_id
 from nas.arch import parse_arch_argument
+from nas.artifact_kinds import PARETO
 from nas.artifacts import read_json
 from nas.errors import ArtifactError, ConfigError
 
@@ -113,7 +114,7 @@ def read_front(path: Path) -> Front:
 
     Each member is `{"arch", "arch_id", "values": {metric: number}}` (`metrics` also accepted).
     """
-    data = read_json(path)
+    data = read_json(path, PARETO)
     if isinstance(data, list):
         data = {"front": data}
     if not isinstance(data, Mapping):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -169,9 +170,10 @@ def read_measurements(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     subnets, blocks = [], []
     for number, record in read_user_jsonl(path, what="measurements file"):
         latency = record.get("latency_ms") if isinstance(record, dict) else None
-        if not isinstance(latency, (int, float)) or not latency > 0:
+        if (not isinstance(latency, (int, float)) or isinstance(latency, bool)
+                or not math.isfinite(latency) or not latency > 0):
             raise ConfigError(
-                f"{path} line {number}: expected an object with a positive 'latency_ms', "
+                f"{path} line {number}: expected an object with a finite positive 'latency_ms', "
                 f"got {json.dumps(record)[:80]}"
             )
         if "arch" in record:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
+from nas.artifact_kinds import PREDICTOR_REPORT
 from nas.artifacts import RunDir, device_dirname, read_json
 from nas.errors import ConfigError
 from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
@@ -170,7 +171,7 @@ def refit_predictors(
     space, store = target.open()
     previous = store.predictor_dir / REPORT
     # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
-    kept = read_json(previous) if previous.is_file() else {}
+    kept = read_json(previous, PREDICTOR_REPORT) if previous.is_file() else {}
     extra = {k: kept[k] for k in ("fingerprint", "setup", "session") if k in kept}
     report = build_predictors(space, store, resolutions=space.input_sizes(), seed=seed,
                               force=_force(predictor), extra_meta=extra or {"fingerprint": None})

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.artifact_kinds import BLOCK_RECORD, LATENCY_RECORD
 from nas.artifacts import RunLayout, append_jsonl, read_jsonl, standalone_profile
 
 LATENCY = "latency.jsonl"
@@ -31,6 +32,7 @@ REPEATS = "repeats.jsonl"
 PROFILE = "profile.json"
 REPORT = "report.json"
 REFERENCE = "reference.json"
+_RECORDS = {LATENCY: LATENCY_RECORD, BLOCKS: BLOCK_RECORD, REPEATS: LATENCY_RECORD}
 
 @dataclass(frozen=True)
 class ProfileStore:
@@ -69,7 +71,7 @@ class ProfileStore:
 
     def records(self, path: Path, setup: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Records of `path`, only those taken with `setup` when given."""
-        out = list(read_jsonl(path))
+        out = list(read_jsonl(path, _RECORDS.get(path.name, LATENCY_RECORD)))
         if setup is not None:
             out = [r for r in out if r.get("setup") == dict(setup)]
         return out
@@ -125,20 +127,36 @@ def open_target(
 
 
 def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
-    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
-    else the text)."""
+    """`["init_channels=8", "resolutions=160,192"]` -> `{"init_channels": 8, "resolutions":
+    [160, 192]}`: JSON values, comma-separated lists of them, else the text."""
     from nas.errors import ConfigError
 
     parsed: dict[str, Any] = {}
     for option in options:
         key, sep, text = option.partition("=")
-        if not sep or not key.strip():
+        if not sep or not key.strip().isidentifier():
             raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
-        try:
-            parsed[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            parsed[key.strip()] = text
+        parsed[key.strip()] = _option_value(text.strip())
     return parsed
+
+
+def _option_value(text: str) -> Any:
+    def value(part: str) -> Any:
+        try:
+            return json.loads(part, parse_constant=_no_constant)
+        except ValueError:
+            return part
+
+    if "," in text and not text.startswith(("[", "{", '"')):
+        return [value(part.strip()) for part in text.split(",")]
+    return value(text)
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: a space option never takes them."""
+    from nas.errors import ConfigError
+
+    raise ConfigError(f"--space-option: expected a finite number, got {name}")
 
 
 def standalone_root(

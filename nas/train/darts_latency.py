@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError
+from nas.readers import Kind, finite, read_text
 from search_spaces.darts.blocks import edge_shapes as darts_edge_shapes
 from search_spaces.darts.blocks import op_key
 from search_spaces.darts.counting import cell_plans, edge_geometry, op_cost
@@ -82,24 +83,36 @@ def measure_latency_table(
     return table
 
 
+LATENCY_TABLE = Kind("per-operation latency table",
+                     remedy="fix the file, or pass --latency-table measure (or toy)")
+
+
 def load_latency_table(path: Path) -> dict[str, float]:
     """A table from JSON (`{key: ms}` or `{"entries": {key: ms}}`) or JSONL (`{"key", "ms"}`)."""
     if not path.is_file():
         raise ArtifactError(f"latency table: expected a JSON/JSONL file, toy, measure, profile "
                             f"or profile:DEVICE, got '{path}' (no such file)")
-    text = path.read_text()
+    text = read_text(path, LATENCY_TABLE)
     try:
         if path.suffix == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return {str(r["key"]): float(r.get("ms", r.get("latency_ms"))) for r in rows}
-        data = json.loads(text)
+            data: Any = {str(r["key"]): r.get("ms", r.get("latency_ms")) for r in rows}
+        else:
+            data = json.loads(text)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path}: expected {{key: ms}} JSON or key/ms JSONL ({exc})") from None
     if isinstance(data, Mapping) and isinstance(data.get("entries"), Mapping):
         data = data["entries"]
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{path}: expected a JSON object of key -> milliseconds")
-    return {str(k): float(v) for k, v in data.items()}
+    return {str(k): _milliseconds(v, path, str(k)) for k, v in data.items()}
+
+
+def _milliseconds(value: Any, path: Path, key: str) -> float:
+    ms = finite(value, path, f"entry '{key}'", LATENCY_TABLE)
+    if ms < 0:
+        raise ArtifactError(f"{path}: entry '{key}': expected a latency >= 0 ms, got {ms}")
+    return ms
 
 
 def profile_device(source: str | None) -> str | None:
@@ -161,6 +174,7 @@ def load_profile_table(
     first, then in the standalone one of the space at this image size. The table must cover
     every op key of `space`'s network; otherwise `ArtifactError` says how to make one.
     """
+    from nas.artifact_kinds import BLOCK_RECORD
     from nas.artifacts import read_jsonl
     from nas.profile.store import ProfileStore
 
@@ -175,7 +189,7 @@ def load_profile_table(
                             f"{candidates[-1]}; {how}")
     table: dict[str, float] = {}
     for path in found:
-        for table in _tables_by_setup(list(read_jsonl(path))) or [{}]:
+        for table in _tables_by_setup(list(read_jsonl(path, BLOCK_RECORD))) or [{}]:
             missing = [key for key in needed if key not in table]
             if not missing:
                 return {key: table[key] for key in needed}

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from nas.artifact_kinds import STAGE_CONFIG
 from nas.artifacts import RunDir, read_json
 from nas.supernet.weights import weights_path
 from nas.train.checkpoint import checkpoint_path
@@ -121,7 +122,7 @@ def saved_options(run: RunDir) -> dict[str, Any] | None:
     path = run.path / "config" / f"{STAGE}.json"
     if not checkpoint_path(run).is_file() or not path.is_file():
         return None
-    recorded = read_json(path)
+    recorded = read_json(path, STAGE_CONFIG)
     if not isinstance(recorded, dict) or "space" not in recorded:
         return None
     family = family_of(str(recorded["space"]))
