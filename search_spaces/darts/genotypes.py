@@ -204,8 +204,10 @@ def load_genotype_argument(text: str) -> Any:
         return text
     path = Path(text)
     if path.is_file():
+        if path.stat().st_size > 1 << 20:
+            raise InvalidArchError(f"{path}: expected a genotype file, got over 1 MB")
         try:
-            content = path.read_bytes()[: MAX_TEXT + 1].decode("utf-8").strip()
+            content = path.read_bytes().decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidArchError(f"{path}: expected a genotype as UTF-8 text ({exc})") from None
         if content.startswith(("{", "[")):
