@@ -59,6 +59,39 @@ def write_failure(exc: BaseException) -> str | None:
     return None
 
 
+# how libraries that write on their own (SQLite, torch's zip writer) say the same
+_LIBRARY_FAILURES = {
+    "database or disk is full": "the disk is full",
+    "file write failed": "the disk is full",
+    "attempt to write a readonly database": "the file system is read-only",
+    "no space left on device": "the disk is full",
+    "read-only file system": "the file system is read-only",
+}
+
+
+def disk_failure(exc: BaseException) -> str | None:
+    """One line for an error that means the disk refused a write (full, read-only, no
+    permission), found anywhere in `exc`'s chain; None for any other error.
+
+    For errors raised outside `nas.artifacts`' writers (SQLite studies, library writers):
+    every write of this package is atomic, so what was written before is kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = write_failure(current)
+        text = str(current).lower()
+        reason = reason or next((r for k, r in _LIBRARY_FAILURES.items() if k in text), None)
+        if reason is not None:
+            where = getattr(current, "filename", None)
+            return (f"{reason}{f' ({where})' if where else ''}; files written before are "
+                    "kept (every write is atomic); free space or fix the permissions, then run "
+                    "the command again")
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _write_error(path: Path, reason: str, kept: str) -> WriteError:
     return WriteError(f"could not write {path}: {reason}; {kept}; free space (or fix the "
                       "permissions) and run the command again")

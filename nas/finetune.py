@@ -26,8 +26,9 @@ from torch import nn
 
 from nas.artifact_kinds import EXPORT_METRICS
 from nas.artifacts import RunDir, read_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.errors import ArtifactError, ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
 
@@ -56,6 +57,7 @@ class FinetuneConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"expected epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}"
@@ -119,6 +121,7 @@ def finetune_export(
     runs_dir: Path | None = None,
     on_step: Callable[[StepLog], None] | None = None,
     argv: list[str] | None = None,
+    wait: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the pytorch format of `export_dir` and export it to `out_dir`.
 
@@ -130,14 +133,24 @@ def finetune_export(
         runs_dir: where the source run lives (default: as recorded at export).
         on_step: progress callback (an epoch's last step carries its record in `epoch_end`).
         argv: the command line, for the model card.
+        wait: queue behind another fine-tune into `out` instead of failing.
     """
+    out = out_dir or export_dir / "finetuned"
+    with stage_lock(out, "finetune", wait=wait, hint="or use another --out folder"):
+        return _finetune(export_dir, cfg, out, runs_dir, on_step, argv)
+
+
+def _finetune(
+    export_dir: Path, cfg: FinetuneConfig, out: Path, runs_dir: Path | None,
+    on_step: Callable[[StepLog], None] | None, argv: list[str] | None,
+) -> FinetuneResult:
     from nas.data import BatchLoader
     from nas.export.export import export_model
     from nas.export.formats import FORMATS
-    from nas.export.load import load_exported, read_arch_json
+    from nas.export.load import load_exported, read_arch_json, require_complete
     from nas.supernet.trained import TrainedSupernet
 
-    out = out_dir or export_dir / "finetuned"
+    require_complete(export_dir)
     meta = read_arch_json(export_dir)
     source = TrainedSupernet.load(_source_run(export_dir, runs_dir), cfg.device)
     splits = source.splits

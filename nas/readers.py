@@ -148,7 +148,7 @@ def _guarded(path: Path, kind: Kind, what: str, read: Callable[[], Any]) -> Any:
     `RuntimeError`, `EOFError`, `UnpicklingError` and more for torn or foreign files: all
     mean the same to a user, so every exception but an interrupt is caught.
     """
-    read_bytes_check(path, kind)
+    require_content(path, kind)
     try:
         return read()
     except ArtifactError:
@@ -160,7 +160,7 @@ def _guarded(path: Path, kind: Kind, what: str, read: Callable[[], Any]) -> Any:
         raise _library_error(path, kind, exc, what) from None
 
 
-def read_bytes_check(path: Path, kind: Kind) -> None:
+def require_content(path: Path, kind: Kind) -> None:
     """Missing, empty or unreadable: the same message whatever library reads the file next."""
     if not path.exists():
         raise ArtifactError(f"{path} does not exist ({kind.name}); {kind.remedy}")
@@ -226,7 +226,7 @@ def check_sqlite(path: Path, kind: Kind = UNKNOWN, *, table: str | None = None) 
         if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
             raise damaged(path, "is not an SQLite database", kind)
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60) as db:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60) as db:
             verdict = db.execute("PRAGMA quick_check(1)").fetchone()
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         db.close()

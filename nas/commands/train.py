@@ -13,6 +13,7 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    WaitOption,
     console,
     explicit_params,
     resolve_config,
@@ -210,6 +211,7 @@ def train_supernet(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
     DARTS cell with --space darts (genotype.json)."""
@@ -221,7 +223,7 @@ def train_supernet(
     is_main = DistContext.from_env().is_main
     show = is_main and not quiet and console.is_terminal
     with TrainProgress(show) as progress:
-        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update, wait=wait)
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))
         # a once-for-all run ends in weights, a DARTS search in a genotype

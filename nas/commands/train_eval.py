@@ -10,6 +10,7 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    WaitOption,
     console,
     resolve_config,
     resolve_runs_dir,
@@ -56,12 +57,14 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Train a DARTS genotype's evaluation network from scratch (cutout, drop-path, aux head)."""
     cfg = resolve_config(ctx, EvalTrainConfig, config)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     with TrainProgress(not quiet and console.is_terminal) as progress:
-        summary = train_genotype(cfg, run_dir, resume=resume, on_step=progress.update)
+        summary = train_genotype(cfg, run_dir, resume=resume, on_step=progress.update,
+                                 wait=wait)
     console.print(
         f"[bold]{run}[/bold]: {summary['steps']} steps, val top-1 {100 * summary['val_acc']:.2f}%"
         f", test top-1 {100 * summary['test_acc']:.2f}%, {summary['params']:,} params, "

@@ -21,6 +21,8 @@ from nas.errors import ArtifactError, ConfigError, NasError
 from nas.export.export import ExportReport, export_subnet
 from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
+from nas.locks import stage_lock
+from nas.names import check_relative_out
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -151,6 +153,7 @@ def export_from_run(
     out_dir: Path | None = None,
     calib_batches: int | None = None,
     argv: Sequence[str] | None = None,
+    wait: bool = False,
 ) -> RunExport:
     """Pick a subnet of `run` and export it (see `nas export --help` for the rules).
 
@@ -163,11 +166,25 @@ def export_from_run(
         out_dir: export folder (default `runs/NAME/export/<arch_id>/`).
         calib_batches: BN recalibration batches (default: the run's `bn_calibration_batches`).
         argv: the command line, recorded in the model card and the manifest.
+        wait: queue behind another export of this run instead of failing.
     """
+    run.require()
+    if out_dir is not None:
+        check_relative_out(out_dir)
+    # one export of a run at a time: they share the manifest's export stage
+    with stage_lock(run.path, STAGE, wait=wait):
+        return _export_from_run(run, pick_rule, search_tag, device, formats, out_dir,
+                                calib_batches, argv)
+
+
+def _export_from_run(
+    run: RunDir, pick_rule: str, search_tag: str | None, device: str | None,
+    formats: Sequence[str], out_dir: Path | None, calib_batches: int | None,
+    argv: Sequence[str] | None,
+) -> RunExport:
     from nas.supernet.trained import TrainedSupernet
     from nas.supernet.weights import weights_path
 
-    run.require()
     if not weights_path(run).is_file() and (run.path / NETWORK_WEIGHTS).is_file():
         return _export_trained_network(run, pick_rule, formats, out_dir, argv)
     trained = TrainedSupernet.load(run, "cpu")

@@ -29,6 +29,7 @@ from nas.export.deploy import STORED, DeployForm, deployable
 from nas.export.formats import (
     ARCH_FILE,
     FORMATS,
+    INCOMPLETE_FILE,
     INPUT_NAME,
     ONNX_FILE,
     OUTPUT_NAME,
@@ -120,6 +121,15 @@ def read_arch_json(out_dir: Path) -> dict[str, Any]:
     """The export's `arch.json` (raises `ArtifactError` when missing or malformed)."""
     data: dict[str, Any] = read_json(out_dir / ARCH_FILE, ARCH_JSON)
     return data
+
+
+def require_complete(out_dir: Path) -> None:
+    """`ArtifactError` when `out_dir` is an export that was killed or failed while writing."""
+    marker = out_dir / INCOMPLETE_FILE
+    if marker.is_file():
+        raise ArtifactError(f"{out_dir}: the export is incomplete ({marker.name} is there: it "
+                            "was killed or failed while writing); run the same `nas export` "
+                            "again")
 
 
 class SavedModel:

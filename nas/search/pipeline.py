@@ -16,6 +16,8 @@ from typing import Any
 from nas.artifacts import RunDir
 from nas.config import config_to_dict
 from nas.errors import ConfigError
+from nas.locks import stage_lock
+from nas.names import check_name, device_dirname
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.optimize import SearchResult, run_search
@@ -30,6 +32,7 @@ from nas.search.problems import (
     supernet_problems,
 )
 from nas.search.searchers import SEARCHERS
+from nas.search.study_file import STUDY_FILE, check_study_file
 from search_spaces.base import SearchSpace
 
 
@@ -45,6 +48,7 @@ class SearchTarget:
         oracle: a JSONL table of metrics per subnet, searched instead of a supernet.
         space: the search space of the `oracle` table.
         argv: the command line recorded in the manifest (default: `sys.argv`).
+        wait: queue behind another process writing the same search instead of failing.
     """
 
     runs_dir: Path
@@ -54,6 +58,7 @@ class SearchTarget:
     oracle: Path | None = None
     space: str | None = None
     argv: list[str] | None = None
+    wait: bool = False
 
 
 class SearchObserver:
@@ -155,6 +160,8 @@ def run_searches(
 
     if cfg.algorithm is not None:
         SEARCHERS.get(cfg.algorithm)  # unknown names fail here with the valid list
+    if target.tag is not None:
+        check_name(target.tag, "--tag")  # before anything is loaded or written
     devices = list(dict.fromkeys(target.devices))
     if target.oracle is not None:
         run, space, problems = _oracle_setup(cfg, target, devices)
@@ -173,11 +180,15 @@ def run_searches(
     header = {"space": space.spec(), "run": run.name}
     searches = []
     for problem in problems:
-        base = target.tag or problem.device or "oracle"
-        tag = f"{target.tag}-{problem.device}" if target.tag and len(problems) > 1 else base
-        search = _search_device(
-            cfg, run, tag, problem, space, accuracy, header, observer, target.argv
-        )
+        device = device_dirname(problem.device) if problem.device else None
+        base = target.tag or device or "oracle"
+        tag = f"{target.tag}-{device}" if target.tag and len(problems) > 1 else base
+        # one writer per search; processes sharing a study (--storage) coordinate in it
+        with stage_lock(run.path, f"search-{tag}", wait=target.wait, hint="or use another --tag",
+                        enabled=cfg.storage is None):
+            search = _search_device(
+                cfg, run, tag, problem, space, accuracy, header, observer, target.argv
+            )
         observer.finished(search)
         searches.append(search)
     return searches
@@ -213,7 +224,9 @@ def _search_device(
     algorithm = cfg.algorithm or ("nsga2" if len(problem.objectives) >= 2 else "evolution")
     out = run.search_dir(tag)
     out.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    if cfg.storage is None:
+        check_study_file(out, tag)
+    storage = cfg.storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
     config = {
         **config_to_dict(cfg),
         "algorithm": algorithm,

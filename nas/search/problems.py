@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.artifacts import RunDir
+from nas.config import check_finite
 from nas.errors import ConfigError
 from nas.search import objectives as metrics
 from nas.search.base import Constraint, Objective
@@ -43,6 +44,7 @@ class SearchConfig:
     skip_missing: bool = False
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         for name in ("budget", "population", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(

@@ -23,6 +23,7 @@ from nas.supernet.base import Supernet
 WEIGHTS_FORMAT = "nas-supernet/1"
 WEIGHTS_FILE = "weights.safetensors"
 SPACE_FILE = "space.json"
+SUPERNET_LOCK = "supernet"  # the stage lock of whatever writes supernet/ (training, import)
 
 
 def weights_path(run: RunLayout) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.config import differing_keys
+from nas.config import check_finite, differing_keys
 from nas.errors import ConfigError
 from nas.train.registry import TRAINERS, family_of
 
@@ -165,6 +165,7 @@ class TrainConfig:
     latency_weight: float | None = None  # fbnet alpha / proxyless lambda
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
         phases = self.phases if self.phases is not None else ()
         if not isinstance(phases, Sequence):
