@@ -186,10 +186,12 @@ def read_measurements(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def import_measurements(
-    space: SearchSpace, store: ProfileStore, path: Path, *, replace: bool = False
+    space: SearchSpace, store: ProfileStore, path: Path, *, replace: bool = False,
+    measurements: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
 ) -> tuple[int, int]:
-    """Append the measurements of `path` to the device's store; returns (subnets, blocks)."""
-    subnets, blocks = read_measurements(path)
+    """Append the measurements of `path` (`measurements`: as `read_measurements` read them
+    already) to the device's store; returns (subnets, blocks)."""
+    subnets, blocks = measurements or read_measurements(path)
     normalised = []
     for number, record in enumerate(subnets, start=1):
         try:

@@ -23,7 +23,13 @@ from nas.artifacts import RunDir, device_dirname, read_json
 from nas.config import check_finite
 from nas.errors import ConfigError
 from nas.locks import stage_lock
-from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
+from nas.profile.fit import (
+    build_predictors,
+    import_measurements,
+    read_archs,
+    read_measurements,
+    training_data,
+)
 from nas.profile.session import ProfilePlan, ProgressCallback, Session
 from nas.profile.store import REPORT, ProfileStore, open_target
 from predictors.io import load_predictor, predictor_warning
@@ -173,8 +179,10 @@ def import_profile(
     """Add measurements taken anywhere (`file`: JSONL of arch or block + `latency_ms`) to the
     device's store, then fit its predictors; `replace` drops earlier measurements first."""
     space, store = target.open()
+    measurements = read_measurements(file)  # a bad file fails before anything is written
     with target.writing(store):
-        imported = import_measurements(space, store, file, replace=replace)
+        imported = import_measurements(space, store, file, replace=replace,
+                                       measurements=measurements)
         report = build_predictors(
             space, store, resolutions=space.input_sizes(), seed=seed, force=_force(predictor),
             extra_meta={"fingerprint": None,

@@ -1,0 +1,61 @@
+"""One tiny run with every artifact kind, made once per test session through the CLI.
+
+A NAS-Bench-201 supernet shrunk to C=4 and one cell per stage (registered as `SPACE`) on the
+synthetic dataset: train-supernet (2 steps, so a checkpoint exists), profile this CPU (a few
+subnets, short timings), search (budget 4) and export (pytorch format) take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from search_spaces import SPACES, register_space
+from search_spaces.nb201 import NB201Space
+
+SPACE = "nb201-tiny-faults"
+RUN = "r"
+TAG = "s"
+runner = CliRunner()
+
+
+class TinyNB201Space(NB201Space):
+    """NB201 at test size (the same classes and paths as `nb201`)."""
+
+    name = SPACE
+
+    def __init__(self, *, num_classes: int = 10, image_size: int = 16, in_channels: int = 3,
+                 channels: int = 4, cells_per_stage: int = 1) -> None:
+        super().__init__(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
+                         channels=channels, cells_per_stage=cells_per_stage)
+
+
+if SPACE not in SPACES:
+    register_space(SPACE)(TinyNB201Space)
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def build(runs: Path) -> Path:
+    """`runs/r/` with a supernet, a profile of `cpu`, search `s` and one export."""
+    quick = runs.parent / "quick.yaml"
+    quick.write_text("bn_calibration_batches: 2\neval_batch_size: 64\n")
+    common = ["--run", RUN, "--runs-dir", str(runs)]
+    invoke("train-supernet", *common, "--space", SPACE, "--dataset", "synthetic",
+           "--image-size", "16", "--resolutions", "16", "--batch-size", "8", "--epochs", "1",
+           "--max-steps", "2", "--config", str(quick), "--quiet")
+    invoke("profile", *common, "--device", "cpu", "--samples", "8", "--measure-ms", "2",
+           "--rounds", "1", "--json")
+    search_cfg = runs.parent / "search.json"
+    search_cfg.write_text(json.dumps({"batch_size": 64}))
+    invoke("search", *common, "--device", "cpu", "--tag", TAG, "--budget", "4",
+           "--population", "4", "--config", str(search_cfg), "--json")
+    invoke("export", *common, "--search", TAG, "--format", "pytorch", "--json")
+    return runs / RUN
