@@ -131,12 +131,17 @@ class OneOf(Shape):
         self.expected = " or ".join(s.expected for s in shapes)
 
     def check(self, value: Any, where: str = "") -> None:
+        errors = []
         for shape in self.shapes:
             try:
                 shape.check(value, where)
                 return
-            except ShapeError:
-                continue
+            except ShapeError as exc:
+                errors.append(exc)
+        # the alternative that got furthest into the value says best what is wrong
+        deepest = max(errors, key=lambda e: (len(e.where), "expected a" not in e.message))
+        if deepest.where != where or "expected a" not in deepest.message:
+            raise deepest
         raise self.fail(value, where)
 
 
@@ -184,8 +189,7 @@ class Obj(Shape):
             raise self.fail(value, where)
         for key, shape in self.required.items():
             if key not in value:
-                raise ShapeError(where, f"expected a key '{key}', got keys "
-                                 f"{sorted(map(str, value))[:8]}")
+                raise ShapeError(where, f"no '{key}' (got keys {sorted(map(str, value))[:8]})")
             shape.check(value[key], _at(where, key))
         for key, shape in self.optional.items():
             if key in value:
