@@ -183,7 +183,10 @@ class StageLock:
                 raise
             if got:
                 self._fd = fd
-                self._record(fd)
+                try:
+                    self._record(fd)
+                except OSError:
+                    pass  # a full disk: the lock holds without its owner's description
                 return self
             os.close(fd)
             owner = _read_owner(self.path)
