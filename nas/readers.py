@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,9 @@ def load_torch(path: Path, kind: Kind = UNKNOWN, *, map_location: Any = "cpu") -
     def read() -> Any:
         import torch
 
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the "protocol" of random bytes
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
 
     return _guarded(path, kind, "torch file", read)
 
