@@ -23,6 +23,7 @@ import contextlib
 import datetime as _dt
 import errno
 import json
+import math
 import os
 import platform
 import subprocess
@@ -163,8 +164,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def json_ready(obj: Any) -> Any:
+    """`obj` with NaN and infinities as null: JSON has no spelling for them, and a file that
+    only Python can read back is no JSON file (readers take null as "no value")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {key: json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(value) for value in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(json_ready(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_save_with(path: Path, save: Any) -> None:
@@ -205,7 +219,8 @@ def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
     The file is locked meanwhile (two appenders never see each other's half line as torn),
     and a failed write is rolled back, so the file always ends in a whole line.
     """
-    line = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
+    line = (json.dumps(json_ready(record), sort_keys=True, default=str, allow_nan=False)
+            + "\n").encode()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)

@@ -101,7 +101,9 @@ def _entry(index: int, raw: Any, path: Path) -> FrontEntry:
         raise ArtifactError(f"{path}: front member {index} has no 'arch' (got {str(raw)[:80]})")
     values = raw.get("values", raw.get("metrics", {}))
     numbers = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
-    violation = float(raw.get("violation", 0.0) or 0.0)
+    # null: an infinite violation (a constraint's metric could not be computed)
+    violation = math.inf if raw.get("violation", 0.0) is None else float(raw.get("violation")
+                                                                          or 0.0)
     if raw.get("feasible") is False:
         violation = max(violation, 1.0)
     arch = dict(raw["arch"])

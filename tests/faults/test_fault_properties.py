@@ -114,3 +114,19 @@ def test_resume_after_the_final_checkpoint_trains_no_extra_step(sandbox: Sandbox
     logged = [json.loads(line)["step"] for line in
               (sandbox.run / "supernet" / "metrics.jsonl").read_text().splitlines()]
     assert max(logged) <= step
+
+
+@FAST
+@given(value=json_values)
+def test_written_json_is_strict_json(tmp_path: Path, value: object) -> None:
+    """NaN and infinities are written as null (Python's parser would read them, others not)."""
+    from nas.artifacts import atomic_write_json
+
+    def refuse(name: str) -> object:
+        raise AssertionError(f"{name} written")
+
+    atomic_write_json(tmp_path / "v.json", {"v": value})
+    json.loads((tmp_path / "v.json").read_text(), parse_constant=refuse)
+    append_jsonl(tmp_path / "v.jsonl", {"v": value})
+    for line in (tmp_path / "v.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
