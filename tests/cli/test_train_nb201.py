@@ -14,24 +14,11 @@ from typer.testing import CliRunner
 
 from cli import app
 from nas.artifacts import RunDir
-from search_spaces import SPACES, register_space
-from search_spaces.nb201 import NB201Space
+from tests.fixtures.tiny_nb201 import tiny_nb201
 
 runner = CliRunner()
 NAME = "nb201-tiny-cli"
-
-
-class TinyNB201Space(NB201Space):
-    name = NAME
-
-    def __init__(self, *, num_classes: int = 10, image_size: int = 16, in_channels: int = 3,
-                 channels: int = 4, cells_per_stage: int = 1) -> None:
-        super().__init__(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
-                         channels=channels, cells_per_stage=cells_per_stage)
-
-
-if NAME not in SPACES:
-    register_space(NAME)(TinyNB201Space)
+TinyNB201Space = tiny_nb201(NAME)
 ARCH = {"edge_1_0": "nor_conv_3x3", "edge_2_0": "skip_connect", "edge_2_1": "nor_conv_1x1",
         "edge_3_0": "none", "edge_3_1": "avg_pool_3x3", "edge_3_2": "nor_conv_3x3"}
 

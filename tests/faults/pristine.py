@@ -13,28 +13,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli import app
-from search_spaces import SPACES, register_space
-from search_spaces.nb201 import NB201Space
+from tests.fixtures.tiny_nb201 import tiny_nb201
 
 SPACE = "nb201-tiny-faults"
 RUN = "r"
 TAG = "s"
 runner = CliRunner()
-
-
-class TinyNB201Space(NB201Space):
-    """NB201 at test size (the same classes and paths as `nb201`)."""
-
-    name = SPACE
-
-    def __init__(self, *, num_classes: int = 10, image_size: int = 16, in_channels: int = 3,
-                 channels: int = 4, cells_per_stage: int = 1) -> None:
-        super().__init__(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
-                         channels=channels, cells_per_stage=cells_per_stage)
-
-
-if SPACE not in SPACES:
-    register_space(SPACE)(TinyNB201Space)
+tiny_nb201(SPACE)
 
 
 def invoke(*args: str) -> str:
