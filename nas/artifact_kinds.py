@@ -135,6 +135,10 @@ GENOTYPE = Kind(
 NETWORK_WEIGHTS = Kind(
     "trained network weights", remedy="train the network again (`nas train --run NAME`)",
 )
+TRAINED_ARCH = Kind(
+    "trained subnet arch.json", ARCH,
+    "train the network again (`nas train --arch ... --run NAME`)",
+)
 
 _EXPORT_REMEDY = "export it again (`nas export --run NAME`)"
 ARCH_JSON = Kind(
@@ -162,4 +166,5 @@ __all__ = [
     "LATENCY_RECORD", "MANIFEST", "NETWORK_WEIGHTS", "PARETO", "PREDICTOR_ARRAYS",
     "PREDICTOR_META", "PREDICTOR_PARAMS", "PREDICTOR_REPORT", "PREDICTOR_SELECTED", "REFERENCE",
     "STAGE_CONFIG", "STUDY", "SUPERNET_METADATA", "SUPERNET_WEIGHTS", "TRAIN_METRICS",
+    "TRAINED_ARCH",
 ]

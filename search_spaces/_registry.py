@@ -6,9 +6,11 @@ package, so the package can import every built-in space without being imported b
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.errors import IncompatibleArtifactError, NasError
+from nas.errors import ConfigError, IncompatibleArtifactError, NasError
 from nas.registry import Registry
 from search_spaces.base import SearchSpace
 
@@ -25,6 +27,57 @@ def create_space(name: str, **kwargs: Any) -> SearchSpace:
     """Build the space `name`; kwargs that are None are dropped so spaces keep their defaults."""
     cls = SPACES.get(name)
     return cls(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def create_sized_space(
+    name: str, *, num_classes: int, in_channels: int, image_size: int,
+    options: Mapping[str, Any] | None = None,
+) -> SearchSpace:
+    """The space `name` sized for a dataset, with the user's `--space-option`s on top.
+
+    Raises:
+        ConfigError: an option the space does not take.
+    """
+    sizes = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+    try:
+        return create_space(name, **{**sizes, **(options or {})})
+    except TypeError as exc:
+        raise ConfigError(
+            f"--space-option: {name} does not take {sorted(options or {})} ({exc})"
+        ) from None
+
+
+def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
+    """`["init_channels=8", "resolutions=160,192"]` -> `{"init_channels": 8, "resolutions":
+    [160, 192]}`: JSON values, comma-separated lists of them, else the text.
+
+    Raises:
+        ConfigError: not KEY=VALUE, a key that is no identifier, or NaN / Infinity.
+    """
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
+        parsed[key.strip()] = _option_value(text.strip())
+    return parsed
+
+
+def _option_value(text: str) -> Any:
+    def value(part: str) -> Any:
+        try:
+            return json.loads(part, parse_constant=_no_constant)
+        except ValueError:
+            return part
+
+    if "," in text and not text.startswith(("[", "{", '"')):
+        return [value(part.strip()) for part in text.split(",")]
+    return value(text)
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: a space option never takes them."""
+    raise ConfigError(f"--space-option: expected a finite number, got {name}")
 
 
 def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:

@@ -17,7 +17,6 @@ measurements taken with other settings from being mixed when a profile is resume
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +96,7 @@ def open_target(
     """
     from nas.artifacts import RunDir
     from nas.errors import ArtifactError, ConfigError
-    from search_spaces import create_space, space_from_spec
+    from search_spaces import create_space, parse_space_options, space_from_spec
 
     if (run is None) == (space is None):
         raise ConfigError("expected exactly one of --run NAME or --space SPACE, got "
@@ -124,39 +123,6 @@ def open_target(
         raise ConfigError(f"--space-option: {space} does not take {sorted(kwargs)} ({exc})") \
             from None
     return built, ProfileStore(standalone_root(runs_dir, space, built, device, kwargs), device)
-
-
-def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
-    """`["init_channels=8", "resolutions=160,192"]` -> `{"init_channels": 8, "resolutions":
-    [160, 192]}`: JSON values, comma-separated lists of them, else the text."""
-    from nas.errors import ConfigError
-
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
-        parsed[key.strip()] = _option_value(text.strip())
-    return parsed
-
-
-def _option_value(text: str) -> Any:
-    def value(part: str) -> Any:
-        try:
-            return json.loads(part, parse_constant=_no_constant)
-        except ValueError:
-            return part
-
-    if "," in text and not text.startswith(("[", "{", '"')):
-        return [value(part.strip()) for part in text.split(",")]
-    return value(text)
-
-
-def _no_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON: a space option never takes them."""
-    from nas.errors import ConfigError
-
-    raise ConfigError(f"--space-option: expected a finite number, got {name}")
 
 
 def standalone_root(

@@ -13,13 +13,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli import app
-from tests.fixtures.tiny_nb201 import tiny_nb201
+from tests.fixtures.tiny_nb201 import register
 
-SPACE = "nb201-tiny-faults"
+SPACE = register()
 RUN = "r"
 TAG = "s"
 runner = CliRunner()
-tiny_nb201(SPACE)
 
 
 def invoke(*args: str) -> str:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli import app
 from nas.errors import ConfigError
 from nas.names import check_name, device_dirname, options_label
-from nas.profile.store import parse_space_options
+from search_spaces import parse_space_options
 from search_spaces.nb201 import to_string
 from search_spaces.nb201.synthetic import synthetic_table
 from tests.faults.conftest import assert_clean_failure
