@@ -140,6 +140,15 @@ TRAINED_ARCH = Kind(
     "train the network again (`nas train --arch ... --run NAME`)",
 )
 
+_RANK_REMEDY = "delete the ranking folder (or pick another --tag) and rank again"
+# a score as written: a number, or (JSON has none) "Infinity", "-Infinity", "NaN"
+_SCORES = MapOf(Maybe(OneOf(ANY_NUMBER, STRING)))
+RANK_SETTINGS = Kind("ranking settings.json", OBJECT, _RANK_REMEDY)
+RANK_SCORES = Kind(
+    "ranking scores.jsonl", Obj({"arch_id": STRING, "scores": _SCORES},
+                                optional={"seconds": Maybe(_SCORES)}), _RANK_REMEDY,
+)
+
 _EXPORT_REMEDY = "export it again (`nas export --run NAME`)"
 ARCH_JSON = Kind(
     "export arch.json",
@@ -164,7 +173,8 @@ EXPORT_WEIGHTS = Kind("export weights.safetensors", remedy=_EXPORT_REMEDY)
 __all__ = [
     "ARCH_JSON", "BLOCK_RECORD", "CHECKPOINT", "EXPORT_METRICS", "EXPORT_WEIGHTS", "GENOTYPE",
     "LATENCY_RECORD", "MANIFEST", "NETWORK_WEIGHTS", "PARETO", "PREDICTOR_ARRAYS",
-    "PREDICTOR_META", "PREDICTOR_PARAMS", "PREDICTOR_REPORT", "PREDICTOR_SELECTED", "REFERENCE",
+    "PREDICTOR_META", "PREDICTOR_PARAMS", "PREDICTOR_REPORT", "PREDICTOR_SELECTED", "RANK_SCORES",
+    "RANK_SETTINGS", "REFERENCE",
     "STAGE_CONFIG", "STUDY", "SUPERNET_METADATA", "SUPERNET_WEIGHTS", "TRAIN_METRICS",
     "TRAINED_ARCH",
 ]
