@@ -13,11 +13,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli import app
-from tests.fixtures.tiny_nb201 import register
+from tests.fixtures.tiny_nb201 import register, write_truth
 
 SPACE = register()
 RUN = "r"
 TAG = "s"
+RANK_TAG = "k"
 runner = CliRunner()
 
 
@@ -27,8 +28,15 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+def rank_args(truth: Path) -> tuple[str, ...]:
+    """`nas rank` of the run's ranking `k` against `truth` (`--run` left to the caller)."""
+    return ("rank", "--truth", str(truth), "--samples", "4", "--bootstrap", "0",
+            "--tag", RANK_TAG, "--json")
+
+
 def build(runs: Path) -> Path:
-    """`runs/r/` with a supernet, a profile of `cpu`, search `s` and one export."""
+    """`runs/r/` with a supernet, a profile of `cpu`, search `s`, one export and ranking `k`
+    (against `truth.jsonl` beside the runs folder)."""
     quick = runs.parent / "quick.yaml"
     quick.write_text("bn_calibration_batches: 2\neval_batch_size: 64\n")
     common = ["--run", RUN, "--runs-dir", str(runs)]
@@ -42,4 +50,5 @@ def build(runs: Path) -> Path:
     invoke("search", *common, "--device", "cpu", "--tag", TAG, "--budget", "4",
            "--population", "4", "--config", str(search_cfg), "--json")
     invoke("export", *common, "--search", TAG, "--format", "pytorch", "--json")
+    invoke(*rank_args(write_truth(runs.parent / "truth.jsonl", 8)), *common)
     return runs / RUN

@@ -18,6 +18,7 @@ import torch
 
 from tests.faults import pristine
 from tests.faults.conftest import Sandbox, assert_clean_failure, assert_nothing_lost, snapshot
+from tests.fixtures.tiny_nb201 import write_truth
 
 Damage = Callable[[Path], None]
 RUN, TAG = pristine.RUN, pristine.TAG
@@ -81,6 +82,7 @@ DAMAGES: dict[str, Damage] = {
 SEARCH = ("search", "--run", RUN, "--device", "cpu", "--budget", "4", "--population", "4",
           "--tag", "new")
 PREDICT = ("profile", "predict", "{archs}", "--run", RUN, "--device", "cpu")
+RANK = (*pristine.rank_args(Path("{truth}")), "--run", RUN)
 
 
 def _cases() -> list[tuple[str, tuple[str, ...]]]:
@@ -114,13 +116,17 @@ def _cases() -> list[tuple[str, tuple[str, ...]]]:
         ("{export}/arch.json", ("finetune", "{export_dir}", "--epochs", "1")),
         ("{export}/metrics.json", ("finetune", "{export_dir}", "--epochs", "1")),
         ("{export}/weights.safetensors", ("finetune", "{export_dir}", "--epochs", "1")),
+        ("rank/k/scores.jsonl", RANK),
+        ("rank/k/settings.json", RANK),
     ]
 
 
 # a JSONL file cut short ends in a torn line, what a kill mid-append leaves: readers skip it
-# by design (and the next append cuts it off, see test_fault_properties)
+# by design (and the next append cuts it off, see test_fault_properties); an empty score log
+# is a ranking with no scores yet, scored again
 CASES = [(file, command, damage) for file, command in _cases() for damage in DAMAGES
-         if not (file.endswith(".jsonl") and damage == "truncated")]
+         if not (file.endswith(".jsonl") and damage == "truncated")
+         and not (file.endswith("scores.jsonl") and damage == "empty")]
 
 
 def _fill(text: str, sandbox: Sandbox) -> str:
@@ -131,9 +137,13 @@ def _fill(text: str, sandbox: Sandbox) -> str:
     arch = json.loads((sandbox.run / export / "arch.json").read_text())["arch"]
     archs = sandbox.root / "archs.jsonl"
     archs.write_text(json.dumps(arch) + "\n")
+    truth = sandbox.root / "truth.jsonl"
+    if "{truth}" in text:
+        write_truth(truth, 8)  # the pristine ranking's truth (same seed)
     return (text.replace("{kind}", selected).replace("{other}", other)
             .replace("{export_dir}", str(sandbox.run / export)).replace("{export}", str(export))
-            .replace("{arch}", json.dumps(arch)).replace("{archs}", str(archs)))
+            .replace("{arch}", json.dumps(arch)).replace("{archs}", str(archs))
+            .replace("{truth}", str(truth)))
 
 
 @pytest.mark.parametrize(("file", "command", "damage"), CASES,
@@ -151,7 +161,8 @@ def test_damaged_artifact_is_one_line(
     after = snapshot(sandbox.root)
     assert_nothing_lost(before, after, damaged=str(path.relative_to(sandbox.root)))
     assert list(sandbox.work.iterdir()) == [], "wrote into the working folder"
-    assert {p.name for p in sandbox.root.iterdir()} <= {"runs", "work", "archs.jsonl"}
+    inputs = {"archs.jsonl", "truth.jsonl"}  # the commands' own inputs
+    assert {p.name for p in sandbox.root.iterdir()} <= {"runs", "work", *inputs}
 
 
 def test_runs_list_marks_a_damaged_manifest_and_lists_the_others(sandbox: Sandbox) -> None:

@@ -19,7 +19,9 @@ from nas.artifacts import RunDir, stage_status
 from nas.locks import StageLock, Writer
 from search_spaces.nb201 import to_string
 from search_spaces.nb201.synthetic import synthetic_table
-from tests.faults.conftest import assert_clean_failure
+from tests.faults import pristine
+from tests.faults.conftest import Sandbox, assert_clean_failure
+from tests.fixtures.tiny_nb201 import write_truth
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -144,3 +146,19 @@ def test_stage_status_of_a_living_writer_and_an_old_manifest() -> None:
     reused = {"status": "running", "writer": {"pid": me.pid, "host": me.host,
                                               "start": (me.start or 0) + 1}}
     assert stage_status(reused) == ("interrupted" if me.start is not None else "running")
+
+
+def test_a_second_ranking_of_a_tag_is_refused_then_waits(sandbox: Sandbox) -> None:
+    truth = write_truth(sandbox.root / "truth.jsonl", 8)
+    rank = [*pristine.rank_args(truth), "--run", pristine.RUN]
+    before = (sandbox.run / "rank/k/scores.jsonl").read_bytes()
+    lock = StageLock(sandbox.run, f"rank-{pristine.RANK_TAG}").acquire()
+    try:
+        assert_clean_failure(sandbox.invoke(*rank), mentions="is being written by pid")
+        assert (sandbox.run / "rank/k/scores.jsonl").read_bytes() == before
+        threading.Timer(1.0, lock.release).start()
+        waited = sandbox.invoke(*rank, "--wait")
+    finally:
+        lock.release()
+    assert waited.exit_code == 0, waited.output
+    assert (sandbox.run / "rank/k/scores.jsonl").read_bytes() == before  # all scores reused

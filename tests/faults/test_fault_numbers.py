@@ -20,6 +20,7 @@ import cli
 from nas.search.problems import SearchConfig
 from nas.train.config import TrainConfig
 from nas.train.darts_eval import EvalTrainConfig
+from nas.train.subnet import SubnetConfig
 from tests.faults.conftest import assert_clean_failure
 
 runner = CliRunner()
@@ -87,9 +88,11 @@ def test_non_finite_float_option_is_refused(
 
 
 CONFIGS = {
-    "train-supernet": (TrainConfig, ["--run", "x"]),
-    "search": (SearchConfig, ["--run", "x", "--device", "cpu"]),
-    "train": (EvalTrainConfig, ["--run", "x"]),
+    "train-supernet": (TrainConfig, ["train-supernet", "--run", "x"]),
+    "search": (SearchConfig, ["search", "--run", "x", "--device", "cpu"]),
+    "train": (EvalTrainConfig, ["train", "--run", "x"]),
+    "train-arch": (SubnetConfig, ["train", "--run", "x", "--space", "nb201", "--arch",
+                                  "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"]),
 }
 
 
@@ -110,8 +113,7 @@ def test_non_finite_number_in_a_config_file_is_refused(
 ) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"{field}: .nan\n")
-    required = CONFIGS[command][1]
-    result = runner.invoke(cli.app, [command, *required, "--config", str(config),
+    result = runner.invoke(cli.app, [*CONFIGS[command][1], "--config", str(config),
                                      "--runs-dir", str(tmp_path / "runs")])
     assert_clean_failure(result, mentions="expected a finite number")
     assert not (tmp_path / "runs").exists()
