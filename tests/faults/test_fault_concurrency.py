@@ -33,15 +33,24 @@ def _python(code: str) -> subprocess.Popen[str]:
 
 
 def test_two_processes_recording_stages_keep_every_record(tmp_path: Path) -> None:
+    # both writers start recording together (after their imports), so their edits interleave
+    go = tmp_path / "go"
     code = (
-        "import sys\nfrom pathlib import Path\nfrom nas.artifacts import RunDir\n"
+        "import sys, time\nfrom pathlib import Path\nimport nas.artifacts\n"
+        # the versions recorded per stage import torch: seconds per process, beside the point
+        "nas.artifacts.environment = dict\nfrom nas.artifacts import RunDir\n"
         f"run = RunDir(Path({str(tmp_path)!r}), 'shared')\n"
+        f"print('ready', flush=True)\nwhile not Path({str(go)!r}).exists(): time.sleep(0.005)\n"
         "for i in range(25):\n"
         "    run.begin_stage(f'{sys.argv[1]}-{i}', config={}, argv=[])\n"
         "    run.end_stage(f'{sys.argv[1]}-{i}')\n"
     )
     writers = [subprocess.Popen([sys.executable, "-c", code, name], cwd=ROOT, text=True,
-                                stderr=subprocess.PIPE) for name in ("a", "b")]
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for name in ("a", "b")]
+    for writer in writers:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    go.touch()
     for writer in writers:
         assert writer.wait(timeout=300) == 0, writer.stderr.read() if writer.stderr else ""
     stages = RunDir(tmp_path, "shared").manifest()["stages"]
@@ -91,7 +100,8 @@ def test_searches_sharing_a_study_through_storage_are_not_locked(
 
 def test_a_killed_writer_leaves_its_stage_interrupted_and_its_lock_free(tmp_path: Path) -> None:
     code = (
-        "import time\nfrom pathlib import Path\nfrom nas.artifacts import RunDir\n"
+        "import time\nfrom pathlib import Path\nimport nas.artifacts\n"
+        "nas.artifacts.environment = dict\nfrom nas.artifacts import RunDir\n"  # as above
         "from nas.locks import StageLock\n"
         f"run = RunDir(Path({str(tmp_path)!r}), 'victim')\n"
         "StageLock(run.path, 'search-x').acquire()\n"

@@ -73,7 +73,8 @@ def test_the_cli_has_the_float_options_the_issue_names() -> None:
             ("profile", "--measure-ms"), ("profile", "--budget-minutes")} <= names
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "Infinity"])
+# float() reads "NaN", "Infinity" and friends as these three: one case each is enough
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize(("path", "option", "required"), FLOATS,
                          ids=[f"{' '.join(p)} {o}" for p, o, _ in FLOATS])
 def test_non_finite_float_option_is_refused(
