@@ -202,8 +202,11 @@ def load_tensors(path: Path, kind: Kind = UNKNOWN, *, framework: str = "pt") -> 
     return result
 
 
-def load_torch(path: Path, kind: Kind = UNKNOWN, *, map_location: Any = "cpu") -> Any:
-    """A `torch.save` file read with `weights_only=True` (no arbitrary unpickling)."""
+def load_torch(
+    path: Path, kind: Kind = UNKNOWN, *, map_location: Any = "cpu", what: str = "torch file"
+) -> Any:
+    """A `torch.save` file read with `weights_only=True` (no arbitrary unpickling); `what` the
+    file is, for the message ("is not a readable checkpoint")."""
 
     def read() -> Any:
         import torch
@@ -212,7 +215,7 @@ def load_torch(path: Path, kind: Kind = UNKNOWN, *, map_location: Any = "cpu") -
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
 
-    return _guarded(path, kind, "torch file", read)
+    return _guarded(path, kind, what, read)
 
 
 def check_sqlite(path: Path, kind: Kind = UNKNOWN, *, table: str | None = None) -> bool:

@@ -99,7 +99,7 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
         raise ArtifactError(
             f"no checkpoint at {path}; start the run without --resume (or check --run/--runs-dir)"
         )
-    payload = load_torch(path, CHECKPOINT, map_location=map_location)
+    payload = load_torch(path, CHECKPOINT, map_location=map_location, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise IncompatibleArtifactError(
             f"{path}: expected checkpoint format {CHECKPOINT_FORMAT}, got "
