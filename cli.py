@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
+from nas.artifacts import disk_failure
+from nas.config import check_number
 from nas.errors import NasError
 
 # typer vendors click in recent releases, so click's UsageError is reached through the
@@ -23,12 +26,42 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _finite_numbers(param: Any) -> None:
+    """Make `param` refuse NaN and infinities (`float("nan")` parses), through the one check
+    configs use as well (`nas.config.check_number`)."""
+    original = param.callback
+
+    def callback(ctx: Any, param_: Any, value: Any) -> Any:
+        if original is not None:
+            value = original(ctx, param_, value)
+        check_number(value, str(param_.name))
+        return value
+
+    param.callback = callback
+
+
+def _commands(group: Any) -> Iterator[Any]:
+    """`group` and every command below it."""
+    yield group
+    for command in getattr(group, "commands", {}).values():
+        yield from _commands(command)
+
+
 class NasGroup(TyperGroup):
     """Shows user errors from any (sub)command as one red line and exits with 2.
 
-    User errors are the library's `NasError`s and bad command lines (unknown option, bad
-    value). Unexpected exceptions are not caught here and keep their traceback.
+    User errors are the library's `NasError`s, bad command lines (unknown option, bad value,
+    NaN or infinity for a number: every option of every command is checked here, so new
+    options are covered) and writes the disk refused (full, read-only, no permission; every
+    write is atomic, so nothing earlier is lost). Unexpected exceptions are not caught here
+    and keep their traceback.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in _commands(self):
+            for param in command.params:
+                _finite_numbers(param)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -40,6 +73,11 @@ class NasGroup(TyperGroup):
             command = failed_ctx.command_path if failed_ctx is not None else "nas"
             text = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
             raise _fail(f"{text} (see '{command} --help')") from None
+        except Exception as exc:
+            reason = disk_failure(exc)
+            if reason is None:
+                raise
+            raise _fail(reason) from None
 
 
 app = typer.Typer(

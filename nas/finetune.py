@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.artifact_kinds import EXPORT_METRICS
 from nas.artifacts import RunDir, read_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.errors import ArtifactError, ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.standalone import StandaloneTrainer, top1_of
 
@@ -54,6 +56,7 @@ class FinetuneConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"expected epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}"
@@ -73,7 +76,7 @@ class FinetuneResult:
 
 def _source_run(export_dir: Path, runs_dir: Path | None) -> RunDir:
     """The run an export came from (recorded in its metrics.json provenance)."""
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     provenance = metrics.get("provenance") or {}
     name = provenance.get("run")
     if not name:
@@ -102,6 +105,7 @@ def finetune_export(
     runs_dir: Path | None = None,
     on_step: Callable[[StepLog], None] | None = None,
     argv: list[str] | None = None,
+    wait: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the pytorch format of `export_dir` and export it to `out_dir`.
 
@@ -113,14 +117,24 @@ def finetune_export(
         runs_dir: where the source run lives (default: as recorded at export).
         on_step: progress callback (an epoch's last step carries its record in `epoch_end`).
         argv: the command line, for the model card.
+        wait: queue behind another fine-tune into `out` instead of failing.
     """
+    out = out_dir or export_dir / "finetuned"
+    with stage_lock(out, "finetune", wait=wait, hint="or use another --out folder"):
+        return _finetune(export_dir, cfg, out, runs_dir, on_step, argv)
+
+
+def _finetune(
+    export_dir: Path, cfg: FinetuneConfig, out: Path, runs_dir: Path | None,
+    on_step: Callable[[StepLog], None] | None, argv: list[str] | None,
+) -> FinetuneResult:
     from nas.data import BatchLoader
     from nas.export.export import export_model
     from nas.export.formats import FORMATS
-    from nas.export.load import load_exported, read_arch_json
+    from nas.export.load import load_exported, read_arch_json, require_complete
     from nas.supernet.trained import TrainedSupernet
 
-    out = out_dir or export_dir / "finetuned"
+    require_complete(export_dir)
     meta = read_arch_json(export_dir)
     source = TrainedSupernet.load(_source_run(export_dir, runs_dir), cfg.device)
     splits = source.splits
@@ -164,7 +178,7 @@ def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ..
 
 
 def _source_metrics(export_dir: Path) -> dict[str, Any]:
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     return dict(metrics) if isinstance(metrics, dict) else {}
 
 

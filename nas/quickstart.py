@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nas.artifact_kinds import LATENCY_RECORD
 from nas.artifacts import RunDir, atomic_write_json, read_jsonl
 from nas.errors import ArtifactError
 from nas.search.pipeline import SearchObserver
@@ -117,7 +118,7 @@ def latency_budget(run: RunDir) -> float:
     """A latency bound (ms) that about half of the profiled subnets meet: the median."""
     from nas.profile.store import ProfileStore
 
-    records = list(read_jsonl(ProfileStore(run.path, DEVICE).latency_path))
+    records = list(read_jsonl(ProfileStore(run.path, DEVICE).latency_path, LATENCY_RECORD))
     values = [float(r["latency_ms"]) for r in records if "latency_ms" in r]
     if not values:
         raise ArtifactError(f"run '{run.name}' has no profile of '{DEVICE}' to set a budget from")

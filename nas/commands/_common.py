@@ -33,6 +33,14 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="When another process is writing the same stage of the run, wait for it to "
+        "finish instead of failing.",
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
 ]

@@ -14,7 +14,13 @@ import typer
 from rich.table import Table
 
 from nas.artifacts import RunDir
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import (
+    JsonOption,
+    RunsDirOption,
+    WaitOption,
+    console,
+    resolve_runs_dir,
+)
 
 PICK_HELP = (
     "Which subnet: 'best' (highest top-1 on the search's front that meets its constraints), "
@@ -50,6 +56,7 @@ def export_command(
         "ones, as OFA's get_active_subnet(preserve_weight=True) does.")] = True,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Export a subnet as a static model with recalibrated BN, checked against the supernet
     (or, with --format ofa, the whole supernet as a Once-for-All checkpoint)."""
@@ -70,7 +77,7 @@ def export_command(
     the_run = RunDir(resolve_runs_dir(runs_dir), run).require()
     result = export_from_run(
         the_run, pick_rule=pick, search_tag=search, device=device, formats=chosen_formats,
-        out_dir=out, calib_batches=calib_batches, argv=sys.argv,
+        out_dir=out, calib_batches=calib_batches, argv=sys.argv, wait=wait,
     )
     metrics = result.report.metrics
     if as_json:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nas.commands._common import RunsDirOption, console
+from nas.commands._common import RunsDirOption, WaitOption, console
 
 
 def finetune_command(
@@ -27,6 +27,7 @@ def finetune_command(
         "-o", "--out", help="Output folder (default: DIR/finetuned/); rerun to resume.",
         show_default=False)] = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Fine-tune an exported subnet on its run's data; resumes an interrupted fine-tune."""
     from nas.commands.export import print_export
@@ -49,7 +50,7 @@ def finetune_command(
                       f"({e['seconds']:.1f} s)")
 
     result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_step=show,
-                             argv=sys.argv)
+                             argv=sys.argv, wait=wait)
     console.print(f"val top-1 {result.val_top1_before:.2f}% -> {result.val_top1_after:.2f}%")
     print_export(result.metrics, result.out_dir, f"fine-tuned from {directory}")
 

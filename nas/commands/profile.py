@@ -14,7 +14,13 @@ from typing import Annotated
 
 import typer
 
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import (
+    JsonOption,
+    RunsDirOption,
+    WaitOption,
+    console,
+    resolve_runs_dir,
+)
 from nas.profile.pipeline import ProfileTarget
 
 app = typer.Typer(
@@ -56,10 +62,10 @@ TransferOption = Annotated[
 
 def _target(runs_dir: Path | None, device: str, run: str | None, space: str | None,
             num_classes: int | None, image_size: int | None,
-            space_option: list[str] | None) -> ProfileTarget:
+            space_option: list[str] | None, wait: bool = False) -> ProfileTarget:
     return ProfileTarget(resolve_runs_dir(runs_dir), device, run=run, space=space,
                          num_classes=num_classes, image_size=image_size,
-                         space_options=tuple(space_option or ()))
+                         space_options=tuple(space_option or ()), wait=wait)
 
 
 @app.callback()
@@ -110,6 +116,7 @@ def profile(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
     if ctx.invoked_subcommand is not None:
@@ -122,7 +129,7 @@ def profile(
         budget_minutes=budget_minutes, measure_ms=measure_ms, reference=reference, rounds=rounds,
         predictor=predictor, no_blocks=no_blocks, fresh=fresh, seed=seed,
     )
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
     with ProfileProgress(not as_json and console.is_terminal) as bar:
         fitted = profile_device(target, options, on_progress=bar.update)
     show_predictors(fitted, as_json=as_json)
@@ -145,12 +152,13 @@ def import_command(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Build a device's predictors from measurements taken anywhere (subnets and blocks)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import import_profile
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
     fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed,
                             transfer_from=transfer_from)
     if not as_json and fitted.imported is not None:
@@ -172,12 +180,13 @@ def fit_command(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Refit and re-check the predictors from the stored measurements (no measuring)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import refit_predictors
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
     show_predictors(refit_predictors(target, predictor=predictor, seed=seed,
                                      transfer_from=transfer_from), as_json=as_json)
 

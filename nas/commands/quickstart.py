@@ -116,11 +116,12 @@ def quickstart_command(
 
 
 def _summary(result: QuickstartResult, seconds: float) -> None:
+    from nas.artifact_kinds import EXPORT_METRICS
     from nas.artifacts import read_json
 
     run, out, budget = result.run, result.out_dir, result.budget
     try:
-        metrics = read_json(out / "metrics.json")
+        metrics = read_json(out / "metrics.json", EXPORT_METRICS)
     except NasError:
         metrics = {}
     acc = metrics.get("accuracy") or {}

@@ -8,33 +8,39 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.artifacts import RunDir, list_run_names
+from nas.artifacts import RunDir, list_run_names, stage_status
 from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.errors import ArtifactError
 
 app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
 
 
 def _stage_summary(manifest: dict[str, Any]) -> str:
     stages = manifest.get("stages", {})
-    return ", ".join(f"{name}:{info.get('status', '?')}" for name, info in stages.items()) or "-"
+    return ", ".join(f"{name}:{stage_status(info)}" for name, info in stages.items()) or "-"
+
+
+def _row(root: Any, name: str) -> dict[str, Any]:
+    """One run of the list; a damaged manifest is shown as such, not fatal to the list."""
+    try:
+        manifest = RunDir(root, name).manifest()
+    except ArtifactError as exc:
+        return {"name": name, "space": None, "created": None, "updated": None, "stages": {},
+                "error": str(exc)}
+    return {
+        "name": name,
+        "space": (manifest.get("space") or {}).get("name"),
+        "created": manifest.get("created"),
+        "updated": manifest.get("updated"),
+        "stages": {k: stage_status(v) for k, v in manifest.get("stages", {}).items()},
+    }
 
 
 @app.command("list")
 def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> None:
     """List the runs in the runs folder with their stages."""
     root = resolve_runs_dir(runs_dir)
-    rows = []
-    for name in list_run_names(root):
-        manifest = RunDir(root, name).manifest()
-        rows.append(
-            {
-                "name": name,
-                "space": (manifest.get("space") or {}).get("name"),
-                "created": manifest.get("created"),
-                "updated": manifest.get("updated"),
-                "stages": {k: v.get("status") for k, v in manifest.get("stages", {}).items()},
-            }
-        )
+    rows = [_row(root, name) for name in list_run_names(root)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -47,6 +53,8 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
     for row in rows:
         assert isinstance(row["stages"], dict)
         stages = ", ".join(f"{k}:{v}" for k, v in row["stages"].items()) or "-"
+        if "error" in row:
+            stages = "[red]manifest unreadable[/red] (see `nas runs show`)"
         table.add_row(str(row["name"]), str(row["space"] or "-"), stages, str(row["updated"]))
     console.print(table)
 
@@ -78,7 +86,7 @@ def show_run(
         env = info.get("environment", {})
         table.add_row(
             stage,
-            str(info.get("status")),
+            stage_status(info),
             str(info.get("started")),
             str(info.get("ended")),
             str(info.get("seed")),
@@ -89,7 +97,7 @@ def show_run(
     files = sorted(
         str(p.relative_to(run.path))
         for p in run.path.rglob("*")
-        if p.is_file() and not p.name.startswith(".")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(run.path).parts)
     )
     console.print("files: " + (", ".join(files) if files else "-"))
 

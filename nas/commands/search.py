@@ -17,6 +17,7 @@ from nas.commands._common import (
     ConfigOption,
     JsonOption,
     RunsDirOption,
+    WaitOption,
     resolve_config,
     resolve_runs_dir,
 )
@@ -151,6 +152,7 @@ def search(
     as_json: JsonOption = False,
     config: ConfigOption = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Search subnets for the best accuracy/latency trade-off on each device."""
     from nas.commands._search_view import RichSearchObserver
@@ -159,7 +161,7 @@ def search(
     cfg = resolve_config(ctx, SearchConfig, config)
     target = SearchTarget(
         resolve_runs_dir(runs_dir), run=run, devices=device or [], tag=tag, oracle=oracle,
-        space=space,
+        space=space, wait=wait,
     )
     searches = run_searches(cfg, target, observer=RichSearchObserver(quiet=as_json))
     if as_json:

@@ -14,6 +14,7 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    WaitOption,
     console,
     explicit_params,
     resolve_config,
@@ -216,6 +217,7 @@ def train_supernet(
         "--json", help="Print the summary as JSON (a cell search's has \"arch\").")] = False,
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
     cell with a DARTS-family method (--space darts or nb201; arch.json)."""
@@ -228,7 +230,7 @@ def train_supernet(
     quiet = quiet or json_output
     show = is_main and not quiet and console.is_terminal
     with TrainProgress(show) as progress:
-        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update, wait=wait)
     if is_main and json_output:
         typer.echo(json.dumps({**summary.as_dict(), "run": run_dir.name}))
     if is_main and not quiet:

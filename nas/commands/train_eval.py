@@ -12,6 +12,7 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    WaitOption,
     console,
     explicit_params,
     option,
@@ -89,6 +90,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    wait: WaitOption = False,
 ) -> None:
     """Train one network from scratch: a DARTS genotype's evaluation network (cutout,
     drop-path, aux head) or, with --arch, any subnet of any space."""
@@ -100,10 +102,10 @@ def train(
     with TrainProgress(not quiet and console.is_terminal) as progress:
         if arch:
             summary = train_arch(resolve_config(ctx, SubnetConfig, config), run_dir,
-                                 resume=resume, on_step=progress.update)
+                                 resume=resume, on_step=progress.update, wait=wait)
         else:
             summary = train_genotype(resolve_config(ctx, EvalTrainConfig, config), run_dir,
-                                     resume=resume, on_step=progress.update)
+                                     resume=resume, on_step=progress.update, wait=wait)
     console.print(
         f"[bold]{run}[/bold]: {summary['steps']} steps, val top-1 {100 * summary['val_acc']:.2f}%"
         f", test top-1 {100 * summary['test_acc']:.2f}%, {summary['params']:,} params, "

@@ -22,7 +22,7 @@ from torch import nn
 
 import nas.export.formats as fmt
 from nas.arch import Arch, arch_id
-from nas.artifacts import atomic_write_json, environment, now_iso
+from nas.artifacts import atomic_write_json, atomic_write_text, environment, now_iso
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
 from nas.export.load import SavedModel, load_exported
 from nas.export.parity import FormatParity, ParityCheck, count_correct
@@ -204,7 +204,7 @@ def export_model(
     """
     from nas.export.card import build_metrics, write_card
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _begin_folder(out_dir)
     val = split_batches(splits, "val", batch_size=batch_size, resolution=resolution)
     if not val:
         from nas.errors import DatasetError
@@ -236,12 +236,24 @@ def export_model(
         extra={**dict(extra or {}), "deploy": deploy},
     )
     write_card(out_dir, metrics)
+    (out_dir / fmt.INCOMPLETE_FILE).unlink(missing_ok=True)  # complete, passed or not
     report = ExportReport(
         out_dir=out_dir, arch=dict(arch_json["arch"]), arch_id=arch_json["arch_id"],
         formats=tuple(formats), parity=tuple(results), metrics=metrics,
     )
     _raise_on_failure(results)
     return report
+
+
+def _begin_folder(out_dir: Path) -> None:
+    """Mark `out_dir` incomplete until `metrics.json` and the card are written, and remove
+    temporary files a killed export left (the caller holds the folder's lock)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in out_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    atomic_write_text(out_dir / fmt.INCOMPLETE_FILE, (
+        f"export started {now_iso()} and has not finished (still running, killed or failed);"
+        " run the same `nas export` again to complete it\n"))
 
 
 def _write_checked(

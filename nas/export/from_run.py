@@ -21,6 +21,8 @@ from nas.errors import ArtifactError, ConfigError, NasError
 from nas.export.export import ExportReport, export_subnet
 from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
+from nas.locks import stage_lock
+from nas.names import check_relative_out
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -152,6 +154,7 @@ def export_from_run(
     out_dir: Path | None = None,
     calib_batches: int | None = None,
     argv: Sequence[str] | None = None,
+    wait: bool = False,
 ) -> RunExport:
     """Pick a subnet of `run` and export it (see `nas export --help` for the rules).
 
@@ -164,7 +167,22 @@ def export_from_run(
         out_dir: export folder (default `runs/NAME/export/<arch_id>/`).
         calib_batches: BN recalibration batches (default: the run's `bn_calibration_batches`).
         argv: the command line, recorded in the model card and the manifest.
+        wait: queue behind another export of this run instead of failing.
     """
+    run.require()
+    if out_dir is not None:
+        check_relative_out(out_dir)
+    # one export of a run at a time: they share the manifest's export stage
+    with stage_lock(run.path, STAGE, wait=wait):
+        return _export_from_run(run, pick_rule, search_tag, device, formats, out_dir,
+                                calib_batches, argv)
+
+
+def _export_from_run(
+    run: RunDir, pick_rule: str, search_tag: str | None, device: str | None,
+    formats: Sequence[str], out_dir: Path | None, calib_batches: int | None,
+    argv: Sequence[str] | None,
+) -> RunExport:
     from nas.supernet.trained import TrainedSupernet
     from nas.supernet.weights import weights_path
 
@@ -220,10 +238,12 @@ def _export_trained_network(
     argv: Sequence[str] | None,
 ) -> RunExport:
     """Export the network a run trained alone (`nas train`: no supernet, nothing to pick)."""
-    from safetensors.torch import load_file
-
+    from nas.artifact_kinds import GENOTYPE as GENOTYPE_KIND
+    from nas.artifact_kinds import NETWORK_WEIGHTS as WEIGHTS_KIND
+    from nas.artifact_kinds import TRAINED_ARCH
     from nas.artifacts import read_json
     from nas.export.export import export_network
+    from nas.readers import damaged, load_tensors
     from nas.supernet.trained import EvalSettings
     from search_spaces import space_from_spec
 
@@ -234,11 +254,18 @@ def _export_trained_network(
         )
     manifest = run.manifest()
     space = space_from_spec(manifest["space"], source=str(run.manifest_path))
-    source = run.trained_arch if run.trained_arch.is_file() else run.path / GENOTYPE
-    arch = space.normalize(read_json(source))
+    source, kind = ((run.trained_arch, TRAINED_ARCH) if run.trained_arch.is_file()
+                    else (run.path / GENOTYPE, GENOTYPE_KIND))
+    arch = space.normalize(read_json(source, kind))
     train_cfg = dict((manifest.get("stages", {}).get(TRAIN_STAGE) or {}).get("config") or {})
     model = space.build_network(arch)
-    model.load_state_dict(load_file(str(run.trained_weights)), strict=True)
+    state = load_tensors(run.trained_weights, WEIGHTS_KIND)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise damaged(run.trained_weights, "does not fit the trained network "
+                      f"({(str(exc).splitlines()[1:2] or [''])[0].strip()})", WEIGHTS_KIND) \
+            from None
     target = out_dir or run.export_dir(arch_id(arch))
     run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},
                     argv=list(argv) if argv else None)

@@ -21,6 +21,7 @@ from typing import Any
 
 from nas.arch import arch_id as compute_arch_id
 from nas.arch import parse_arch_argument
+from nas.artifact_kinds import PARETO
 from nas.artifacts import read_json
 from nas.errors import ArtifactError, ConfigError
 
@@ -100,7 +101,9 @@ def _entry(index: int, raw: Any, path: Path) -> FrontEntry:
         raise ArtifactError(f"{path}: front member {index} has no 'arch' (got {str(raw)[:80]})")
     values = raw.get("values", raw.get("metrics", {}))
     numbers = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
-    violation = float(raw.get("violation", 0.0) or 0.0)
+    # null: an infinite violation (a constraint's metric could not be computed)
+    violation = math.inf if raw.get("violation", 0.0) is None else float(raw.get("violation")
+                                                                          or 0.0)
     if raw.get("feasible") is False:
         violation = max(violation, 1.0)
     arch = dict(raw["arch"])
@@ -113,7 +116,7 @@ def read_front(path: Path) -> Front:
 
     Each member is `{"arch", "arch_id", "values": {metric: number}}` (`metrics` also accepted).
     """
-    data = read_json(path)
+    data = read_json(path, PARETO)
     if isinstance(data, list):
         data = {"front": data}
     if not isinstance(data, Mapping):

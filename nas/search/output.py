@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import atomic_save_with, atomic_write_json, atomic_write_text
+from nas.artifacts import atomic_save_with, atomic_write_json, atomic_write_text, json_ready
 from nas.search.base import Candidate, Constraint, Objective
 
 
@@ -93,7 +93,7 @@ def _cell(value: Any) -> Any:
 def write_trials(directory: Path, history: Sequence[Candidate], rejected: int) -> None:
     """trials.jsonl: every scored subnet, in the order the search used it."""
     lines = [
-        json.dumps(flat(c, violation=c.violation, order=i), sort_keys=True)
+        json.dumps(json_ready(flat(c, violation=c.violation, order=i)), sort_keys=True)
         for i, c in enumerate(history)
     ]
     atomic_write_text(directory / "trials.jsonl", "\n".join(lines) + ("\n" if lines else ""))

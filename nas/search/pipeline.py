@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.config import config_to_dict
+from nas.locks import stage_lock
+from nas.names import check_name, device_dirname
 from nas.rank.trust import supernet_trust
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
@@ -30,6 +33,7 @@ from nas.search.problems import (
     prepare,
 )
 from nas.search.searchers import SEARCHERS
+from nas.search.study_file import STUDY_FILE, check_study_file
 from nas.search.workers import run_workers
 
 
@@ -138,7 +142,13 @@ def run_searches(
 
     if cfg.algorithm is not None:
         SEARCHERS.get(cfg.algorithm)  # unknown names fail here with the valid list
+    if target.tag is not None:
+        check_name(target.tag, "--tag")  # before anything is loaded or written
     setup = prepare(cfg, target)
+    tags = _tags(target, setup.problems)
+    if cfg.storage is None:  # damaged earlier searches fail before any note or warning
+        for tag in tags:
+            check_study_file(setup.run.search_dir(tag), tag)
     trust = supernet_trust(setup.run) if setup.accuracy is not None else None
     if trust is not None:
         observer.note(trust.summary)
@@ -151,14 +161,26 @@ def run_searches(
     if trust is not None:
         header["ranking"] = dataclasses.asdict(trust)  # what the search knew of its supernet
     searches = []
-    for problem in setup.problems:
-        base = target.tag or problem.device or "oracle"
-        several = len(setup.problems) > 1
-        tag = f"{target.tag}-{problem.device}" if target.tag and several else base
-        search = _search_device(cfg, target, setup, tag, problem, header, observer)
+    for tag, problem in zip(tags, setup.problems, strict=True):
+        # one writer per search; processes sharing a study (--storage) coordinate in it
+        with stage_lock(setup.run.path, f"search-{tag}", wait=target.wait,
+                        hint="or use another --tag", enabled=cfg.storage is None):
+            search = _search_device(cfg, target, setup, tag, problem, header, observer)
         observer.finished(search)
         searches.append(search)
     return searches
+
+
+def _tags(target: SearchTarget, problems: Sequence[Problem]) -> list[str]:
+    """Each problem's search tag: --tag (`<tag>-<device>` with several devices), else the
+    device's folder name, else `oracle`."""
+    tags = []
+    for problem in problems:
+        device = device_dirname(problem.device) if problem.device else None
+        several = len(problems) > 1
+        tags.append(f"{target.tag}-{device}" if target.tag and several
+                    else target.tag or device or "oracle")
+    return tags
 
 
 def _search_device(
@@ -175,7 +197,7 @@ def _search_device(
     algorithm = cfg.algorithm or ("nsga2" if len(problem.objectives) >= 2 else "evolution")
     out = run.search_dir(tag)
     out.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = cfg.storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
     config = {
         **config_to_dict(cfg),
         "algorithm": algorithm,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.artifacts import RunDir
+from nas.config import check_finite
 from nas.errors import ConfigError
 from nas.search import objectives as metrics
 from nas.search.base import Constraint, Objective
@@ -49,6 +50,7 @@ class SearchConfig:
     oracle_delay: float = 0.0  # seconds slept per --oracle evaluation: simulates a scorer's cost
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         if self.oracle_delay < 0:
             raise ConfigError(f"oracle_delay: expected >= 0 seconds, got {self.oracle_delay}")
         for name in ("budget", "population", "batch_size", "workers"):
@@ -88,6 +90,7 @@ class SearchTarget:
         oracle: a JSONL table of metrics per subnet, searched instead of a supernet.
         space: the search space of the `oracle` table.
         argv: the command line recorded in the manifest (default: `sys.argv`).
+        wait: queue behind another process writing the same search instead of failing.
     """
 
     runs_dir: Path
@@ -97,6 +100,7 @@ class SearchTarget:
     oracle: Path | None = None
     space: str | None = None
     argv: list[str] | None = None
+    wait: bool = False
 
 
 @dataclass

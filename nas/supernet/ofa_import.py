@@ -20,8 +20,9 @@ from torch import Tensor
 
 from nas.artifacts import RunDir, file_sha256
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
+from nas.locks import stage_lock
 from nas.supernet import Supernet
-from nas.supernet.weights import save_weights
+from nas.supernet.weights import SUPERNET_LOCK, save_weights
 from search_spaces import create_space
 from search_spaces.ofa_keymap import OFAKeyMap
 
@@ -222,6 +223,7 @@ def import_ofa_supernet(
     dataset: str = "imagefolder",
     data_dir: Path | None = None,
     argv: list[str] | None = None,
+    wait: bool = False,
 ) -> ImportSummary:
     """Import OFA's checkpoint at `path` as the supernet of a new run `run`.
 
@@ -238,6 +240,14 @@ def import_ofa_supernet(
         ArtifactError: the file is missing or unreadable.
         IncompatibleArtifactError: the file does not fit the space (names the first tensor).
     """
+    with stage_lock(run.path, SUPERNET_LOCK, wait=wait, hint="or import into another --run"):
+        return _import(path, run, space, width_mult, resolutions, dataset, data_dir, argv)
+
+
+def _import(
+    path: Path, run: RunDir, space: str | None, width_mult: float | None,
+    resolutions: Sequence[int], dataset: str, data_dir: Path | None, argv: list[str] | None,
+) -> ImportSummary:
     _check_fresh(run)
     check_dataset(dataset)
     data_folder = _data_folder(data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas.config import check_finite
 from nas.errors import ConfigError
 from nas.train.config import SELECTIONS
 from nas.train.registry import BILEVEL_METHODS
@@ -59,6 +60,7 @@ class BilevelConfig:
     val_batches: int | None = 4  # batches of the val split per epoch-end evaluation
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         object.__setattr__(self, "space_options", tuple(str(o) for o in self.space_options))
         parse_space_options(self.space_options)  # malformed options fail here, not mid-run
         if self.method not in BILEVEL_METHODS:

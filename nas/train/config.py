@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.config import differing_keys
+from nas.config import check_finite, differing_keys
 from nas.errors import ConfigError
 from nas.train.registry import BILEVEL_METHODS, TRAINERS, family_of
 from search_spaces import parse_space_options
@@ -184,6 +184,7 @@ class TrainConfig:
     rome_samples: int | None = None  # rome: subnets per step, gradients accumulated (4)
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
         options = self.space_options
         if isinstance(options, str) or not isinstance(options, Sequence):

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
+from nas.artifact_kinds import STAGE_CONFIG
 from nas.artifacts import RunDir, atomic_write_json, read_json
 from nas.errors import ArtifactError
 from nas.supernet.differentiable import DifferentiableSupernet
@@ -63,7 +64,7 @@ def bilevel_config_from(cfg: TrainConfig, **overrides: Any) -> BilevelConfig:
 def _saved_search_config(run: RunDir) -> dict[str, Any] | None:
     """The config the run's supernet stage recorded when it started, if any."""
     path = run.path / "config" / f"{STAGE}.json"
-    saved = read_json(path) if path.is_file() else None
+    saved = read_json(path, STAGE_CONFIG) if path.is_file() else None
     return saved if isinstance(saved, dict) else None
 
 

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from nas.artifacts import RunDir, atomic_write_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
 from nas.train.standalone import STAGE, save_network
@@ -65,6 +66,7 @@ class EvalTrainConfig:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "init_channels"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
@@ -220,9 +222,18 @@ def run_eval_training(
 
 def train_genotype(
     config: EvalTrainConfig, run: RunDir, *, resume: bool = False,
-    on_step: Callable[[StepLog], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None, wait: bool = False,
 ) -> dict[str, Any]:
-    """`nas train`: load the data, train into `run` (recorded as its "train" stage)."""
+    """`nas train`: load the data, train into `run` (recorded as its "train" stage); one
+    process at a time (`wait`: queue behind another instead of failing)."""
+    with stage_lock(run.path, STAGE, wait=wait, hint="or train another --run"):
+        return _train_genotype(config, run, resume, on_step)
+
+
+def _train_genotype(
+    config: EvalTrainConfig, run: RunDir, resume: bool,
+    on_step: Callable[[StepLog], None] | None,
+) -> dict[str, Any]:
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     splits = load_dataset(config.dataset, data_dir=data_dir, image_size=config.image_size,
                           seed=config.seed)

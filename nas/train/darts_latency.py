@@ -127,6 +127,7 @@ def load_profile_table(
     first, then in the standalone one of the space at this image size. The table must cover
     every op key of `space`'s network; otherwise `ArtifactError` says how to make one.
     """
+    from nas.artifact_kinds import BLOCK_RECORD
     from nas.artifacts import read_jsonl
     from nas.profile.store import ProfileStore
 
@@ -141,7 +142,7 @@ def load_profile_table(
                             f"{candidates[-1]}; {how}")
     table: dict[str, float] = {}
     for path in found:
-        for table in _tables_by_setup(list(read_jsonl(path))) or [{}]:
+        for table in _tables_by_setup(list(read_jsonl(path, BLOCK_RECORD))) or [{}]:
             missing = [key for key in needed if key not in table]
             if not missing:
                 return {key: table[key] for key in needed}

@@ -21,8 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from nas.artifact_kinds import CHECKPOINT
 from nas.config import config_to_dict, differing_keys
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
+from nas.readers import damaged
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
     Position,
@@ -186,8 +188,15 @@ class TrainingLoop:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]
-        self.trainer.load_state_dict(state)
-        restore_rng(state["rng"])
+        try:
+            self.trainer.load_state_dict(state)
+            restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # a checkpoint of the right format whose content does not fit the trainer
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise damaged(self.checkpoint_file, f"its state does not fit the "
+                          f"{self.trainer.kind} trainer ({type(exc).__name__}: {first})",
+                          CHECKPOINT) from None
         logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
 
     # -- checkpoints ----------------------------------------------------------------------

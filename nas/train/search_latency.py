@@ -21,6 +21,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from torch import nn
 
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError
+from nas.readers import Kind, finite, read_text
 
 PROFILE = "profile"  # --latency-table profile[:DEVICE]
 
@@ -92,24 +94,36 @@ def latency_loss(
     return ce + weight * (ratio - 1.0)
 
 
+LATENCY_TABLE = Kind("per-operation latency table",
+                     remedy="fix the file, or pass --latency-table measure (or toy)")
+
+
 def load_latency_table(path: Path) -> dict[str, float]:
     """A table from JSON (`{key: ms}` or `{"entries": {key: ms}}`) or JSONL (`{"key", "ms"}`)."""
     if not path.is_file():
         raise ArtifactError(f"latency table: expected a JSON/JSONL file, toy, measure, profile "
                             f"or profile:DEVICE, got '{path}' (no such file)")
-    text = path.read_text()
+    text = read_text(path, LATENCY_TABLE)
     try:
         if path.suffix == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return {str(r["key"]): float(r.get("ms", r.get("latency_ms"))) for r in rows}
-        data = json.loads(text)
+            data: Any = {str(r["key"]): r.get("ms", r.get("latency_ms")) for r in rows}
+        else:
+            data = json.loads(text)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path}: expected {{key: ms}} JSON or key/ms JSONL ({exc})") from None
     if isinstance(data, Mapping) and isinstance(data.get("entries"), Mapping):
         data = data["entries"]
     if not isinstance(data, Mapping):
         raise ArtifactError(f"{path}: expected a JSON object of key -> milliseconds")
-    return {str(k): float(v) for k, v in data.items()}
+    return {str(k): _milliseconds(v, path, str(k)) for k, v in data.items()}
+
+
+def _milliseconds(value: Any, path: Path, key: str) -> float:
+    ms = finite(value, path, f"entry '{key}'", LATENCY_TABLE)
+    if ms < 0:
+        raise ArtifactError(f"{path}: entry '{key}': expected a latency >= 0 ms, got {ms}")
+    return ms
 
 
 def profile_device(source: str | None) -> str | None:

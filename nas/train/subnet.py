@@ -23,9 +23,10 @@ import torch
 
 from nas.arch import arch_id, canonical_json
 from nas.artifacts import RunDir, RunLayout, atomic_write_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
 from nas.train.standalone import STAGE, StandaloneTrainer, save_network
@@ -63,6 +64,7 @@ class SubnetConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "space_options", tuple(str(o) for o in self.space_options))
+        check_finite(self)  # NaN passes every comparison below
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "eval_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
@@ -136,14 +138,22 @@ def prepare_subnet(
 
 def train_arch(
     config: SubnetConfig, run: RunDir, *, resume: bool = False,
-    on_step: Callable[[StepLog], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None, wait: bool = False,
 ) -> dict[str, Any]:
-    """`nas train --arch`: train `config.arch` of `config.space` into `run` (its "train" stage).
+    """`nas train --arch`: train `config.arch` of `config.space` into `run` (its "train" stage),
+    one process at a time (`wait`: queue behind another instead of failing).
 
     Returns:
         The summary: `{"completed", "epochs_done", "steps", "val_acc", "test_acc", "params",
         "macs", "arch", "arch_id"}` (accuracies as fractions).
     """
+    with stage_lock(run.path, STAGE, wait=wait, hint="or train another --run"):
+        return _train_arch(config, run, resume, on_step)
+
+
+def _train_arch(
+    config: SubnetConfig, run: RunDir, resume: bool, on_step: Callable[[StepLog], None] | None,
+) -> dict[str, Any]:
     splits = load_dataset(config.dataset, data_dir=Path(config.data_dir) if config.data_dir
                           else None, image_size=config.image_size, seed=config.seed)
     space = create_sized_space(config.space, num_classes=splits.num_classes,

@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
+from nas.artifact_kinds import STAGE_CONFIG
 from nas.artifacts import RunDir, read_json
-from nas.supernet.weights import weights_path
+from nas.locks import stage_lock
+from nas.supernet.weights import SUPERNET_LOCK, weights_path
 from nas.train.checkpoint import checkpoint_path
 from nas.train.config import DEFAULT_METHOD, STAGE, TrainConfig
 from nas.train.distributed import DistContext
@@ -69,6 +71,7 @@ def train_run(
     dist: DistContext | None = None,
     device: torch.device | None = None,
     evaluate: bool = True,
+    wait: bool = False,
 ) -> TrainSummary:
     """Train the supernet of `cfg.space` into `run` (creating or resuming it).
 
@@ -80,13 +83,25 @@ def train_run(
         dist: data-parallel context (default: from torchrun's environment).
         device: override of `cfg.device` (DDP ranks pass their own).
         evaluate: measure val top-1 at the end.
+        wait: queue behind another process training this run instead of failing.
 
     Raises:
         ConfigError: a fresh start into a run that already trained, or a resume whose options
             differ in a key that changes what is trained.
         ArtifactError: `--resume` without a checkpoint.
+        BusyError: another living process trains this run (and `wait` is False).
     """
     dist = dist or DistContext.from_env()
+    # one process trains a run's supernet at a time (rank 0 holds the lock for all ranks)
+    with stage_lock(run.path, SUPERNET_LOCK, wait=wait, enabled=dist.is_main,
+                    hint="or train another --run"):
+        return _train_run(cfg, run, resume, on_step, dist, device, evaluate)
+
+
+def _train_run(
+    cfg: TrainConfig, run: RunDir, resume: bool, on_step: Callable[[StepLog], None] | None,
+    dist: DistContext, device: torch.device | None, evaluate: bool,
+) -> TrainSummary:
     device = device or dist.device(cfg.device)
     dist.check_batch(cfg.batch_size)
     trainer = trainer_class(cfg).for_run(cfg, run, device=device, dist=dist, resume=resume,
@@ -121,7 +136,7 @@ def saved_options(run: RunDir) -> dict[str, Any] | None:
     path = run.path / "config" / f"{STAGE}.json"
     if not checkpoint_path(run).is_file() or not path.is_file():
         return None
-    recorded = read_json(path)
+    recorded = read_json(path, STAGE_CONFIG)
     if not isinstance(recorded, dict) or "space" not in recorded:
         return None
     family = family_of(str(recorded["space"]))

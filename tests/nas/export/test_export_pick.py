@@ -134,5 +134,5 @@ def test_malformed_front_is_an_artifact_error(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no 'arch'"):
         read_front(tmp_path / "p.json")
     (tmp_path / "q.json").write_text('{"nothing": 1}')
-    with pytest.raises(ArtifactError, match="'front' list"):
+    with pytest.raises(ArtifactError, match="no 'front'"):
         read_front(tmp_path / "q.json")
