@@ -38,7 +38,7 @@ from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
 logger = logging.getLogger(__name__)
 # what the loop stores in a checkpoint beside the trainer's `state_dict()`
 _LOOP_KEYS = frozenset({"format", "trainer", "position", "phase", "epoch", "batch", "step",
-                        "config", "space", "rng"})
+                        "config", "space", "rng", "rng_ranks"})
 
 
 @dataclass(frozen=True)
@@ -188,11 +188,16 @@ class TrainingLoop:
         self.position = state["position"]
         self.trainer.load_state_dict(state)
         restore_rng(state["rng"])
+        # each rank draws its own dropout masks: it continues from its own saved RNG state
+        if self.dist.enabled and not self.dist.restore_rng(state.get("rng_ranks")):
+            logger.warning("the checkpoint was saved by another number of processes: random "
+                           "draws of ranks > 0 differ from an uninterrupted run's")
         logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Save the full training state (rank 0; other ranks wait so all stay in step)."""
+        rng_ranks = self.dist.gather_rng()
         if self.dist.is_main:
             own = self.trainer.state_dict()
             assert not own.keys() & _LOOP_KEYS, f"{type(self.trainer).__name__}.state_dict " \
@@ -204,6 +209,7 @@ class TrainingLoop:
                 "config": config_to_dict(self.trainer.config),
                 "space": self.trainer.space_spec(),
                 "rng": capture_rng(),
+                "rng_ranks": rng_ranks,
             }
             save_checkpoint(self.checkpoint_file, state)
         self._last_checkpoint = time.monotonic()

@@ -87,7 +87,10 @@ class OnceForAllTrainer(RunTrainer):
         self.device = next(net.parameters()).device
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
-        self.model: nn.Module = self.dist.wrap(net, self.device)
+        # the training replica's wrapper (DDP under torchrun), made in `start`: wrapping is a
+        # collective, and construction may still fail on one rank only (see DistContext.agreed)
+        self.model: nn.Module = net
+        self.dist.check_batch(min(loader.batch_size, len(loader.split)))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
@@ -109,7 +112,6 @@ class OnceForAllTrainer(RunTrainer):
         cls, cfg: TrainConfig, run: RunDir, *, device: torch.device, dist: DistContext,
         resume: bool, evaluate: bool,
     ) -> OnceForAllTrainer:
-        dist.setup(device)
         splits = load_dataset(
             cfg.dataset,
             data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -130,6 +132,11 @@ class OnceForAllTrainer(RunTrainer):
         )
         return cls(net, loader, cfg, sampler, space_spec=space.spec(), dist=dist,
                    splits=splits if evaluate else None, run=run)
+
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        """Runs under torchrun: DDP keeps the replicas in step (the batch is checked once the
+        dataset is loaded)."""
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_scaler(self) -> Any:
@@ -182,6 +189,10 @@ class OnceForAllTrainer(RunTrainer):
         self._pending = state
 
     # -- hooks ----------------------------------------------------------------------------
+    def start(self, *, resumed_at: int | None) -> None:
+        if self.model is self.net:
+            self.model = self.dist.wrap(self.net, self.device)
+
     def begin_phase(self, index: int, *, fresh: bool) -> None:
         phase = self.phase_configs[index]
         self._phase = index
