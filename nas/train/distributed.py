@@ -1,12 +1,13 @@
-"""Data-parallel training under `torchrun`: the same command, DistributedDataParallel inside.
+"""Data-parallel training under `torchrun`: the same command, each process a replica.
 
 `torchrun --nproc_per_node N -m nas -- train-supernet ...` sets RANK / WORLD_SIZE / LOCAL_RANK;
 `DistContext.from_env` reads them and `joined` joins the process group (gloo on CPU, NCCL with
 one GPU per local rank). Every rank reads the same global batch (the loader's order depends only
-on the seed) and trains its `rank::world_size` slice of it; DDP averages the gradients, so the
-replicas hold identical parameters after every step. Subnet draws come from (seed, step), so all
-ranks activate the same subnet at the same time, which DDP requires. Only rank 0 writes
-artifacts; checkpoints carry every rank's RNG state, so a resumed job repeats the lost steps.
+on the seed) and trains its `rank::world_size` slice of it; the gradients are averaged over the
+ranks before each optimizer step, so the replicas hold identical parameters after every step.
+Subnet draws come from (seed, step), so all ranks train the same subnets at the same time. Only
+rank 0 writes artifacts; checkpoints carry every rank's RNG state, so a resumed job repeats the
+lost steps exactly.
 
 Failures must not leave a rank waiting at a collective for a peer that is gone: code that may
 fail on one rank only (a dataset missing on one machine, a checkpoint on an unshared disk) runs
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -136,19 +136,34 @@ class DistContext:
         return bytes(buffer.cpu().tolist()).rstrip(b"\0").decode(errors="replace")
 
     # -- data parallelism -----------------------------------------------------------------
-    def wrap(self, net: nn.Module, device: torch.device) -> nn.Module:
-        """`net` itself, or a DDP wrapper of it under a multi-process job (a collective:
-        rank 0's parameters and buffers are copied to every rank)."""
-        if not self.enabled:
-            return net
-        from torch.nn.parallel import DistributedDataParallel
+    # Gradients are averaged explicitly rather than by DistributedDataParallel: every rank
+    # trains the same subnets, so the same parameters have gradients everywhere and one
+    # all-reduce after a step's backward passes (sandwich: several) is all it takes. DDP
+    # would need find_unused_parameters (an extra graph traversal each step, and a warning
+    # on every rank when a step uses every parameter) and would broadcast the batch-norm
+    # buffers before every forward pass.
+    def replicate(self, net: nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers (a collective)."""
+        if not self._active:
+            return
+        with torch.no_grad():
+            for tensor in [*net.parameters(), *net.buffers()]:
+                dist.broadcast(tensor, src=0)
 
-        # A sliced kernel's gradient can have other (equally valid) strides than DDP's bucket
-        # view; DDP copies it and warns on every rank. Harmless, and not the user's to fix.
-        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
-        ids = [device.index] if device.type == "cuda" else None
-        # Subnets leave whole blocks unused (elastic depth): DDP must look for unused parameters.
-        return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=True)
+    def average_gradients(self, net: nn.Module) -> None:
+        """Replace each gradient of `net` by its mean over the ranks (a collective)."""
+        if not self._active:
+            return
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([grad.reshape(-1) for grad in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def shard(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -159,8 +174,8 @@ class DistContext:
         return images[self.rank :: self.world_size], labels[self.rank :: self.world_size]
 
     def check_batch(self, batch_size: int) -> None:
-        """Every rank gets an equal, non-empty slice: DDP averages the ranks' gradients with
-        equal weights, which is the global batch's mean only when the slices are equal."""
+        """Every rank gets an equal, non-empty slice: the ranks' gradients are averaged with
+        equal weights, which gives the global batch's mean only when the slices are equal."""
         if not self.enabled or (batch_size >= self.world_size
                                 and batch_size % self.world_size == 0):
             return

@@ -188,11 +188,13 @@ class TrainingLoop:
         self.position = state["position"]
         self.trainer.load_state_dict(state)
         restore_rng(state["rng"])
-        # each rank draws its own dropout masks: it continues from its own saved RNG state
+        logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
+
+    def _restore_rank_rng(self, state: dict[str, Any]) -> None:
+        """Each rank draws its own dropout masks: it continues from its own saved RNG state."""
         if self.dist.enabled and not self.dist.restore_rng(state.get("rng_ranks")):
             logger.warning("the checkpoint was saved by another number of processes: random "
                            "draws of ranks > 0 differ from an uninterrupted run's")
-        logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -221,6 +223,7 @@ class TrainingLoop:
         resumed_at = None if state is None else int(state["position"].step)
         if state is not None:
             self._restore(state)
+            self._restore_rank_rng(state)
         self.log.prepare(resumed_at)
         self.trainer.start(resumed_at=resumed_at)
         started, images, start_step = time.perf_counter(), 0, self.position.step

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nas.artifacts import RunDir
 from nas.config import config_to_dict
@@ -87,9 +86,6 @@ class OnceForAllTrainer(RunTrainer):
         self.device = next(net.parameters()).device
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
-        # the training replica's wrapper (DDP under torchrun), made in `start`: wrapping is a
-        # collective, and construction may still fail on one rank only (see DistContext.agreed)
-        self.model: nn.Module = net
         self.dist.check_batch(min(loader.batch_size, len(loader.split)))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
@@ -135,8 +131,8 @@ class OnceForAllTrainer(RunTrainer):
 
     @classmethod
     def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
-        """Runs under torchrun: DDP keeps the replicas in step (the batch is checked once the
-        dataset is loaded)."""
+        """Runs under torchrun: gradients are averaged over the ranks (the batch is checked once
+        the dataset is loaded)."""
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_scaler(self) -> Any:
@@ -190,8 +186,8 @@ class OnceForAllTrainer(RunTrainer):
 
     # -- hooks ----------------------------------------------------------------------------
     def start(self, *, resumed_at: int | None) -> None:
-        if self.model is self.net:
-            self.model = self.dist.wrap(self.net, self.device)
+        # a collective, so not in the constructor, which may still fail on one rank only
+        self.dist.replicate(self.net)
 
     def begin_phase(self, index: int, *, fresh: bool) -> None:
         phase = self.phase_configs[index]
@@ -230,7 +226,8 @@ class OnceForAllTrainer(RunTrainer):
         images, labels = self.dist.shard(images, labels)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        result = train_step(self.model, self.net, images, labels, spec, self.options)
+        result = train_step(self.net, self.net, images, labels, spec, self.options)
+        self.dist.average_gradients(self.net)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip is not None:
