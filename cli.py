@@ -77,6 +77,7 @@ def _register_commands() -> None:
         import_supernet,
         profile,
         quickstart,
+        rank,
         runs,
         search,
         space,
@@ -95,7 +96,8 @@ def _register_commands() -> None:
     export.register(app)
     app.command("finetune")(finetune.finetune_command)
     quickstart.register(app)
-    train_eval.register(app)  # train (a DARTS genotype's evaluation network)
+    train_eval.register(app)  # train (one network alone: a DARTS genotype or any subnet)
+    rank.register(app)  # rank (does the supernet rank subnets right?)
     runs.register(app)
 
 

@@ -38,6 +38,11 @@ JsonOption = Annotated[
 ]
 
 
+def option(help_text: str, *names: str, panel: str | None = None) -> Any:
+    """A typer option whose help text states its default itself, shown in `panel`."""
+    return typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel)
+
+
 def progress_bar(label: str, *fields: str, **options: Any) -> progress.Progress:
     """A rich bar: `label`, bar, done/total, one column per `fields` template, elapsed, left.
 

@@ -94,7 +94,8 @@ def search(
         typer.Option(
             "--accuracy",
             help="supernet: evaluate every candidate on data after BN recalibration; predictor:"
-            " an online accuracy predictor skips candidates that cannot reach the front.",
+            " an online accuracy predictor skips candidates that cannot reach the front; "
+            "proxy:NAME: the same screen reading a zero-cost proxy (naswot, synflow ...).",
             show_default=False,
         ),
     ] = None,

@@ -7,12 +7,14 @@ The command only parses options and renders what a `SearchObserver` is told; scr
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.config import config_to_dict
+from nas.rank.trust import supernet_trust
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.claims import has_claims
@@ -34,15 +36,21 @@ from nas.search.workers import run_workers
 class SearchObserver:
     """What `run_searches` reports while it runs; every hook here does nothing.
 
-    Lifecycle: `warning(text)` once per device whose latency predictor should not be trusted
-    blindly, before any search; then, per device, `started(tag, algorithm, budget)`,
+    Lifecycle: before any search, `note(text)` with the supernet's ranking quality when the run
+    has a ranking report (`nas rank`), and `warning(text)` once per input that should not be
+    trusted blindly (a poor latency predictor per device, a supernet ranking subnets no better
+    than their parameter count); then, per device, `started(tag, algorithm, budget)`,
     `used(candidate, fresh)` for each subnet the search uses (`fresh`: scored now, not read
     from the study), `stopped()` (always, also when the search fails), and `finished(search)`
     once the device's files are written.
     """
 
+    def note(self, text: str) -> None:
+        """A fact about the search's inputs worth showing first (the supernet's ranking)."""
+
     def warning(self, text: str) -> None:
-        """A device's predictor is poor or was profiled on another machine."""
+        """A device's predictor is poor or was profiled on another machine, or the supernet
+        ranks subnets no better than their parameter count."""
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
@@ -131,10 +139,17 @@ def run_searches(
     if cfg.algorithm is not None:
         SEARCHERS.get(cfg.algorithm)  # unknown names fail here with the valid list
     setup = prepare(cfg, target)
+    trust = supernet_trust(setup.run) if setup.accuracy is not None else None
+    if trust is not None:
+        observer.note(trust.summary)
+        if trust.warning:
+            observer.warning(trust.warning)
     for problem in setup.problems:
         if problem.latency is not None and problem.latency.warning:
             observer.warning(problem.latency.warning)
-    header = {"space": setup.space.spec(), "run": setup.run.name}
+    header: dict[str, Any] = {"space": setup.space.spec(), "run": setup.run.name}
+    if trust is not None:
+        header["ranking"] = dataclasses.asdict(trust)  # what the search knew of its supernet
     searches = []
     for problem in setup.problems:
         base = target.tag or problem.device or "oracle"
@@ -184,7 +199,7 @@ def _search_device(
                 extra=problem.extra, storage=storage, study_name=tag,
                 shared=cfg.storage is not None or has_claims(storage, tag),
                 on_use=observer.used,
-                screen=accuracy_screen(cfg, problem, space),
+                screen=accuracy_screen(cfg, problem, space, setup.accuracy),
             )
     except BaseException:
         run.end_stage(stage, status="failed")

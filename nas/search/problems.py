@@ -20,7 +20,7 @@ from nas.errors import ConfigError
 from nas.search import objectives as metrics
 from nas.search.base import Constraint, Objective
 from nas.search.oracle import Oracle
-from nas.search.screen import AccuracyScreen
+from nas.search.screen import AccuracyScreen, ProxyScreen
 from search_spaces.base import SearchSpace
 
 LATENCY = "latency_ms"
@@ -38,7 +38,7 @@ class SearchConfig:
     latency_max: float | None = None  # ms
     macs_max: float | None = None  # millions of MACs
     params_max: float | None = None  # millions of parameters
-    accuracy: str = "supernet"  # supernet (data) or predictor (screened, see --help)
+    accuracy: str = "supernet"  # supernet (data), predictor or proxy:NAME (screened, --help)
     storage: str | None = None  # Optuna RDB URL; default sqlite in the search folder
     split: str = "val"
     batch_size: int = 256
@@ -60,8 +60,20 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
-        if self.accuracy not in ("supernet", "predictor"):
-            raise ConfigError(f"--accuracy: expected supernet or predictor, got '{self.accuracy}'")
+        if self.proxy is not None:
+            from nas.rank.proxies import PROXIES  # torch: only when a proxy screens
+
+            PROXIES.get(self.proxy)  # an unknown name fails here, listing the proxies
+        elif self.accuracy not in ("supernet", "predictor"):
+            raise ConfigError(
+                f"--accuracy: expected supernet, predictor or proxy:NAME, got '{self.accuracy}'"
+            )
+
+    @property
+    def proxy(self) -> str | None:
+        """The zero-cost proxy of `--accuracy proxy:NAME`, else None."""
+        kind, _, name = self.accuracy.partition(":")
+        return name if kind == "proxy" else None
 
 
 @dataclass(frozen=True)
@@ -198,20 +210,33 @@ def supernet_problems(
 
 
 def accuracy_screen(
-    cfg: SearchConfig, problem: Problem, space: SearchSpace
+    cfg: SearchConfig, problem: Problem, space: SearchSpace,
+    accuracy: metrics.SupernetAccuracy | None = None,
 ) -> AccuracyScreen | None:
-    """With `--accuracy predictor`: screen candidates of the expensive maximised metric."""
-    if cfg.accuracy != "predictor":
+    """With `--accuracy predictor` or `proxy:NAME`: screen candidates of the expensive
+    maximised metric (a proxy needs the run's supernet `accuracy`: its data feeds the proxy)."""
+    if cfg.accuracy == "supernet":
         return None
     target = next(
         (o for o in problem.objectives if o.direction == "maximize" and not o.cheap), None
     )
     if target is None:
         raise ConfigError(
-            "--accuracy predictor: expected an expensive maximised objective (top1) to screen, "
-            f"got {', '.join(o.name for o in problem.objectives)}"
+            f"--accuracy {cfg.accuracy}: expected an expensive maximised objective (top1) to "
+            f"screen, got {', '.join(o.name for o in problem.objectives)}"
         )
-    return AccuracyScreen(space, metric=target.name, warmup=min(30, max(cfg.budget // 5, 5)))
+    warmup = min(30, max(cfg.budget // 5, 5))
+    if cfg.proxy is None:
+        return AccuracyScreen(space, metric=target.name, warmup=warmup)
+    if accuracy is None:
+        raise ConfigError(f"--accuracy {cfg.accuracy}: expected a run with a trained supernet "
+                          "(its data feeds the proxy), got an oracle table")
+    from nas.rank.scoring import ProxyScorer, proxy_batches
+
+    trained = accuracy.trained
+    batches = proxy_batches(trained.splits, batch_size=64, batches=1, seed=cfg.seed)
+    scorer = ProxyScorer(trained.net, batches, seed=cfg.seed, device=trained.device)
+    return ProxyScreen(scorer, cfg.proxy, metric=target.name, warmup=warmup)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,8 @@ def _work(job: _Job) -> dict[str, int]:
         setup.space, problem.objectives, algorithm=algorithm, budget=cfg.budget,
         seed=worker_seed(cfg.seed, job.index), population=cfg.population,
         constraints=problem.constraints, extra=problem.extra, storage=job.storage,
-        study_name=job.tag, shared=True, screen=accuracy_screen(cfg, problem, setup.space),
+        study_name=job.tag, shared=True,
+        screen=accuracy_screen(cfg, problem, setup.space, setup.accuracy),
     )
     return {
         "new_evaluations": result.new_evaluations,
