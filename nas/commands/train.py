@@ -224,10 +224,14 @@ def train_supernet(
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
                                                                              config)
     resolve_device(cfg.device)
-    is_main = DistContext.from_env().is_main
+    dist = DistContext.from_env()
+    is_main = dist.is_main
     show = is_main and not quiet and console.is_terminal
+    # torchrun --max-restarts relaunches the same command line after a worker died: the
+    # relaunched workers continue from the checkpoint when there is one
+    mode = True if resume else (None if dist.restarts else False)
     with TrainProgress(show) as progress:
-        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+        summary = train_run(cfg, run_dir, resume=mode, on_step=progress.update, dist=dist)
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))
         # a once-for-all run ends in weights, a DARTS search in a genotype

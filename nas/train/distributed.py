@@ -44,6 +44,8 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # how many times torchrun (--max-restarts) restarted the job's workers before this attempt
+    restarts: int = 0
 
     @property
     def enabled(self) -> bool:
@@ -57,9 +59,11 @@ class DistContext:
     def from_env(cls) -> DistContext:
         """The job described by torchrun's environment (single process when absent)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
         if world <= 1:
-            return cls()
-        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+            return cls(restarts=restarts)
+        return cls(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")),
+                   restarts)
 
     def device(self, requested: str) -> torch.device:
         """The device this rank trains on: `cuda:<local_rank>` under a multi-GPU job."""

@@ -64,7 +64,7 @@ def train_run(
     cfg: TrainConfig,
     run: RunDir,
     *,
-    resume: bool = False,
+    resume: bool | None = False,
     on_step: Callable[[StepLog], None] | None = None,
     dist: DistContext | None = None,
     device: torch.device | None = None,
@@ -75,7 +75,7 @@ def train_run(
     Args:
         cfg: resolved options.
         run: the run folder.
-        resume: continue from `supernet/checkpoint.pt`.
+        resume: continue from `supernet/checkpoint.pt`; None: continue when it exists.
         on_step: progress callback.
         dist: data-parallel context (default: from torchrun's environment).
         device: override of `cfg.device` (DDP ranks pass their own).
@@ -89,6 +89,8 @@ def train_run(
     dist = dist or DistContext.from_env()
     device = device or dist.device(cfg.device)
     with dist.joined(device):
+        if resume is None:  # rank 0 decides: a rank whose disk lacks the file then fails
+            resume = dist.rank0_flag(checkpoint_path(run).is_file())
         with dist.agreed("preparing the run"):  # no rank left at a collective on bad input
             trainer_cls = trainer_class(cfg)
             trainer_cls.check_distributed(cfg, dist)
