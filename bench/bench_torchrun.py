@@ -13,7 +13,10 @@ Figures (JSON lines on stdout, diagnostics on stderr), per variant V:
   rank 0 logs (`metrics.jsonl`, `log_every: 1`) after `--warmup` steps, over all rounds; the
   ratio is against `1p1t`, and for `2p1t` also against `1p2t` (`ratio_vs_1p2t`);
 - `torchrun.V.wall_s`: wall time of the whole command (start-up, imports, rendezvous, final
-  evaluation and writes included), median over rounds; the ratio is against `1p1t`.
+  evaluation and writes included), median over rounds; the ratio is against `1p1t`;
+- `torchrun.V.cpu_s`: CPU time (user + system) of all the command's processes, median over
+  rounds: what the variant costs, which other jobs on the machine do not change much (unlike
+  the wall-clock figures); the ratio is against `1p1t`.
 
     python bench/bench_torchrun.py                         # ofa-mbv3, 32 px, batch 64
     python bench/bench_torchrun.py --small-input --steps 20 --rounds 3
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,20 +62,25 @@ def _command(variant: str, options: list[str]) -> tuple[list[str], dict[str, str
     return [sys.executable, "-m", "nas", *options], worker_env(OMP_NUM_THREADS=threads)
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # torchrun waits for its workers
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run(
     variant: str, args: argparse.Namespace, runs: Path, run: str
-) -> tuple[float, list[float]]:
-    """(wall seconds, per-step images/s after the warm-up) of one job."""
+) -> tuple[float, float, list[float]]:
+    """(wall seconds, CPU seconds, per-step images/s after the warm-up) of one job."""
     command, env = _command(variant, _arguments(args, runs, run))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     lines = (runs / run / "supernet" / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert all(r["world_size"] == (2 if variant == "2p1t" else 1) for r in records)
-    return wall, [r["images_per_s"] for r in records if r["step"] > args.warmup]
+    return wall, cpu, [r["images_per_s"] for r in records if r["step"] > args.warmup]
 
 
 def main() -> None:
@@ -91,6 +100,7 @@ def main() -> None:
 
     walls: dict[str, list[float]] = {v: [] for v in variants}
     speeds: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
     loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-torchrun-") as folder:
         runs = Path(folder)
@@ -98,15 +108,17 @@ def main() -> None:
         for round_ in range(args.rounds):
             for variant in variants:
                 loads.append(os.getloadavg()[0])
-                wall, speed = _run(variant, args, runs, f"{variant}-{round_}")
+                wall, cpu, speed = _run(variant, args, runs, f"{variant}-{round_}")
                 walls[variant].append(wall)
+                cpus[variant].append(cpu)
                 speeds[variant].extend(speed)
-                log(f"round {round_} {variant}: {wall:.1f} s, "
+                log(f"round {round_} {variant}: {wall:.1f} s, {cpu:.1f} CPU s, "
                     f"{statistics.median(speed):.0f} images/s (load before: {loads[-1]:.1f})")
 
     base = "one process, one thread"
     speed = {v: statistics.median(speeds[v]) for v in variants}
     wall = {v: statistics.median(walls[v]) for v in variants}
+    cpu = {v: statistics.median(cpus[v]) for v in variants}
     # other jobs on the machine take CPU shares from every variant: the load goes with the figures
     setting = {"space": "ofa-mbv3", "method": args.method, "res": args.res,
                "batch": args.batch, "steps": args.steps, "small_input": args.small_input,
@@ -119,9 +131,11 @@ def main() -> None:
              baseline_value=speed["1p1t"], **extra, **setting)
         emit(f"torchrun.{variant}.wall_s", wall[variant], "s", baseline=base,
              baseline_value=wall["1p1t"], higher_is_better=False, **setting)
-    log("variant  images/s  wall s")
+        emit(f"torchrun.{variant}.cpu_s", cpu[variant], "s", baseline=base,
+             baseline_value=cpu["1p1t"], higher_is_better=False, **setting)
+    log("variant  images/s  wall s  CPU s")
     for variant in variants:
-        log(f"{variant:7} {speed[variant]:9.0f} {wall[variant]:7.1f}")
+        log(f"{variant:7} {speed[variant]:9.0f} {wall[variant]:7.1f} {cpu[variant]:6.1f}")
 
 
 if __name__ == "__main__":
