@@ -149,7 +149,9 @@ def test_bad_input_fails_every_rank_in_one_line(tmp_path: Path) -> None:
                  logs="logs")
     done = _finish(job)
     assert done.returncode != 0
-    assert len(re.findall(r"exitcode\s*:\s*2\b", done.stderr)) == 2  # torchrun's report
+    # torchrun's failure report: each rank's exit code
+    failed = re.findall(r"rank\s+: (\d+) \(local_rank.*\n.*exitcode\s+: 2\b", done.stderr)
+    assert sorted(failed) == ["0", "1"], done.stderr[-3000:]
     for rank in (0, 1):
         out, err = rank_output(tmp_path / "logs", rank=rank)
         assert out == "" and len(err.strip().splitlines()) == 1, err
