@@ -24,9 +24,7 @@ def torchrun_path() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("torchrun")
 
 
-def torchrun_command(
-    *program: str, nproc: int = 2, log_dir: Path | None = None, max_restarts: int = 0
-) -> list[str]:
+def torchrun_command(*program: str, nproc: int = 2, log_dir: Path | None = None) -> list[str]:
     """`torchrun` starting `nproc` copies of `program` on this machine.
 
     Args:
@@ -34,14 +32,13 @@ def torchrun_command(
         nproc: processes (ranks).
         log_dir: each rank's stdout and stderr go to files under it (`rank_output`) instead
             of torchrun's own output.
-        max_restarts: times torchrun restarts every worker after one failed.
     """
     launcher = torchrun_path()
     if launcher is None:
         raise NasError("expected torchrun (installed with torch), found none beside "
                        f"{sys.executable} or on PATH")
     command = [launcher, "--nproc-per-node", str(nproc), "--master-addr", "127.0.0.1",
-               "--master-port", str(free_port()), "--max-restarts", str(max_restarts)]
+               "--master-port", str(free_port())]
     if log_dir is not None:
         command += ["--log-dir", str(log_dir), "--redirects", "3"]
     return [*command, *program]

@@ -45,11 +45,9 @@ def _console_script() -> str:
     return str(beside) if beside.is_file() else str(shutil.which("nas"))
 
 
-def _start(
-    root: Path, program: list[str], *args: str, logs: str, restarts: int = 0
-) -> subprocess.Popen[str]:
+def _start(root: Path, program: list[str], *args: str, logs: str) -> subprocess.Popen[str]:
     command = torchrun_command(*program, "--", "train-supernet", "--runs-dir", str(root / "runs"),
-                               *args, log_dir=root / logs, max_restarts=restarts)
+                               *args, log_dir=root / logs)
     # a session of its own: the test signals torchrun's process group, as a scheduler would
     return subprocess.Popen(command, env=worker_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -129,19 +127,6 @@ def test_a_killed_job_resumes_to_the_uninterrupted_weights(reference: Path) -> N
     # the log was cut back to each checkpoint: every step once
     assert _logged_steps(root, "k") == list(range(1, STEPS + 1))
     _assert_reference_weights(root, "k")
-
-
-def test_torchrun_restarts_continue_from_the_checkpoint(reference: Path) -> None:
-    root = reference
-    job = _start(root, ["-m", "nas"], "--run", "auto", *TINY, "--config",
-                 str(root / "settings.yaml"), logs="logs-auto", restarts=1)
-    _wait_for_step(root, "auto", 4, job)  # past the checkpoint of step 3
-    kill_worker(job.pid, rank=1)
-    done = _finish(job)  # torchrun restarted both workers with the same command line
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert len(list((root / "logs-auto").glob("*/attempt_1"))) == 1
-    assert _logged_steps(root, "auto") == list(range(1, STEPS + 1))
-    _assert_reference_weights(root, "auto")
 
 
 def test_bad_input_fails_every_rank_in_one_line(tmp_path: Path) -> None:
