@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,11 @@ from nas.errors import NasError
 _UsageError: type[Exception] = next(
     cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError"
 )
+
+
+# commands that split their work across the processes of a torchrun job; any other would run
+# as N identical copies writing the same files
+_DISTRIBUTED_COMMANDS = frozenset({"train-supernet"})
 
 
 def _fail(message: str) -> typer.Exit:
@@ -78,6 +84,15 @@ class NasGroup(TyperGroup):
             if reason is None:
                 raise
             raise _fail(reason) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        world = os.environ.get("WORLD_SIZE", "1")
+        if name not in _DISTRIBUTED_COMMANDS and world.isdigit() and int(world) > 1:
+            raise NasError(f"expected `nas train-supernet` under torchrun, got `nas {name}` "
+                           f"(WORLD_SIZE={world}), which would run as {world} copies; run it "
+                           "as one process")
+        return name, command, rest
 
 
 app = typer.Typer(

@@ -226,11 +226,16 @@ def train_supernet(
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
                                                                              config)
     resolve_device(cfg.device)
-    is_main = DistContext.from_env().is_main
+    dist = DistContext.from_env()
+    is_main = dist.is_main
     quiet = quiet or json_output
     show = is_main and not quiet and console.is_terminal
+    # torchrun --max-restarts relaunches the same command line after a worker died: the
+    # relaunched workers continue from the checkpoint when there is one
+    mode = True if resume else (None if dist.restarts else False)
     with TrainProgress(show) as progress:
-        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update, wait=wait)
+        summary = train_run(cfg, run_dir, resume=mode, on_step=progress.update, dist=dist,
+                            wait=wait)
     if is_main and json_output:
         typer.echo(json.dumps({**summary.as_dict(), "run": run_dir.name}))
     if is_main and not quiet:

@@ -137,6 +137,15 @@ class BilevelTrainer(RunTrainer):
                                 "data_dir": cfg.data_dir, "image_size": cfg.image_size}
         return trainer
 
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        if dist.enabled:
+            raise ConfigError(
+                f"--method {cfg.resolved_method}: a distributed DARTS search is not supported "
+                "(its architecture steps, the second-order unrolled step, Gumbel draws and "
+                "latency tables are not synchronised across processes, and a cell search fits "
+                "one device); start it without torchrun")
+
     def stage_config(self) -> dict[str, Any]:
         return {**config_to_dict(self.config), **self._run_options}
 

@@ -3,9 +3,9 @@
 - `checkpoint.pt` (`supernet/checkpoint.pt` for every supernet trainer; stand-alone and
   fine-tuning runs write theirs in their own folder): the full training state of any trainer
   of the shared loop: the position (phase, epoch, batch, step), the trainer's options and
-  space spec (as JSON text), the RNG states and the trainer's own state. Written atomically
-  with `torch.save`, read with `torch.load(weights_only=True)`, so everything in it is a
-  tensor or a plain type.
+  space spec (as JSON text), the RNG states (every rank's under torchrun) and the trainer's own
+  state. Written atomically with `torch.save`, read with `torch.load(weights_only=True)`, so
+  everything in it is a tensor or a plain type.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
 logger = logging.getLogger(__name__)
 # what the loop stores in a checkpoint beside the trainer's `state_dict()`
 _LOOP_KEYS = frozenset({"format", "trainer", "position", "phase", "epoch", "batch", "step",
-                        "config", "space", "rng"})
+                        "config", "space", "rng", "rng_ranks"})
 
 
 @dataclass(frozen=True)
@@ -199,9 +199,16 @@ class TrainingLoop:
                           CHECKPOINT) from None
         logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
 
+    def _restore_rank_rng(self, state: dict[str, Any]) -> None:
+        """Each rank draws its own dropout masks: it continues from its own saved RNG state."""
+        if self.dist.enabled and not self.dist.restore_rng(state.get("rng_ranks")):
+            logger.warning("the checkpoint was saved by another number of processes: random "
+                           "draws of ranks > 0 differ from an uninterrupted run's")
+
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Save the full training state (rank 0; other ranks wait so all stay in step)."""
+        rng_ranks = self.dist.gather_rng()
         if self.dist.is_main:
             own = self.trainer.state_dict()
             assert not own.keys() & _LOOP_KEYS, f"{type(self.trainer).__name__}.state_dict " \
@@ -213,6 +220,7 @@ class TrainingLoop:
                 "config": config_to_dict(self.trainer.config),
                 "space": self.trainer.space_spec(),
                 "rng": capture_rng(),
+                "rng_ranks": rng_ranks,
             }
             save_checkpoint(self.checkpoint_file, state)
         self._last_checkpoint = time.monotonic()
@@ -224,6 +232,7 @@ class TrainingLoop:
         resumed_at = None if state is None else int(state["position"].step)
         if state is not None:
             self._restore(state)
+            self._restore_rank_rng(state)
         self.log.prepare(resumed_at)
         self.trainer.start(resumed_at=resumed_at)
         started, images, start_step = time.perf_counter(), 0, self.position.step

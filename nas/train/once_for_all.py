@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nas.artifacts import RunDir
 from nas.config import config_to_dict
@@ -87,7 +86,7 @@ class OnceForAllTrainer(RunTrainer):
         self.device = next(net.parameters()).device
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
-        self.model: nn.Module = self.dist.wrap(net, self.device)
+        self.dist.check_batch(min(loader.batch_size, len(loader.split)))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
@@ -109,7 +108,6 @@ class OnceForAllTrainer(RunTrainer):
         cls, cfg: TrainConfig, run: RunDir, *, device: torch.device, dist: DistContext,
         resume: bool, evaluate: bool,
     ) -> OnceForAllTrainer:
-        dist.setup(device)
         splits = load_dataset(
             cfg.dataset,
             data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -130,6 +128,11 @@ class OnceForAllTrainer(RunTrainer):
         )
         return cls(net, loader, cfg, sampler, space_spec=space.spec(), dist=dist,
                    splits=splits if evaluate else None, run=run)
+
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        """Runs under torchrun: gradients are averaged over the ranks (the batch is checked once
+        the dataset is loaded)."""
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_scaler(self) -> Any:
@@ -182,6 +185,10 @@ class OnceForAllTrainer(RunTrainer):
         self._pending = state
 
     # -- hooks ----------------------------------------------------------------------------
+    def start(self, *, resumed_at: int | None) -> None:
+        # a collective, so not in the constructor, which may still fail on one rank only
+        self.dist.replicate(self.net)
+
     def begin_phase(self, index: int, *, fresh: bool) -> None:
         phase = self.phase_configs[index]
         self._phase = index
@@ -219,7 +226,8 @@ class OnceForAllTrainer(RunTrainer):
         images, labels = self.dist.shard(images, labels)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        result = train_step(self.model, self.net, images, labels, spec, self.options)
+        result = train_step(self.net, self.net, images, labels, spec, self.options)
+        self.dist.average_gradients(self.net)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip is not None:

@@ -66,7 +66,7 @@ def train_run(
     cfg: TrainConfig,
     run: RunDir,
     *,
-    resume: bool = False,
+    resume: bool | None = False,
     on_step: Callable[[StepLog], None] | None = None,
     dist: DistContext | None = None,
     device: torch.device | None = None,
@@ -78,7 +78,7 @@ def train_run(
     Args:
         cfg: resolved options.
         run: the run folder.
-        resume: continue from `supernet/checkpoint.pt`.
+        resume: continue from `supernet/checkpoint.pt`; None: continue when it exists.
         on_step: progress callback.
         dist: data-parallel context (default: from torchrun's environment).
         device: override of `cfg.device` (DDP ranks pass their own).
@@ -99,28 +99,44 @@ def train_run(
 
 
 def _train_run(
-    cfg: TrainConfig, run: RunDir, resume: bool, on_step: Callable[[StepLog], None] | None,
-    dist: DistContext, device: torch.device | None, evaluate: bool,
+    cfg: TrainConfig, run: RunDir, resume: bool | None,
+    on_step: Callable[[StepLog], None] | None, dist: DistContext, device: torch.device | None,
+    evaluate: bool,
 ) -> TrainSummary:
     device = device or dist.device(cfg.device)
-    dist.check_batch(cfg.batch_size)
-    trainer = trainer_class(cfg).for_run(cfg, run, device=device, dist=dist, resume=resume,
-                                         evaluate=evaluate)
-    loop = TrainingLoop(trainer, checkpoint_path(run).parent, options=LoopOptions.of(cfg),
-                        dist=dist, on_step=on_step if dist.is_main else None,
-                        label=f"run '{run.name}'")
-    state = loop.load(resume=resume, refuse=(weights_path(run),))
+    with dist.joined(device):
+        if resume is None:  # rank 0 decides: a rank whose disk lacks the file then fails
+            resume = dist.rank0_flag(checkpoint_path(run).is_file())
+        with dist.agreed("preparing the run"):  # no rank left at a collective on bad input
+            trainer_cls = trainer_class(cfg)
+            trainer_cls.check_distributed(cfg, dist)
+            trainer = trainer_cls.for_run(cfg, run, device=device, dist=dist, resume=resume,
+                                          evaluate=evaluate)
+            loop = TrainingLoop(trainer, checkpoint_path(run).parent,
+                                options=LoopOptions.of(cfg), dist=dist,
+                                on_step=on_step if dist.is_main else None,
+                                label=f"run '{run.name}'")
+            state = loop.load(resume=resume, refuse=(weights_path(run),))
+        return _train_recorded(cfg, run, trainer, loop, state, device=device)
+
+
+def _train_recorded(
+    cfg: TrainConfig, run: RunDir, trainer: RunTrainer, loop: TrainingLoop,
+    state: dict[str, Any] | None, *, device: torch.device,
+) -> TrainSummary:
+    """Run the loop inside the run's stage record (rank 0 records, writes and evaluates)."""
+    dist = loop.dist
     with recorded_stage(run, STAGE, config=trainer.stage_config(), seed=cfg.seed,
                         device=str(device), enabled=dist.is_main) as recorded:
         if dist.is_main:
             run.update_manifest(space=trainer.space_spec())
         dist.barrier()
         _, result = _train(loop, state)
+        # the other ranks are done: they need not wait while rank 0 writes and evaluates
         details = trainer.finish(result) if dist.is_main else {}
         summary = TrainSummary(result.steps, result.completed, result.seconds,
                                result.images_per_s, details.pop("val", {}), details)
         recorded.update(summary.as_dict())
-    dist.barrier()
     return summary
 
 
