@@ -7,7 +7,8 @@ supernet's largest subnet (with recalibrated BN), then exports the result into a
 through the same writers and parity checks as `nas export`.
 
 Training runs in the shared loop of `nas.train.loop`: `checkpoint.pt` in the output folder is
-written after every epoch; running again with the same options continues from it.
+written after every epoch, every 2 minutes and on SIGINT/SIGTERM; running again with the same
+options continues from it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
-from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.loop import DEFAULT_CHECKPOINT_MINUTES, LoopOptions, StepLog, TrainingLoop
 from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
 
 if TYPE_CHECKING:
@@ -148,7 +149,9 @@ def finetune_export(
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
     trainer = Finetuner(model, teacher, loader, splits, cfg, resolution)
-    loop = TrainingLoop(trainer, out, options=LoopOptions(), on_step=on_step,
+    # an epoch can take minutes: checkpoint by time too, and on SIGINT/SIGTERM
+    options = LoopOptions(checkpoint_seconds=60 * DEFAULT_CHECKPOINT_MINUTES, save_on_signal=True)
+    loop = TrainingLoop(trainer, out, options=options, on_step=on_step,
                         label=f"the fine-tune in {out}", elsewhere="use another --out folder",
                         log_name=LOG)
     state = loop.load(resume=None)  # rerunning with the same options resumes

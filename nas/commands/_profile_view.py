@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from nas.artifacts import RunLayout
-from nas.commands._common import console, err_console, progress_bar
+from nas.commands._common import console, err_console
+from nas.commands._progress import Bars
 from nas.profile.pipeline import Prediction, Predictors
 from nas.profile.session import Progress
 
@@ -58,9 +59,8 @@ class ProfileProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.tasks: dict[str, Any] = {}
-        self.progress = progress_bar("[bold]{task.description}[/bold]",
-                                     "±10%: {task.fields[estimate]}", console=console,
-                                     disable=not enabled)
+        self.progress = Bars("[bold]{task.description}[/bold]", "±10%: {task.fields[estimate]}",
+                             enabled=enabled, unit="measurements")
 
     def __enter__(self) -> ProfileProgress:
         self.progress.start()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import Progress
 from rich.table import Table
 
 from nas.arch import canonical_json
-from nas.commands._common import console, err_console, progress_bar
+from nas.commands._common import console, err_console
+from nas.commands._progress import Bars
 from nas.search.base import Candidate, Objective
 from nas.search.pipeline import DeviceSearch, SearchObserver
 
@@ -22,7 +22,7 @@ class RichSearchObserver(SearchObserver):
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
-        self.progress: Progress | None = None
+        self.progress: Bars | None = None
         self.task: Any = None
         self.new = 0
 
@@ -34,19 +34,24 @@ class RichSearchObserver(SearchObserver):
         if self.quiet:
             return
         label = f"{algorithm} {tag}"
-        self.progress = progress_bar(
+        self.progress = Bars(
             f"[bold]{label}[/bold]",
             "new {task.fields[new]}",
             console=err_console,
             transient=True,  # a failed search then ends with its one-line error only
+            unit="subnets",
         )
         self.new = 0
         self.task = self.progress.add_task(label, total=budget, new=0)
         self.progress.start()
 
-    def used(self, candidate: Candidate, fresh: bool) -> None:
-        self.new += int(fresh)
+    def scored(self, candidate: Candidate) -> None:
+        self.new += 1  # counted as it happens: a generation's batch is used only at its end
         if self.progress is not None:
+            self.progress.update(self.task, advance=1, new=self.new)
+
+    def used(self, candidate: Candidate, fresh: bool) -> None:
+        if self.progress is not None and not fresh:  # from the study: never `scored`
             self.progress.update(self.task, advance=1, new=self.new)
 
     def stopped(self) -> None:

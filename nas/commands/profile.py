@@ -117,7 +117,7 @@ def profile(
         predictor=predictor, no_blocks=no_blocks, fresh=fresh, seed=seed,
     )
     target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    with ProfileProgress(not as_json and console.is_terminal) as bar:
+    with ProfileProgress(not as_json) as bar:
         fitted = profile_device(target, options, on_progress=bar.update)
     show_predictors(fitted, as_json=as_json)
 
@@ -218,11 +218,11 @@ def bundle_command(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Write ONNX models and a stand-alone runner (numpy + onnxruntime) for a remote device."""
-    from nas.commands._common import progress_bar
+    from nas.commands._progress import Bars
     from nas.profile.pipeline import make_bundle
 
     target = _target(runs_dir, "bundle", run, space, num_classes, image_size, space_option)
-    with progress_bar("exporting", console=console, disable=not console.is_terminal) as bar:
+    with Bars("exporting", unit="models") as bar:
         task = bar.add_task("export", total=None)
         manifest = make_bundle(
             target, out, samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,

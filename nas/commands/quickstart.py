@@ -53,7 +53,7 @@ class RichQuickstartObserver(QuickstartObserver):
         from nas.commands.train import TrainProgress
 
         if self.bar is None:
-            self.bar = TrainProgress(console.is_terminal).__enter__()
+            self.bar = TrainProgress(True).__enter__()
         self.bar.update(log)
 
     def trained(self, run: RunDir, summary: TrainSummary) -> None:
@@ -68,7 +68,7 @@ class RichQuickstartObserver(QuickstartObserver):
         from nas.commands._profile_view import ProfileProgress
 
         if self.bar is None:
-            self.bar = ProfileProgress(console.is_terminal).__enter__()
+            self.bar = ProfileProgress(True).__enter__()
         self.bar.update(event)
 
     def profiled(self, fitted: Predictors) -> None:

@@ -13,10 +13,13 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    ThreadsOption,
     console,
     explicit_params,
     resolve_config,
     resolve_runs_dir,
+    resumable,
+    set_threads,
 )
 from nas.commands._progress import TrainProgress
 from nas.config import build_config, check_keys, read_config_file
@@ -138,6 +141,11 @@ def train_supernet(
         int | None,
         _opt(f"Checkpoint every N steps (default: {_D.checkpoint_every})."),
     ] = None,
+    checkpoint_minutes: Annotated[
+        float | None,
+        _opt("Also checkpoint when this many minutes passed since the last checkpoint; "
+             f"Ctrl-C and SIGTERM save one too (default: {_D.checkpoint_minutes:g})."),
+    ] = None,
     amp: Annotated[
         str | None,
         _opt("Mixed precision: none, bf16 or fp16 (fp16: CUDA only) (default: none)."),
@@ -208,6 +216,7 @@ def train_supernet(
         typer.Option("--resume", help="Continue the run from its last checkpoint."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    threads: ThreadsOption = None,
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -218,9 +227,10 @@ def train_supernet(
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
                                                                              config)
     resolve_device(cfg.device)
+    set_threads(threads)
     is_main = DistContext.from_env().is_main
-    show = is_main and not quiet and console.is_terminal
-    with TrainProgress(show) as progress:
+    show = is_main and not quiet
+    with TrainProgress(show) as progress, resumable(f"nas train-supernet --run {run} --resume"):
         summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))

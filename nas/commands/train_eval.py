@@ -10,9 +10,12 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    ThreadsOption,
     console,
     resolve_config,
     resolve_runs_dir,
+    resumable,
+    set_threads,
 )
 from nas.commands._progress import TrainProgress
 from nas.train.darts_eval import EvalTrainConfig, train_genotype
@@ -56,11 +59,13 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train a DARTS genotype's evaluation network from scratch (cutout, drop-path, aux head)."""
     cfg = resolve_config(ctx, EvalTrainConfig, config)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
-    with TrainProgress(not quiet and console.is_terminal) as progress:
+    set_threads(threads)
+    with TrainProgress(not quiet) as progress, resumable(f"nas train --run {run} --resume"):
         summary = train_genotype(cfg, run_dir, resume=resume, on_step=progress.update)
     console.print(
         f"[bold]{run}[/bold]: {summary['steps']} steps, val top-1 {100 * summary['val_acc']:.2f}%"

@@ -49,6 +49,7 @@ def run_search(
     study_name: str = "search",
     sync: bool = False,
     on_use: Callable[[Candidate, bool], None] | None = None,
+    on_score: Callable[[Candidate], None] | None = None,
     screen: AccuracyScreen | None = None,
 ) -> SearchResult:
     """Search `space` for the Pareto front of `objectives` under `constraints`.
@@ -66,6 +67,8 @@ def run_search(
         study_name: the study's name in `storage`.
         sync: re-read the study before scoring (several processes share it).
         on_use: called with each subnet the search uses and whether it was newly scored.
+        on_score: called with each subnet as soon as it is newly scored (before `on_use`,
+            which waits for the rest of its batch).
         screen: an online accuracy predictor that skips hopeless candidates' evaluation.
     """
     recorder = None
@@ -82,6 +85,8 @@ def run_search(
     )
     if on_use is not None:
         evaluator.on_use.append(on_use)
+    if on_score is not None:
+        evaluator.on_score.append(on_score)
     searcher = create_searcher(algorithm, population=population)
     start = time.perf_counter()
     searcher.run(space, evaluator, seed=seed)

@@ -61,8 +61,9 @@ class SearchObserver:
 
     Lifecycle: `warning(text)` once per device whose latency predictor should not be trusted
     blindly, before any search; then, per device, `started(tag, algorithm, budget)`,
-    `used(candidate, fresh)` for each subnet the search uses (`fresh`: scored now, not read
-    from the study), `stopped()` (always, also when the search fails), and `finished(search)`
+    `scored(candidate)` as soon as each new subnet is scored, `used(candidate, fresh)` for each
+    subnet the search uses (`fresh`: scored now, not read from the study; a batch is used once
+    all of it is scored), `stopped()` (always, also when the search fails), and `finished(search)`
     once the device's files are written.
     """
 
@@ -71,6 +72,9 @@ class SearchObserver:
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
+
+    def scored(self, candidate: Candidate) -> None:
+        """One more subnet was newly scored (per-evaluation progress)."""
 
     def used(self, candidate: Candidate, fresh: bool) -> None:
         """The search used one more subnet."""
@@ -229,7 +233,8 @@ def _search_device(
             space, problem.objectives, algorithm=algorithm, budget=cfg.budget, seed=cfg.seed,
             population=cfg.population, constraints=problem.constraints, extra=problem.extra,
             storage=storage, study_name=tag, sync=cfg.storage is not None,
-            on_use=observer.used, screen=accuracy_screen(cfg, problem, space),
+            on_use=observer.used, on_score=observer.scored,
+            screen=accuracy_screen(cfg, problem, space),
         )
     except BaseException:
         run.end_stage(stage, status="failed")

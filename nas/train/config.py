@@ -145,6 +145,7 @@ class TrainConfig:
     complexity_bins: int = 8
     phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
     checkpoint_every: int = 200  # steps
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10  # steps per metrics.jsonl line
     amp: str = "none"
     channels_last: bool = False

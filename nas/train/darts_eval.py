@@ -61,6 +61,7 @@ class EvalTrainConfig:
     device: str = "cpu"
     max_steps: int | None = None
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10
     eval_batch_size: int = 256
 

@@ -61,6 +61,7 @@ class StepLog:
     images_per_s: float
     lr: float
     epoch_end: Mapping[str, Any] | None = None
+    resumed_from: int | None = None  # the checkpoint's step when this session resumed
 
 
 class HasLoopOptions(Protocol):
@@ -72,6 +73,12 @@ class HasLoopOptions(Protocol):
     def checkpoint_every(self) -> int: ...
     @property
     def log_every(self) -> int: ...
+    @property
+    def checkpoint_minutes(self) -> float: ...
+
+
+# a kill loses at most this much training by default: 200 steps alone can be many minutes
+DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ class LoopOptions:
         checkpoint_seconds: also checkpoint when this long has passed since the last one.
         log_every: steps per metrics.jsonl line (None: epoch records only).
         save_on_signal: on SIGINT/SIGTERM finish the step, checkpoint, then raise
-            KeyboardInterrupt / SystemExit (main thread only).
+            KeyboardInterrupt / SystemExit (main thread only). A second signal during the
+            same step stops at once, as without the option.
     """
 
     max_steps: int | None = None
@@ -95,8 +103,17 @@ class LoopOptions:
 
     @classmethod
     def of(cls, config: HasLoopOptions, **extra: Any) -> LoopOptions:
-        return cls(max_steps=config.max_steps, checkpoint_every=config.checkpoint_every,
-                   log_every=config.log_every, **extra)
+        """The options of a command's config: checkpoints by steps and by time, and a
+        checkpoint on SIGINT/SIGTERM before stopping (so `--resume` always has one)."""
+        if not config.checkpoint_minutes > 0:  # NaN too
+            raise ConfigError(f"checkpoint_minutes: expected a positive number of minutes, got "
+                              f"{config.checkpoint_minutes}")
+        values: dict[str, Any] = {
+            "max_steps": config.max_steps, "checkpoint_every": config.checkpoint_every,
+            "log_every": config.log_every, "checkpoint_seconds": 60 * config.checkpoint_minutes,
+            "save_on_signal": True,
+        }
+        return cls(**{**values, **extra})
 
 
 class TrainingLoop:
@@ -135,6 +152,7 @@ class TrainingLoop:
         self.position = Position()
         self._last_checkpoint = time.monotonic()
         self._signal: int | None = None
+        self._resumed_at: int | None = None
 
     @property
     def total_steps(self) -> int:
@@ -213,6 +231,7 @@ class TrainingLoop:
     def run(self, state: dict[str, Any] | None = None) -> LoopResult:
         """Train from `state` (a checkpoint from `load`, or None) to the end or `max_steps`."""
         resumed_at = None if state is None else int(state["position"].step)
+        self._resumed_at = resumed_at
         if state is not None:
             self._restore(state)
         self.log.prepare(resumed_at)
@@ -331,6 +350,7 @@ class TrainingLoop:
             images_per_s=speed,
             lr=self.trainer.lr(),
             epoch_end=record,
+            resumed_from=self._resumed_at,
         ))
 
     def _log(self, phase: Phase, epoch: int, window: Window) -> Window:
@@ -357,6 +377,8 @@ class TrainingLoop:
             return
 
         def note(signum: int, frame: FrameType | None) -> None:
+            if self._signal is not None:  # asked twice: the user does not want to wait
+                self._raise(signum)
             self._signal = signum
 
         previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -371,9 +393,13 @@ class TrainingLoop:
             return
         logger.info("stopped by signal %d at step %d (checkpoint saved)", self._signal,
                     self.position.step)
-        if self._signal == signal.SIGINT:
+        self._raise(self._signal)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise SystemExit(128 + self._signal)
+        raise SystemExit(128 + signum)
 
 
-__all__ = ["LoopOptions", "StepLog", "TrainingLoop"]
+__all__ = ["DEFAULT_CHECKPOINT_MINUTES", "LoopOptions", "StepLog", "TrainingLoop"]
