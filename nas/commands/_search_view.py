@@ -5,6 +5,7 @@ Shared by `nas search` and `nas quickstart`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -12,7 +13,8 @@ from rich.table import Table
 from nas.arch import canonical_json
 from nas.commands._common import console, err_console
 from nas.commands._progress import Bars
-from nas.search.base import Candidate, Objective
+from nas.search.base import Candidate, Constraint, Objective
+from nas.search.output import measured_over
 from nas.search.pipeline import DeviceSearch, SearchObserver
 
 
@@ -90,7 +92,13 @@ def show_search(search: DeviceSearch) -> None:
         f"Pareto front: {search.run} / {search.tag} ({len(result.front)} of {scored} scored, "
         f"{result.rejected} rejected before scoring)"
     )
-    console.print(front_table(title, result.front, search.problem.objectives, search.measured))
+    console.print(front_table(title, result.front, search.problem.objectives, search.measured,
+                              search.problem.constraints))
+    over = [c for c in result.front if c.arch_id in search.measured
+            and measured_over(search.measured[c.arch_id], search.problem.constraints)]
+    if over:
+        console.print(f"[yellow]{len(over)} front member(s) measured over the latency budget on "
+                      "this machine[/yellow] (marked 'over'; `nas export --pick best` skips them)")
     console.print(
         f"wrote {search.out}/pareto.json, pareto.csv, trials.jsonl"
         + (", pareto.png" if search.plotted else "")
@@ -98,7 +106,8 @@ def show_search(search: DeviceSearch) -> None:
 
 
 def front_table(
-    title: str, front: list[Candidate], objectives: list[Objective], measured: dict[str, float]
+    title: str, front: list[Candidate], objectives: list[Objective], measured: dict[str, float],
+    constraints: Sequence[Constraint] = (),
 ) -> Table:
     table = Table(title=title)
     metrics = [o.name for o in objectives] + [
@@ -106,15 +115,18 @@ def front_table(
         for m in ("latency_ms", "macs", "params")
         if front and m in front[0].values and m not in {o.name for o in objectives}
     ]
-    for column in ("#", "arch_id", *metrics, *(["measured ms"] if measured else []), "arch"):
-        table.add_column(column, justify="left" if column == "arch" else "right")
+    for column in ("#", "arch_id", *metrics, *(["measured ms"] if measured else [])):
+        table.add_column(column, justify="right")
+    # the whole subnet, folded over lines when narrow: a cut one cannot be copied
+    table.add_column("arch", justify="left", overflow="fold", min_width=20)
     for index, candidate in enumerate(front):
         cells = [str(index), candidate.arch_id]
         cells += [_fmt(m, candidate.values.get(m)) for m in metrics]
         if measured:
-            cells.append(_fmt("latency_ms", measured.get(candidate.arch_id)))
-        text = canonical_json(candidate.arch)
-        cells.append(text if len(text) <= 60 else text[:57] + "...")
+            value = measured.get(candidate.arch_id)
+            over = value is not None and measured_over(value, constraints)
+            cells.append(_fmt("latency_ms", value) + (" [red]over[/red]" if over else ""))
+        cells.append(canonical_json(candidate.arch))
         table.add_row(*cells)
     return table
 

@@ -14,7 +14,14 @@ import typer
 from rich.table import Table
 
 from nas.artifacts import RunDir
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import (
+    JsonOption,
+    RunsDirOption,
+    ThreadsOption,
+    console,
+    resolve_runs_dir,
+    set_threads,
+)
 
 PICK_HELP = (
     "Which subnet: 'best' (highest top-1 on the search's front that meets its constraints), "
@@ -42,6 +49,7 @@ def export_command(
     calib_batches: Annotated[int | None, typer.Option(
         "--calib-batches", help="Training batches for BN recalibration (default: the run's "
         "bn_calibration_batches).", show_default=False)] = None,
+    threads: ThreadsOption = None,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -49,6 +57,8 @@ def export_command(
     from nas.export.formats import parse_formats
     from nas.export.from_run import export_from_run
 
+    # compute only: latency is timed with each device's profiled threads whatever this is
+    set_threads(threads)
     chosen_formats = parse_formats(formats)  # bad --format fails before any loading
     the_run = RunDir(resolve_runs_dir(runs_dir), run).require()
     result = export_from_run(

@@ -158,6 +158,7 @@ def export_network(
     batch_size: int = 64,
     provenance: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
+    latency_threads: int | Mapping[str, int | None] | None = None,
 ) -> ExportReport:
     """Export a trained stand-alone network, `space.build_network(arch)` (such as a DARTS
     evaluation network trained from a genotype), checked against the model itself.
@@ -173,7 +174,7 @@ def export_network(
     return export_model(
         model, out_dir, meta=meta, reference=model, splits=splits,
         formats=fmt.parse_formats(formats), resolution=side, batch_size=batch_size,
-        provenance=provenance, latency_devices=latency_devices,
+        provenance=provenance, latency_devices=latency_devices, latency_threads=latency_threads,
     )
 
 

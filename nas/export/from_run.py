@@ -100,6 +100,13 @@ def predictor_latencies(
     return predicted, metas
 
 
+def timing_threads(run: RunDir, space: SearchSpace) -> dict[str, int | None]:
+    """Devices of this machine to time `run`'s exports on, with the threads each was profiled
+    with (`cpu` with 1 thread, the profiler's default, when it was not profiled)."""
+    _, metas = predictor_latencies(run, space, [], profiled_devices(run))
+    return _local_devices(metas)
+
+
 def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
     """Devices to time the export on: `cpu` always, plus profiled devices of this very
     machine, each with the thread count it was profiled with (so numbers compare)."""
@@ -248,8 +255,10 @@ def _export_trained_network(
                   "commands": _commands(run, None, argv)}
     try:
         splits = EvalSettings.from_train_config(train_cfg).load_dataset()
+        timing = timing_threads(run, space)
         report = export_network(space, genotype, model, target, splits=splits,
-                                formats=formats, provenance=provenance)
+                                formats=formats, provenance=provenance,
+                                latency_devices=tuple(timing), latency_threads=timing)
     except BaseException:
         run.end_stage(STAGE, status="failed")
         raise
@@ -275,4 +284,5 @@ def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
     return predict
 
 
-__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags"]
+__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags",
+           "timing_threads"]

@@ -59,8 +59,11 @@ def write_front(
     """Write pareto.json and pareto.csv (one column per arch key and per metric)."""
     measured = measured or {}
 
-    def extra(c: Candidate) -> dict[str, float]:
-        return {"measured_latency_ms": measured[c.arch_id]} if c.arch_id in measured else {}
+    def extra(c: Candidate) -> dict[str, Any]:
+        if c.arch_id not in measured:
+            return {}
+        over = measured_over(measured[c.arch_id], constraints)
+        return {"measured_latency_ms": measured[c.arch_id], "measured_over_budget": over}
 
     atomic_write_json(
         directory / "pareto.json",
@@ -73,7 +76,8 @@ def write_front(
     )
     arch_keys = sorted({k for c in front for k in c.arch})
     metrics = sorted({k for c in front for k in c.values})
-    columns = ["arch_id", *arch_keys, *metrics] + (["measured_latency_ms"] if measured else [])
+    columns = ["arch_id", *arch_keys, *metrics] + (
+        ["measured_latency_ms", "measured_over_budget"] if measured else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -81,9 +85,16 @@ def write_front(
         cells = [c.arch_id, *(_cell(c.arch.get(k)) for k in arch_keys)]
         cells += [c.values.get(m, "") for m in metrics]
         if measured:
-            cells.append(measured.get(c.arch_id, ""))
+            value = measured.get(c.arch_id)
+            cells += ["", ""] if value is None else [value, measured_over(value, constraints)]
         writer.writerow(cells)
     atomic_write_text(directory / "pareto.csv", buffer.getvalue())
+
+
+def measured_over(latency_ms: float, constraints: Sequence[Constraint]) -> bool:
+    """Whether a measured latency breaks a constraint on latency (predicted, it did not)."""
+    return any(c.metric.startswith("latency") and c.max is not None and latency_ms > c.max
+               for c in constraints)
 
 
 def _cell(value: Any) -> Any:

@@ -7,6 +7,7 @@ The command only parses options and renders what a `SearchObserver` is told; scr
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,11 +242,18 @@ def _search_device(
         raise
     finally:
         observer.stopped()
+    result = dataclasses.replace(result, front=_with_complexity(space, result.front))
     measured, note = _measure(cfg, problem, accuracy, result.front)
     search = DeviceSearch(run.name, tag, algorithm, problem, result, out, measured, note)
     _write(search, {**header, "device": problem.device, "algorithm": algorithm, "config": config})
     run.end_stage(stage, summary=search.summary())
     return search
+
+
+def _with_complexity(space: SearchSpace, front: list[Candidate]) -> list[Candidate]:
+    """Front members with their MACs and parameters (pareto.csv, the table), when missing."""
+    return [dataclasses.replace(c, values={**space.complexity(c.arch), **c.values})
+            if not {"macs", "params"} <= c.values.keys() else c for c in front]
 
 
 def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
