@@ -59,6 +59,12 @@ def main() -> None:
         evaluate_subnet(trained.net, arch, trained.splits, batch_size=args.batch_size,
                         calibration_batches=reference, seed=trained.settings.seed)
     before = (time.perf_counter() - start) / len(archs)
+    # the reference against itself with other calibration images: how far any two
+    # calibrations agree (the most a smaller number of batches can be asked for)
+    other_images = np.asarray([
+        evaluate_subnet(trained.net, arch, trained.splits, batch_size=args.batch_size,
+                        calibration_batches=reference, seed=trained.settings.seed + 1)["top1"]
+        for arch in archs])
 
     def scores(batches: int) -> tuple[np.ndarray, float]:
         model = trained.with_calibration(batches)
@@ -72,6 +78,12 @@ def main() -> None:
          baseline="evaluate_subnet per subnet (before)", baseline_value=before,
          higher_is_better=False)
     log(f"seconds per subnet, {reference} batches: before {before:.3f}, after {after:.3f}")
+    floor = ranking_metrics(truth, {"other": other_images}, rng=np.random.default_rng(args.seed))
+    tau = floor["other"].kendall_tau
+    emit(f"search_eval.tau.batches{reference}_other_images", tau.value, "kendall tau",
+         reference_batches=reference, low=round(tau.low, 3), high=round(tau.high, 3))
+    log(f"{reference} batches, other calibration images: tau {tau.value:.3f} "
+        f"[{tau.low:.3f}, {tau.high:.3f}] (the noise floor)")
     for batches in (int(b) for b in args.batches.split(",")):
         top1, seconds = scores(batches)
         metrics = ranking_metrics(truth, {"fewer": top1}, rng=np.random.default_rng(args.seed))

@@ -109,7 +109,10 @@ class TrainedSupernet:
     def with_calibration(self, batches: int) -> TrainedSupernet:
         """The same network and data, evaluated with `batches` BN-recalibration batches."""
         settings = replace(self.settings, calibration_batches=batches)
-        return replace(self, settings=settings, _inputs={})
+        other = replace(self, settings=settings, _inputs={})
+        if "splits" in self.__dict__:  # the same data: not loaded again
+            other.__dict__["splits"] = self.__dict__["splits"]
+        return other
 
     @property
     def space(self) -> SearchSpace:
