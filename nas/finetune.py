@@ -134,7 +134,7 @@ def finetune_export(
     from nas.data import BatchLoader
     from nas.export.export import export_model
     from nas.export.formats import FORMATS
-    from nas.export.from_run import timing_threads
+    from nas.export.from_run import timing_setups
     from nas.export.load import load_exported, read_arch_json
     from nas.supernet.trained import TrainedSupernet
 
@@ -143,7 +143,7 @@ def finetune_export(
     source_run = _source_run(export_dir, runs_dir)
     source = TrainedSupernet.load(source_run, cfg.device)
     # timed with each device's profiled threads, as the export fine-tuned from was
-    timing = timing_threads(source_run, source.space)
+    timing = timing_setups(source_run, source.space)
     splits = source.splits
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
@@ -172,7 +172,7 @@ def finetune_export(
                                  *([" ".join(["nas", *argv[1:]])] if argv else [])]},
         # same architecture, so the run's latency predictions still apply
         predicted_latency=(_source_metrics(export_dir).get("latency") or {}).get("predicted"),
-        latency_devices=tuple(timing), latency_threads=timing,
+        latency_devices=tuple(timing), latency_setups=timing,
         extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
     )
     after = float(report.metrics["accuracy"]["val_top1"] or 0.0)

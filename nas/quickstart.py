@@ -49,8 +49,14 @@ class QuickstartSettings:
     num_random: int = 1  # subnets per step: largest, smallest and this many random ones
     image_size: int = 12
     resolutions: str = "8,12"
-    profile_samples: int = 30
-    profile_minutes: float = 1.0
+    # Enough for a "good" predictor: every block timed (the lookup table needs them all),
+    # 40 subnets. Timing each model's CPU time (one thread) instead of the elapsed time keeps
+    # the noise floor at ~100% within +-10% on a loaded 2-core machine (62% with the wall
+    # clock), so short 40 ms measurements suffice and one round does.
+    profile_samples: int = 40
+    profile_minutes: float = 1.5
+    profile_measure_ms: float = 40.0
+    profile_clock: str = "cpu"
     search_budget: int = 24
     population: int = 8
     eval_batch_size: int = 64  # search: BN calibration uses 10 batches of this size
@@ -187,10 +193,13 @@ def _profile(
     from nas.profile.pipeline import ProfileOptions, ProfileTarget, profile_device
 
     options = ProfileOptions(samples=settings.profile_samples,
-                             budget_minutes=settings.profile_minutes, threads=1, seed=seed)
+                             budget_minutes=settings.profile_minutes, threads=1, seed=seed,
+                             clock=settings.profile_clock, rounds=1,
+                             measure_ms=settings.profile_measure_ms)
     argv = ["nas", "profile", *common, "--device", DEVICE, "--samples",
             str(settings.profile_samples), "--budget-minutes", str(settings.profile_minutes),
-            "--threads", "1", "--seed", str(seed)]
+            "--threads", "1", "--clock", settings.profile_clock, "--rounds", "1",
+            "--measure-ms", str(settings.profile_measure_ms), "--seed", str(seed)]
 
     def profile() -> None:
         target = ProfileTarget(run.root, DEVICE, run=run.name)

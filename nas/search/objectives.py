@@ -166,12 +166,11 @@ def measure_latency(
     clock the predictor was profiled with, so predicted and measured numbers are comparable.
     """
     from nas.arch import arch_id
-    from nas.profile.devices import create_device
+    from nas.profile.devices import TimingSetup
     from nas.profile.measure import MeasureSettings, measure
 
     setup = meta.get("setup") or {}
-    runner_device = create_device(device, threads=setup.get("threads"),
-                                  clock=str(setup.get("clock") or "wall"))
+    runner_device = TimingSetup.of(setup).device(device)
     batch = int(setup.get("batch_size", 1))
     channels = int(supernet.space.in_channels)
     settings = MeasureSettings(target_ms=150.0)
