@@ -87,6 +87,10 @@ def show_predictors(fitted: Predictors, *, as_json: bool) -> None:
         return
     console.print(report_table(fitted.report))
     console.print(f"predictors: {RunLayout(fitted.root).predictors_dir}")
+    if fitted.report.get("plot"):
+        folder = RunLayout(fitted.root).predictor_dir(str(fitted.report["device"]))
+        console.print(f"predicted vs measured: {folder / str(fitted.report['plot'])}",
+                      soft_wrap=True)
     if fitted.warning:
         warn(fitted.warning)
 

@@ -101,7 +101,7 @@ def show_search(search: DeviceSearch) -> None:
                       "this machine[/yellow] (marked 'over'; `nas export --pick best` skips them)")
     console.print(
         f"wrote {search.out}/pareto.json, pareto.csv, trials.jsonl"
-        + (", pareto.png" if search.plotted else "")
+        + (", pareto.png, hypervolume.png" if search.plotted else "")
     )
 
 

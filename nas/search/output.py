@@ -202,3 +202,56 @@ def plot_front(
     fig.tight_layout()
     atomic_save_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
+
+
+def hypervolume_curve(
+    history: Sequence[Candidate], objectives: Sequence[Objective]
+) -> list[float]:
+    """Hypervolume of the feasible subnets among the first i evaluated, for every i.
+
+    Objectives are scaled to [0, 1] over the whole history (so the curve ends near the
+    hypervolume of the final front, in the same units throughout); reference point 1.1.
+    """
+    import numpy as np
+
+    from nas.search.base import costs
+    from nas.search.hypervolume import hypervolume
+
+    names = [o.name for o in objectives]
+    usable = [c.feasible and all(n in c.values for n in names) for c in history]
+    points = [c for c, ok in zip(history, usable, strict=True) if ok]
+    if not points:
+        return [0.0] * len(history)
+    matrix = costs(points, objectives)
+    low, high = matrix.min(axis=0), matrix.max(axis=0)
+    scaled = (matrix - low) / np.where(high > low, high - low, 1.0)
+    reference = [1.1] * len(objectives)
+    curve, seen, value = [], 0, 0.0
+    for ok in usable:
+        if ok:
+            seen += 1
+            value = hypervolume(scaled[:seen], reference)
+        curve.append(value)
+    return curve
+
+
+def plot_hypervolume(
+    path: Path, history: Sequence[Candidate], objectives: Sequence[Objective], *, title: str
+) -> None:
+    """PNG: the hypervolume of the front found so far against the subnets evaluated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = hypervolume_curve(history, objectives)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    ax.plot(range(1, len(curve) + 1), curve, color="tab:blue", linewidth=1.4)
+    ax.set_xlabel("subnets evaluated")
+    ax.set_ylabel("hypervolume (objectives scaled to [0, 1])")
+    ax.set_title(f"{title}: {' vs '.join(o.name for o in objectives)}")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_save_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)

@@ -21,7 +21,7 @@ from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.optimize import SearchResult, run_search
 from nas.search.oracle import Oracle
-from nas.search.output import flat, plot_front, write_front, write_trials
+from nas.search.output import flat, plot_front, plot_hypervolume, write_front, write_trials
 from nas.search.problems import (
     LATENCY,
     Problem,
@@ -257,7 +257,8 @@ def _with_complexity(space: SearchSpace, front: list[Candidate]) -> list[Candida
 
 
 def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
-    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png."""
+    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png and
+    hypervolume.png."""
     problem, result = search.problem, search.result
     write_front(
         search.out,
@@ -279,6 +280,8 @@ def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
             title=f"{search.run} / {search.tag}: {search.algorithm}",
             measured=search.measured,
         )
+        plot_hypervolume(search.out / "hypervolume.png", result.history, problem.objectives,
+                         title=f"{search.run} / {search.tag}")
 
 
 def _measure(

@@ -245,6 +245,7 @@ class TrainingLoop:
                 images += seen
         if self.dist.is_main and self.position.step > start_step:
             logger.info("trained %d steps", self.position.step - start_step)
+            self._plot()
         return LoopResult(
             steps=self.position.step,
             completed=self.position.phase >= len(self.phases),
@@ -253,6 +254,15 @@ class TrainingLoop:
             epochs_done=self.epochs_done(self.position),
             resumed_from=resumed_at,
         )
+
+    def _plot(self) -> None:
+        """curves.png beside the metrics log (`nas runs plot` redraws it on demand)."""
+        from nas.train.curves import plot_curves
+
+        try:
+            plot_curves(self.metrics_file, title=f"training curves: {self.label}")
+        except (OSError, ValueError, RuntimeError) as exc:  # a plot never fails a training
+            logger.warning("could not draw the training curves: %s", exc)
 
     def epochs_done(self, position: Position) -> int:
         """Whole epochs trained before `position`, over all phases."""
