@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def _positions() -> dict[int | str, tuple[float, float]]:
 def _bend(slot: int, source: int, target: int) -> float:
     """Curvature of an edge: the two inputs of a node bend opposite ways, longer edges less."""
     span = max(1, target - source)
-    return (0.3 if slot % 2 else -0.3) / float(span) ** 0.5
+    return (0.3 if slot % 2 else -0.3) / math.sqrt(span)
 
 
 def _on_curve(x0: float, y0: float, x1: float, y1: float, rad: float,
