@@ -55,8 +55,8 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     """Register each command module in pipeline order (the order `nas --help` lists them in)."""
-    from nas.commands import eval as evaluate  # (not shadowing the builtin)
     from nas.commands import (
+        dashboard,
         export,
         finetune,
         import_supernet,
@@ -68,6 +68,7 @@ def _register_commands() -> None:
         train,
         train_eval,
     )
+    from nas.commands import eval as evaluate  # (not shadowing the builtin)
 
     space.register(app)
     # eval and finetune have no register() and train's also adds eval: their command
@@ -82,6 +83,7 @@ def _register_commands() -> None:
     quickstart.register(app)
     train_eval.register(app)  # train (a DARTS genotype's evaluation network)
     runs.register(app)
+    dashboard.register(app)  # a run's search study in optuna-dashboard
 
 
 _register_commands()
