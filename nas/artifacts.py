@@ -12,6 +12,7 @@ moment leaves either the old or the new version of a file, never half of one. Ap
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -223,6 +224,14 @@ def standalone_profile(
     return RunLayout(Path(runs_dir) / STANDALONE_PROFILES / folder)
 
 
+def remove_empty_tree(root: Path) -> None:
+    """Remove `root` and the folders under it, bottom up, as long as they hold no file."""
+    for folder, _, files in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        if not files:
+            with contextlib.suppress(OSError):  # not empty after all (a sub-folder kept)
+                os.rmdir(folder)
+
+
 class RunDir(RunLayout):
     """One run folder: every stage reads and writes its artifacts through this.
 
@@ -258,6 +267,18 @@ class RunDir(RunLayout):
         if not isinstance(data, dict):
             raise ArtifactError(f"{self.manifest_path}: expected a JSON object")
         return data
+
+    @contextlib.contextmanager
+    def kept_only_if_used(self) -> Iterator[None]:
+        """A run folder the block creates is removed when the block fails before writing any
+        file into it: a failed command leaves no empty run behind."""
+        existed = self.path.exists()
+        try:
+            yield
+        except BaseException:
+            if not existed and self.path.is_dir():
+                remove_empty_tree(self.path)
+            raise
 
     def sub(self, *parts: str) -> Path:
         """A path inside the run (parent folders are created)."""

@@ -206,11 +206,11 @@ class TrainConfig:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
         if self.family != "darts" and max(self.resolutions) > self.image_size:
             # images are stored at --image-size: a larger resolution would only upsample them
-            fix = (f"--resolutions with sizes from 8 to {self.image_size}"
-                   if self.image_size >= 8 else "--image-size 8 or more")
+            fix = (f"--resolutions with sizes from 8 to {self.image_size}, or a larger "
+                   "--image-size" if self.image_size >= 8 else "--image-size 8 or more")
             raise ConfigError(
                 f"resolutions: expected sizes up to --image-size {self.image_size}, got "
-                f"{','.join(map(str, self.resolutions))}; pass {fix} (or a larger --image-size)")
+                f"{','.join(map(str, self.resolutions))}; pass {fix}")
 
     def _check_darts_options(self) -> None:
         given = [key for key in DARTS_OPTIONS if getattr(self, key) is not None]

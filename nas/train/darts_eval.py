@@ -231,9 +231,10 @@ def train_genotype(
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     splits = load_dataset(config.dataset, data_dir=data_dir, image_size=config.image_size,
                           seed=config.seed)
-    trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
-    loop = _loop(trainer, run, on_step)
-    state = loop.load(resume=resume)
+    with run.kept_only_if_used():
+        trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
+        loop = _loop(trainer, run, on_step)
+        state = loop.load(resume=resume)
     with recorded_stage(run, STAGE, config=config_to_dict(config), seed=config.seed,
                         device=config.device) as recorded:
         summary = trainer.finish(loop.run(state))

@@ -89,8 +89,9 @@ def train_run(
     dist = dist or DistContext.from_env()
     device = device or dist.device(cfg.device)
     dist.check_batch(cfg.batch_size)
-    trainer = trainer_class(cfg).for_run(cfg, run, device=device, dist=dist, resume=resume,
-                                         evaluate=evaluate)
+    with run.kept_only_if_used():
+        trainer = trainer_class(cfg).for_run(cfg, run, device=device, dist=dist, resume=resume,
+                                             evaluate=evaluate)
     loop = TrainingLoop(trainer, checkpoint_path(run).parent, options=LoopOptions.of(cfg),
                         dist=dist, on_step=on_step if dist.is_main else None,
                         label=f"run '{run.name}'")

@@ -80,3 +80,18 @@ def test_bad_run_names(tmp_path: Path, name: str) -> None:
 def test_missing_run_says_how_to_create(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="nas train-supernet"):
         RunDir(tmp_path, "nope").require()
+
+
+def test_a_failed_first_stage_leaves_no_empty_run(tmp_path: Path) -> None:
+    from nas.artifacts import RunDir
+
+    run = RunDir(tmp_path, "new")
+    with pytest.raises(ValueError), run.kept_only_if_used():
+        run.sub("supernet", "latency_table.json")  # makes supernet/, writes nothing
+        raise ValueError("bad option")
+    assert not run.path.exists()
+    kept = RunDir(tmp_path, "kept")
+    with pytest.raises(ValueError), kept.kept_only_if_used():
+        kept.sub("supernet", "x.json").write_text("{}")
+        raise ValueError("after a file was written")
+    assert (kept.path / "supernet" / "x.json").is_file()
