@@ -76,7 +76,7 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
     """The export summary: choice, accuracy, size, parity per format, latency, files."""
     acc, cx = metrics["accuracy"], metrics["complexity"]
     console.print(f"[bold]exported subnet {metrics['arch_id']}[/bold] ({reason})")
-    console.print(f"  {metrics['summary']}")
+    console.print(f"  {metrics['summary']}", soft_wrap=True)
     macs = cx.get("macs")
     console.print(
         f"  val top-1 {_pct(acc['val_top1'])}, test top-1 {_pct(acc['test_top1'])}, "
@@ -85,7 +85,7 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
     )
     table = Table(title="parity of the written files with the source model (validation data)")
     for column in ("format", "file", "form", "max |diff|", "limit", "val top-1", "ok"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     deploy = metrics.get("deploy") or {}
     for name, p in metrics["parity"].items():
         form = ((deploy.get(name) or {}).get("form") or {}).get("label", "as stored")
@@ -101,7 +101,8 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
             predicted = (latency.get("predicted") or {}).get(device)
             note = f" (predicted {predicted:.3f} ms)" if predicted is not None else ""
             console.print(f"  latency on {device}, batch 1: {stats['median_ms']:.3f} ms{note}")
-    console.print(f"wrote {out_dir}/ (model card: {out_dir / 'model_card.md'})")
+    # soft wrap: the terminal wraps long paths, so they stay whole when copied
+    console.print(f"wrote {out_dir}/ (model card: {out_dir / 'model_card.md'})", soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:

@@ -62,7 +62,7 @@ class RichQuickstartObserver(QuickstartObserver):
 
         self.close()
         console.print(summary_table(run, summary))
-        console.print(f"weights: {weights_path(run)}")
+        console.print(f"weights: {weights_path(run)}", soft_wrap=True)
 
     def profile_progress(self, event: Progress) -> None:
         from nas.commands._profile_view import ProfileProgress

@@ -43,10 +43,11 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
         return
     table = Table(title=f"runs in {root}")
     for column in ("name", "space", "stages", "updated"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         assert isinstance(row["stages"], dict)
-        stages = ", ".join(f"{k}:{v}" for k, v in row["stages"].items()) or "-"
+        ordered = sorted(row["stages"].items(), key=lambda kv: _pipeline_order((kv[0], {})))
+        stages = ", ".join(f"{k}:{v}" for k, v in ordered) or "-"
         table.add_row(str(row["name"]), str(row["space"] or "-"), stages, str(row["updated"]))
     console.print(table)
 
@@ -67,20 +68,16 @@ def show_run(
     console.print(f"created {manifest.get('created')}, updated {manifest.get('updated')}")
     if manifest.get("space"):
         console.print(f"space: {json.dumps(manifest['space'])}")
-    table = Table(title="stages")
-    for column in ("stage", "status", "started", "ended", "seed", "device", "git"):
-        table.add_column(column)
-    for stage, info in manifest.get("stages", {}).items():
-        env = info.get("environment", {})
-        table.add_row(
-            stage,
-            str(info.get("status")),
-            str(info.get("started")),
-            str(info.get("ended")),
-            str(info.get("seed")),
-            str(info.get("device")),
-            str(env.get("git_revision"))[:12],
-        )
+    table = Table(title="stages (pipeline order)")
+    table.add_column("stage", overflow="fold")
+    table.add_column("status")
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("result", overflow="fold", ratio=1)  # folded, never cut with "..."
+    for stage, info in sorted(manifest.get("stages", {}).items(), key=_pipeline_order):
+        table.add_row(stage, _status(str(info.get("status"))),
+                      str(info.get("started") or "-")[:16].replace("T", " "),
+                      _took(info), stage_result(stage, info.get("summary") or {}))
     console.print(table)
     files = sorted(
         str(p.relative_to(run.path))
@@ -88,6 +85,60 @@ def show_run(
         if p.is_file() and not p.name.startswith(".")
     )
     console.print("files: " + (", ".join(files) if files else "-"))
+
+
+# stages listed as the pipeline runs them; a stage's position is that of its prefix
+_PIPELINE = ("train-supernet", "import-supernet", "train", "profile", "search", "export",
+             "finetune")
+
+
+def _pipeline_order(item: tuple[str, Any]) -> tuple[int, str]:
+    stage, info = item
+    rank = next((i for i, prefix in enumerate(_PIPELINE)
+                 if stage == prefix or stage.startswith(prefix + "-")), len(_PIPELINE))
+    return rank, str((info or {}).get("started") or "")
+
+
+def _status(status: str) -> str:
+    colour = {"done": "green", "running": "yellow", "interrupted": "red", "failed": "red"}
+    return f"[{colour[status]}]{status}[/{colour[status]}]" if status in colour else status
+
+
+def _took(info: dict[str, Any]) -> str:
+    import datetime as dt
+
+    try:
+        seconds = (dt.datetime.fromisoformat(str(info["ended"]))
+                   - dt.datetime.fromisoformat(str(info["started"]))).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return "-"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def stage_result(stage: str, summary: dict[str, Any]) -> str:
+    """A stage's main results in a line: accuracy, predictor quality, front size, export."""
+    parts = []
+    for role, metrics in (summary.get("val") or {}).items():
+        if isinstance(metrics, dict) and metrics.get("top1") is not None:
+            parts.append(f"{role} val top-1 {float(metrics['top1']):.2f}%")
+    for key, text in (("val_acc", "val top-1 {:.2%}"), ("test_acc", "test top-1 {:.2%}")):
+        if isinstance(summary.get(key), (int, float)):
+            parts.append(text.format(summary[key]))
+    if summary.get("genotype_string") or summary.get("genotype"):
+        genotype = summary.get("genotype_string") or json.dumps(summary["genotype"])
+        parts.append(f"genotype {genotype}")
+    if summary.get("steps") is not None and stage.startswith(("train", "finetune")):
+        parts.append(f"{summary['steps']} steps")
+    if summary.get("chosen"):
+        quality = summary.get("within10")
+        parts.append(f"predictor {summary['chosen']}" + (
+            f", {100 * float(quality):.0f}% within ±10%" if quality is not None else "")
+            + (" (poor)" if summary.get("poor") else ""))
+    if summary.get("front") is not None:
+        parts.append(f"front of {summary['front']} from {summary.get('scored', '?')} scored")
+    if summary.get("arch_id"):
+        parts.append(f"{summary['arch_id']} -> {summary.get('out_dir', '?')}")
+    return "; ".join(parts) or "-"
 
 
 def register(root: typer.Typer) -> None:

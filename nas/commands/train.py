@@ -240,7 +240,9 @@ def train_supernet(
             ("genotype", run_dir.path / "genotype.json"),
         ):
             if path.is_file():
-                console.print(f"{label}: {path}")
+                console.print(f"{label}: {path}", soft_wrap=True)
+        if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`
+            console.print(f"genotype: {summary.details['genotype_string']}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

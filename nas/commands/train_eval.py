@@ -73,7 +73,7 @@ def train(
         f"{summary['macs']:,} MACs" + ("" if summary["completed"] else " (stopped early)"),
         highlight=False,
     )
-    console.print(f"weights: {run_dir.path / 'train' / 'weights.safetensors'}")
+    console.print(f"weights: {run_dir.path / 'train' / 'weights.safetensors'}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
