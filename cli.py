@@ -62,6 +62,7 @@ def _register_commands() -> None:
         import_supernet,
         profile,
         quickstart,
+        rank,
         runs,
         search,
         space,
@@ -81,7 +82,8 @@ def _register_commands() -> None:
     export.register(app)
     app.command("finetune")(finetune.finetune_command)
     quickstart.register(app)
-    train_eval.register(app)  # train (a DARTS genotype's evaluation network)
+    train_eval.register(app)  # train (one network alone: a DARTS genotype or any subnet)
+    rank.register(app)  # rank (does the supernet rank subnets right?)
     runs.register(app)
     dashboard.register(app)  # a run's search study in optuna-dashboard
 

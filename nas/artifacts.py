@@ -1,9 +1,11 @@
 """Run folders (`runs/<name>/`), their layout, and atomic artifact writes.
 
 `RunLayout` is the one place that names the folders of a run's stages (`profile/<device>/`,
-`predictor/<device>/`, `search/<tag>/`, `export/<arch_id>/`) and of devices; `RunDir` adds the
-manifest. A profile made without a run (`nas profile --space ...`) keeps the same tree in
-`runs/_profiles/<space>[-KEY=VALUE...]-<side>px-<device>/` (`standalone_profile`).
+`predictor/<device>/`, `search/<tag>/`, `export/<arch_id>/`, `train/`, `rank/<tag>/`) and of
+devices; `RunDir` adds the manifest. A profile made without a run (`nas profile --space ...`)
+keeps the same tree in `runs/_profiles/<space>[-KEY=VALUE...]-<side>px-<device>/`
+(`standalone_profile`); a ranking made without a run (`nas rank --space ...`) goes to
+`runs/_rank/<space>[-KEY=VALUE...]-<dataset>-<side>px/rank/<tag>/` (`standalone_rank`).
 
 Every file is written to a temporary sibling and renamed into place, so a run killed at any
 moment leaves either the old or the new version of a file, never half of one. Append-only logs
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -28,6 +31,7 @@ from nas.errors import ArtifactError, ConfigError
 
 MANIFEST = "manifest.json"
 STANDALONE_PROFILES = "_profiles"
+STANDALONE_RANKS = "_rank"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -103,6 +107,15 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def now_iso() -> str:
@@ -210,6 +223,35 @@ class RunLayout:
         """One exported subnet (`export/<arch_id>/`)."""
         return self.exports_dir / arch_id
 
+    @property
+    def train_dir(self) -> Path:
+        """A network trained alone (`nas train`): checkpoint, metrics, weights, summary."""
+        return self.path / "train"
+
+    @property
+    def trained_weights(self) -> Path:
+        """The network trained alone (`train/weights.safetensors`)."""
+        return self.train_dir / "weights.safetensors"
+
+    @property
+    def trained_arch(self) -> Path:
+        """The subnet trained alone by `nas train --arch` (`train/arch.json`, canonical)."""
+        return self.train_dir / "arch.json"
+
+    @property
+    def ranks_dir(self) -> Path:
+        return self.path / "rank"
+
+    def rank_dir(self, tag: str) -> Path:
+        """One ranking of subnets against a truth (`rank/<tag>/`, see `nas rank`)."""
+        return self.ranks_dir / check_run_name(tag)
+
+
+def _space_folder(name: str, options: Mapping[str, Any] | None, *rest: str) -> str:
+    """`<space>[-KEY=VALUE...]-<rest...>`: the options are sorted so equal ones name alike."""
+    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
+    return "-".join([f"{name}{extra}", *rest])
+
 
 def standalone_profile(
     runs_dir: Path, name: str, *, side: int, device: str, options: Mapping[str, Any] | None = None
@@ -219,8 +261,7 @@ def standalone_profile(
     The side and the options are part of the name because predictors are specific to the
     network they were measured on.
     """
-    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
-    folder = f"{name}{extra}-{side}px-{device_dirname(device)}"
+    folder = _space_folder(name, options, f"{side}px", device_dirname(device))
     return RunLayout(Path(runs_dir) / STANDALONE_PROFILES / folder)
 
 
@@ -230,6 +271,16 @@ def remove_empty_tree(root: Path) -> None:
         if not files:
             with contextlib.suppress(OSError):  # not empty after all (a sub-folder kept)
                 os.rmdir(folder)
+
+
+def standalone_rank(
+    runs_dir: Path, name: str, *, dataset: str, side: int,
+    options: Mapping[str, Any] | None = None,
+) -> RunLayout:
+    """The folder of rankings made without a run (`nas rank --space ...`): space name,
+    options, dataset and input side, since training-free scores depend on all four."""
+    folder = _space_folder(name, options, device_dirname(dataset), f"{side}px")
+    return RunLayout(Path(runs_dir) / STANDALONE_RANKS / folder)
 
 
 class RunDir(RunLayout):

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ from nas.artifacts import RunDir, read_json
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.train.loop import DEFAULT_CHECKPOINT_MINUTES, LoopOptions, StepLog, TrainingLoop
-from nas.train.trainer import Ratio, SingleNetTrainer, StepOutput
+from nas.train.standalone import StandaloneTrainer, top1_of
 
 if TYPE_CHECKING:
     from nas.supernet.trained import TrainedSupernet
@@ -96,21 +95,6 @@ def _teacher(source: TrainedSupernet, cfg: FinetuneConfig, resolution: int) -> n
     return teacher.eval()
 
 
-def _evaluate(model: nn.Module, splits: Any, which: str, resolution: int, device: Any) -> float:
-    from nas.data import BatchLoader
-    from nas.supernet.evaluate import resize_to
-
-    loader = BatchLoader.for_splits(splits, which, batch_size=256, device=device)
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for images, labels in loader.epoch(0):
-            logits = model(resize_to(images, resolution))
-            correct += int((logits.argmax(1) == labels).sum())
-            total += int(labels.numel())
-    return 100.0 * correct / max(total, 1)
-
-
 def finetune_export(
     export_dir: Path,
     cfg: FinetuneConfig,
@@ -148,7 +132,7 @@ def finetune_export(
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
     model = load_exported(export_dir, device=cfg.device, fuse_bn=False)  # trainable: BN kept
-    before = _evaluate(model, splits, "val", resolution, device)
+    before = top1_of(model, splits, "val", resolution=resolution, device=device)
     teacher = _teacher(source, cfg, resolution) if cfg.distill else None
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
@@ -196,67 +180,26 @@ def _provenance(export_dir: Path) -> dict[str, Any]:
     return dict(_source_metrics(export_dir).get("provenance") or {})
 
 
-class Finetuner(SingleNetTrainer):
-    """Trains an exported network with SGD and a per-step cosine lr, optionally distilling."""
+class Finetuner(StandaloneTrainer):
+    """Trains an exported network with the stand-alone recipe, optionally distilling."""
 
     kind = "finetune"
     # a fine-tune resumes only with exactly the options it started with
     resume_keys = tuple(f.name for f in dataclasses.fields(FinetuneConfig))
+    config: FinetuneConfig
 
     def __init__(
         self, model: nn.Module, teacher: nn.Module | None, loader: Any, splits: Any,
         cfg: FinetuneConfig, resolution: int,
     ) -> None:
-        self.net, self.teacher, self.loader, self.splits = model, teacher, loader, splits
-        self.config, self.resolution = cfg, resolution
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=True, weight_decay=cfg.weight_decay)
-        self.total_steps = cfg.epochs * len(loader)
-        self._outer_rng: torch.Tensor | None = None
+        super().__init__(model, loader, splits, cfg, resolution)
+        self.teacher = teacher
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.loader)
-
-    def begin_epoch(self, epoch: int, *, start_batch: int) -> None:
-        self.net.train()
-        if start_batch == 0:
-            # dropout draws from torch's global generator: seed it per epoch (a resumed run
-            # repeats exactly) and give the caller's state back at the epoch's end
-            self._outer_rng = torch.get_rng_state()
-            torch.manual_seed(self.config.seed * 100_003 + epoch)
-
-    def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
-        return self.loader.epoch(epoch, start_batch=start_batch)  # type: ignore[no-any-return]
-
-    def train_step(self, batch: Any, *, step: int) -> StepOutput:
-        from nas.supernet.evaluate import resize_to
-
-        cfg, (images, labels) = self.config, batch
-        for group in self.optimizer.param_groups:  # cosine decay to zero, set per step
-            group["lr"] = 0.5 * cfg.lr * (1 + math.cos(math.pi * step / self.total_steps))
-        images = resize_to(images, self.resolution)
-        logits = self.net(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=cfg.label_smoothing)
-        if self.teacher is not None:
-            with torch.no_grad():
-                target = F.softmax(self.teacher(images), dim=1)
-            kd = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-            loss = loss + cfg.distill_weight * kd
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        self.optimizer.step()
-        seen, correct = int(labels.numel()), int((logits.argmax(1) == labels).sum())
-        value = float(loss.detach())
-        metrics = {"loss": Ratio(value * seen, seen), "top1": Ratio(100.0 * correct, seen)}
-        return StepOutput(loss=value, images=seen, metrics=metrics, acc=correct / max(seen, 1))
-
-    def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
-        if self._outer_rng is not None:
-            torch.set_rng_state(self._outer_rng)
-            self._outer_rng = None
-        device = next(self.net.parameters()).device
-        val = _evaluate(self.net, self.splits, "val", self.resolution, device)
-        return {"epoch": epoch + 1, "epochs": self.config.epochs, "loss": means.get("loss", 0.0),
-                "train_top1": means.get("top1", 0.0), "val_top1": val,
-                "seconds": means.get("seconds", 0.0)}
+    def extra_loss(self, images: torch.Tensor, logits: torch.Tensor) -> torch.Tensor | None:
+        """KD from the teacher's softened predictions (cross-entropy to its softmax)."""
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            target = F.softmax(self.teacher(images), dim=1)
+        kd = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        return self.config.distill_weight * kd

@@ -10,7 +10,9 @@ import search_spaces.ofa_resnet50.space  # noqa: F401
 from search_spaces._registry import (
     SPACES,
     builtin_space_names,
+    create_sized_space,
     create_space,
+    parse_space_options,
     register_space,
     space_from_spec,
 )
@@ -20,7 +22,9 @@ __all__ = [
     "SPACES",
     "SearchSpace",
     "builtin_space_names",
+    "create_sized_space",
     "create_space",
+    "parse_space_options",
     "register_space",
     "space_from_spec",
 ]

@@ -6,9 +6,11 @@ package, so the package can import every built-in space without being imported b
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nas.errors import IncompatibleArtifactError
+from nas.errors import ConfigError, IncompatibleArtifactError
 from nas.registry import Registry
 from search_spaces.base import SearchSpace
 
@@ -27,6 +29,39 @@ def create_space(name: str, **kwargs: Any) -> SearchSpace:
     return cls(**{k: v for k, v in kwargs.items() if v is not None})
 
 
+def create_sized_space(
+    name: str, *, num_classes: int, in_channels: int, image_size: int,
+    options: Mapping[str, Any] | None = None,
+) -> SearchSpace:
+    """The space `name` sized for a dataset, with the user's `--space-option`s on top.
+
+    Raises:
+        ConfigError: an option the space does not take.
+    """
+    sizes = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size}
+    try:
+        return create_space(name, **{**sizes, **(options or {})})
+    except TypeError as exc:
+        raise ConfigError(
+            f"--space-option: {name} does not take {sorted(options or {})} ({exc})"
+        ) from None
+
+
+def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
+    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
+    else the text)."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, text = option.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
+        try:
+            parsed[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = text
+    return parsed
+
+
 def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> SearchSpace:
     """Rebuild a space recorded by `SearchSpace.spec()`; refuses other encoding versions."""
     cls = SPACES.get(spec["name"])
@@ -37,3 +72,4 @@ def space_from_spec(spec: dict[str, Any], *, source: str = "artifact") -> Search
             f"this nas expects {cls.encoding_version}; re-run the stage that made it"
         )
     return cls(**spec.get("kwargs", {}))
+

@@ -65,6 +65,11 @@ class SearchSpace(abc.ABC):
             return self.smallest()
         return self.normalize(parse_arch_argument(text))
 
+    def input_resolution(self, arch: Arch) -> int:
+        """The input side `arch` runs at: its `resolution` in a space with elastic
+        resolutions, else `image_size` (what `complexity` counts MACs at)."""
+        return int(arch["resolution"]) if self.resolutions else int(self.image_size)
+
     def input_sizes(self) -> list[int]:
         """The input sides subnets use: the elastic `resolutions`, else `[image_size]`."""
         return [int(side) for side in self.resolutions] or [int(self.image_size)]

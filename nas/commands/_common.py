@@ -59,6 +59,11 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def option(help_text: str, *names: str, panel: str | None = None) -> Any:
+    """A typer option whose help text states its default itself, shown in `panel`."""
+    return typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel)
+
+
 @contextlib.contextmanager
 def resumable(command: str) -> Iterator[None]:
     """Ctrl-C (after the loop saved its checkpoint) ends with how to continue, exit code 130."""

@@ -28,6 +28,10 @@ class RichSearchObserver(SearchObserver):
         self.task: Any = None
         self.new = 0
 
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            console.print(text, highlight=False)
+
     def warning(self, text: str) -> None:
         if not self.quiet:
             err_console.print(f"[yellow]warning:[/yellow] {text}")

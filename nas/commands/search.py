@@ -96,7 +96,8 @@ def search(
         typer.Option(
             "--accuracy",
             help="supernet: evaluate every candidate on data after BN recalibration; predictor:"
-            " an online accuracy predictor skips candidates that cannot reach the front.",
+            " an online accuracy predictor skips candidates that cannot reach the front; "
+            "proxy:NAME: the same screen reading a zero-cost proxy (naswot, synflow ...).",
             show_default=False,
         ),
     ] = None,
@@ -106,6 +107,15 @@ def search(
             "--storage",
             help="Optuna RDB URL of the study, shareable by several processes "
             "(default: sqlite file in the search folder).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Local worker processes searching one study together (default: 1); the "
+            "budget is the study's.",
             show_default=False,
         ),
     ] = None,

@@ -108,6 +108,12 @@ def train_supernet(
         _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2; darts: 16 x width "
              "initial channels, prefer --init-channels)."),
     ] = None,
+    space_options: Annotated[
+        list[str] | None,
+        _opt("KEY=VALUE passed to the space's constructor, repeatable: e.g. channels=8 and "
+             "cells_per_stage=2 for a smaller nb201 supernet on a CPU budget.",
+             "--space-option"),
+    ] = None,
     small_input: Annotated[
         bool | None,
         typer.Option(

@@ -161,15 +161,15 @@ def export_network(
     latency_devices: Sequence[str] = ("cpu",),
     latency_setups: Mapping[str, TimingSetup] | None = None,
 ) -> ExportReport:
-    """Export a trained stand-alone network, `space.build_network(arch)` (such as a DARTS
-    evaluation network trained from a genotype), checked against the model itself.
+    """Export a trained stand-alone network, `space.build_network(arch)` (a DARTS evaluation
+    network trained from a genotype, a subnet trained alone), checked against the model itself.
 
     `nas.load_exported` rebuilds it with `space.build_network(arch)`, so the model must have
     exactly that structure (including any auxiliary head).
     """
     canonical = space.normalize(arch)
     model = model.cpu().eval()
-    side = int(space.image_size or splits.image_size)
+    side = space.input_resolution(canonical)
     meta = {"builder": "build_network", "builder_kwargs": {}, "space": space.spec(),
             "arch": canonical, "complexity": space.complexity(canonical)}
     return export_model(

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 STAGE = "export"
 PARETO = "pareto.json"
-NETWORK_WEIGHTS = "train/weights.safetensors"  # `nas train --genotype` (DARTS evaluation net)
-GENOTYPE = "genotype.json"
+GENOTYPE = "genotype.json"  # the network of `nas train --genotype` (`--arch`: train/arch.json)
+TRAIN_STAGE = "train"
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def export_from_run(
     from nas.supernet.weights import weights_path
 
     run.require()
-    if not weights_path(run).is_file() and (run.path / NETWORK_WEIGHTS).is_file():
+    if not weights_path(run).is_file() and run.trained_weights.is_file():
         return _export_trained_network(run, pick_rule, formats, out_dir, argv)
     trained = TrainedSupernet.load(run, "cpu")
     space, settings = trained.space, trained.settings
@@ -225,7 +225,7 @@ def _export_trained_network(
     run: RunDir, pick_rule: str, formats: Sequence[str], out_dir: Path | None,
     argv: Sequence[str] | None,
 ) -> RunExport:
-    """Export the network a run trained from a genotype (no supernet, nothing to pick)."""
+    """Export the network a run trained alone (`nas train`: no supernet, nothing to pick)."""
     from safetensors.torch import load_file
 
     from nas.artifacts import read_json
@@ -235,28 +235,27 @@ def _export_trained_network(
 
     if pick_rule != "best":
         raise ConfigError(
-            f"--pick {pick_rule}: run '{run.name}' trained one network from a genotype, so there "
-            "is nothing to pick; omit --pick"
+            f"--pick {pick_rule}: run '{run.name}' trained one network alone (`nas train`), so "
+            "there is nothing to pick; omit --pick"
         )
     manifest = run.manifest()
     space = space_from_spec(manifest["space"], source=str(run.manifest_path))
-    genotype = space.normalize(read_json(run.path / GENOTYPE))
-    stages = manifest.get("stages", {})
-    train_cfg = next((dict(s.get("config") or {}) for s in stages.values()
-                      if "genotype" in (s.get("config") or {})), {})
-    model = space.build_network(genotype)
-    model.load_state_dict(load_file(str(run.path / NETWORK_WEIGHTS)), strict=True)
-    target = out_dir or run.path / "export" / arch_id(genotype)
+    source = run.trained_arch if run.trained_arch.is_file() else run.path / GENOTYPE
+    arch = space.normalize(read_json(source))
+    train_cfg = dict((manifest.get("stages", {}).get(TRAIN_STAGE) or {}).get("config") or {})
+    model = space.build_network(arch)
+    model.load_state_dict(load_file(str(run.trained_weights)), strict=True)
+    target = out_dir or run.export_dir(arch_id(arch))
     run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},
                     argv=list(argv) if argv else None)
     provenance = {"run": run.name, "runs_dir": str(run.root), "search_tag": None,
                   "pick": "trained network", "pick_reason": "the network trained from "
-                  "genotype.json", "weights": str(run.path / NETWORK_WEIGHTS),
+                  f"{source.relative_to(run.path)}", "weights": str(run.trained_weights),
                   "commands": _commands(run, None, argv)}
     try:
         splits = EvalSettings.from_train_config(train_cfg).load_dataset()
         timing = timing_setups(run, space)
-        report = export_network(space, genotype, model, target, splits=splits,
+        report = export_network(space, arch, model, target, splits=splits,
                                 formats=formats, provenance=provenance,
                                 latency_devices=tuple(timing), latency_setups=timing)
     except BaseException:
@@ -264,7 +263,7 @@ def _export_trained_network(
         raise
     run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
                                   "status": report.metrics["status"]})
-    return RunExport(report, Pick(genotype, "config", "the trained network"), None)
+    return RunExport(report, Pick(arch, "config", "the trained network"), None)
 
 
 def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:

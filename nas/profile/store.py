@@ -17,7 +17,6 @@ measurements taken with other settings from being mixed when a profile is resume
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,7 @@ def open_target(
     """
     from nas.artifacts import RunDir
     from nas.errors import ArtifactError, ConfigError
-    from search_spaces import create_space, space_from_spec
+    from search_spaces import create_space, parse_space_options, space_from_spec
 
     if (run is None) == (space is None):
         raise ConfigError("expected exactly one of --run NAME or --space SPACE, got "
@@ -122,23 +121,6 @@ def open_target(
         raise ConfigError(f"--space-option: {space} does not take {sorted(kwargs)} ({exc})") \
             from None
     return built, ProfileStore(standalone_root(runs_dir, space, built, device, kwargs), device)
-
-
-def parse_space_options(options: Sequence[str]) -> dict[str, Any]:
-    """`["init_channels=8", "layers=5"]` -> `{"init_channels": 8, "layers": 5}` (JSON values,
-    else the text)."""
-    from nas.errors import ConfigError
-
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, text = option.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--space-option: expected KEY=VALUE, got '{option}'")
-        try:
-            parsed[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            parsed[key.strip()] = text
-    return parsed
 
 
 def standalone_root(

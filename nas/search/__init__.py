@@ -2,7 +2,9 @@
 
 Importing this package registers the built-in searchers (`evolution`, `nsga2`, `optuna-tpe`,
 `optuna-nsga2`, `random`). `nas.search.pipeline.run_searches` is what `nas search` runs: the
-problems of each device (`nas.search.problems`), its search, stage record and files.
+problems of each device (`nas.search.problems`), its search, stage record and files. Several
+workers share one study through `nas.search.claims` (atomic claims, study-wide budget,
+heartbeats) and `nas.search.shared.SharedEvaluator`; `nas.search.workers` starts local ones.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ Budget: the number of distinct scored subnets this run has *used* (served from c
 evaluated). Counting cache hits too is what makes resuming exact: a deterministic searcher
 replays its first steps from the study, sees the same values, takes the same decisions, and
 only evaluates what the killed run had not finished.
+
+Several workers on one study: `nas.search.shared.SharedEvaluator` fills in the hooks that do
+nothing here (`share`, `take_foreign`, `await_foreign`, claiming before scoring).
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ class Evaluator:
         extra: metrics computed for constraints and outputs only (not optimised).
         budget: distinct scored subnets to use.
         recorder: where trials go (None: nowhere, e.g. benchmarks of the machinery).
-        sync: re-read the study before evaluating, to pick up other processes' trials.
         max_proposals: stop after this many proposals even if the budget is not used
             (a tiny or over-constrained space); default 100 * budget + 10,000.
     """
@@ -61,7 +63,6 @@ class Evaluator:
         constraints: Sequence[Constraint] = (),
         extra: Sequence[Objective] = (),
         recorder: StudyRecorder | None = None,
-        sync: bool = False,
         max_proposals: int | None = None,
         screen: AccuracyScreen | None = None,
     ) -> None:
@@ -78,7 +79,6 @@ class Evaluator:
         self.constraints = list(constraints)
         self.budget = budget
         self.recorder = recorder
-        self.sync = sync
         self.max_proposals = max_proposals if max_proposals is not None else 100 * budget + 10_000
         self.store: dict[str, Candidate] = {}
         self.used: dict[str, Candidate] = {}
@@ -94,9 +94,12 @@ class Evaluator:
         self.accuracy_screen = screen
         self._seconds_per_subnet = -1.0  # not timed yet
         self.screened: dict[str, Candidate] = {}
+        self.pending: dict[str, Candidate] = {}  # another worker's to score (shared study)
         self._poll()
 
     # --- state -----------------------------------------------------------------------------
+    shared = False  # several workers share the study (see `nas.search.shared`)
+
     @property
     def remaining(self) -> int:
         return max(self.budget - len(self.used), 0)
@@ -109,6 +112,33 @@ class Evaluator:
     def history(self) -> list[Candidate]:
         """Scored candidates used by this run, in the order they were first used."""
         return list(self.used.values())
+
+    # --- hooks of a shared study (nothing to do for a worker alone) ------------------------
+    def share(self, size: int) -> int:
+        """This worker's part of a batch of `size` (a generation): all of it when alone."""
+        return size
+
+    def take_foreign(self) -> list[Candidate]:
+        """Other workers' results not handed out yet, now used: none when alone."""
+        return []
+
+    def await_foreign(self) -> list[Candidate]:
+        """Other workers' next results, waited for: none when alone."""
+        return []
+
+    def live_workers(self) -> set[str] | None:
+        """Ids of the workers alive on the study (None: no shared study)."""
+        return None
+
+    def _claim(
+        self, archs: Sequence[Arch], ids: Sequence[str]
+    ) -> tuple[Sequence[Arch], Sequence[str]]:
+        """The archs of a chunk this worker may score now: all of them when alone."""
+        return archs, ids
+
+    def _finish_claim(self, arch: Arch, aid: str) -> bool:
+        """Whether this worker's result for `aid` stands (always, when alone)."""
+        return True
 
     def use_stored(self) -> None:
         """Count every stored evaluation as used (Optuna searchers: the study *is* the state)."""
@@ -182,7 +212,7 @@ class Evaluator:
         self.proposals += len(archs)
         ids = self.ids(archs)
         self._id_memo.clear()  # screened archs are evaluated next or dropped
-        if self.sync and any(aid not in self.store for aid in ids):
+        if self.shared and any(aid not in self.store for aid in ids):
             self._poll()
         fresh = [i for i, aid in enumerate(ids) if aid not in self.store]
         self._cheap_metrics([archs[i] for i in fresh], [ids[i] for i in fresh])
@@ -197,33 +227,47 @@ class Evaluator:
         self._score([archs[i] for i in to_score.values()], list(to_score), record=trials is None)
         results = []
         for i, aid in enumerate(ids):
-            candidate = self.store.get(aid) or self.rejected.get(aid) or self.screened[aid]
-            duplicate = aid in self.store and not (aid in to_score and to_score[aid] == i)
+            candidate = (
+                self.store.get(aid)
+                or self.rejected.get(aid)
+                or self.screened.get(aid)
+                or self.pending[aid]
+            )
+            scored_now = aid in self.store and aid in to_score and to_score[aid] == i
+            duplicate = (aid in self.store or aid in self.pending) and not scored_now
             if trials is not None and self.recorder is not None:
                 self.recorder.finish(trials[i], candidate, duplicate_of=aid if duplicate else None)
             if aid in self.store:
-                self._use(candidate, fresh=aid in to_score and to_score[aid] == i)
+                self._use(candidate, fresh=scored_now)
             results.append(candidate)
         return results
 
-    def _score(self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool) -> None:
+    def _score(
+        self, archs: Sequence[Arch], ids: Sequence[str], *, record: bool, screen: bool = True
+    ) -> None:
         """Compute the expensive metrics of `archs` and store (and record) each result.
 
         Cheap scorers (oracles, predictors) get the whole batch in one call; once a scorer
         proves slow (> SLOW_S per subnet, a supernet evaluation), subnets go one at a time so
         each result is recorded as soon as it exists and a kill loses at most one evaluation.
+        On a shared study each chunk is claimed just before it is scored: a worker holds no
+        claim it is not working on, so the others never wait for its backlog.
         """
         if not archs:
             return
-        archs, ids = self._screen(archs, ids)
+        if screen:
+            archs, ids = self._screen(archs, ids)
         expensive = [m for m in self.metrics.values() if not m.cheap]
-        self.expensive_calls += len(archs) if expensive else 0
         start = 0
         while start < len(archs):
             # one subnet first to time the scorer, then everything at once if it is fast
             slow = self._seconds_per_subnet < 0 or self._seconds_per_subnet > SLOW_S
             stop = start + 1 if slow else len(archs)
-            chunk, chunk_ids = archs[start:stop], ids[start:stop]
+            chunk, chunk_ids = self._claim(archs[start:stop], ids[start:stop])
+            start = stop
+            if not chunk:
+                continue
+            self.expensive_calls += len(chunk) if expensive else 0
             began = time.perf_counter()
             columns = {m.name: np.asarray(m.evaluate(chunk), dtype=np.float64) for m in expensive}
             self._seconds_per_subnet = (time.perf_counter() - began) / len(chunk)
@@ -232,13 +276,14 @@ class Evaluator:
                 self._store(scored, arch, aid, record=record)
             if self.accuracy_screen is not None and self.accuracy_screen.metric in columns:
                 self.accuracy_screen.observe(chunk, columns[self.accuracy_screen.metric])
-            start = stop
 
     def _store(self, scored: dict[str, float], arch: Arch, aid: str, *, record: bool) -> None:
         values = {**self._cheap[aid], **scored}
         violation = self._violation(values)
         if any(math.isnan(values[o.name]) for o in self.objectives):
             violation = math.inf  # a metric that could not be computed never wins
+        if not self._finish_claim(arch, aid):
+            return
         candidate = Candidate(dict(arch), aid, values, violation)
         self.store[aid] = candidate
         self.new_evaluations += 1

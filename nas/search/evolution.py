@@ -16,7 +16,12 @@ import numpy as np
 from nas.search._registry import register_searcher
 from nas.search.base import Candidate, Objective
 from nas.search.evaluator import Evaluator
-from nas.search.operators import feasible_novel, initial_population, mutate_until_changed
+from nas.search.operators import (
+    evaluate_start,
+    feasible_novel,
+    initial_population,
+    mutate_until_changed,
+)
 from search_spaces.base import SearchSpace
 
 
@@ -50,7 +55,9 @@ class AgingEvolutionSearcher:
         seen: set[str] = set()
         size = min(self.population, evaluator.remaining)
         start = initial_population(space, evaluator, rng, size=size, seen=seen)
-        queue = deque(c for c in evaluator.evaluate(start) if c.arch_id in evaluator.used)
+        queue = deque(evaluate_start(evaluator, start, population=self.population))
+        while len(queue) > self.population:
+            queue.popleft()
         objective = evaluator.objectives[0]
         while not evaluator.done and queue:
             members = list(queue)
@@ -70,11 +77,12 @@ class AgingEvolutionSearcher:
             children = feasible_novel(make, evaluator, count=count, seen=seen)
             if not children:
                 break
-            for child in evaluator.evaluate(children):
-                if child.arch_id in evaluator.used:
-                    queue.append(child)
-                    if len(queue) > self.population:
-                        queue.popleft()
+            scored = [c for c in evaluator.evaluate(children) if c.arch_id in evaluator.used]
+            # on a shared study, the other workers' children join the queue as they arrive
+            for child in scored + evaluator.take_foreign():
+                queue.append(child)
+                if len(queue) > self.population:
+                    queue.popleft()
 
     def _parent(
         self, members: list[Candidate], objective: Objective, rng: np.random.Generator

@@ -23,7 +23,12 @@ from nas.search.base import (
     crowding_distance,
 )
 from nas.search.evaluator import Evaluator
-from nas.search.operators import feasible_novel, initial_population, mutate_until_changed
+from nas.search.operators import (
+    evaluate_start,
+    feasible_novel,
+    initial_population,
+    mutate_until_changed,
+)
 from search_spaces.base import SearchSpace
 
 
@@ -77,10 +82,12 @@ class NSGA2Searcher:
         seen: set[str] = set()
         size = min(self.population, evaluator.remaining)
         start = initial_population(space, evaluator, rng, size=size, seen=seen)
-        parents = [c for c in evaluator.evaluate(start) if c.arch_id in evaluator.used]
+        parents = evaluate_start(evaluator, start, population=self.population)
+        if len(parents) > self.population:
+            parents = survive(parents, evaluator, self.population)
         while not evaluator.done and parents:
             rank, crowd = rank_and_crowding(parents, evaluator)
-            count = min(self.population, evaluator.remaining)
+            count = min(evaluator.share(self.population), evaluator.remaining)
             children = feasible_novel(
                 partial(self._children, space, parents, rank, crowd, rng),
                 evaluator,
@@ -90,6 +97,8 @@ class NSGA2Searcher:
             if not children:
                 break  # the reachable feasible space is exhausted
             offspring = [c for c in evaluator.evaluate(children) if c.arch_id in evaluator.used]
+            # on a shared study, the other workers' results of this generation compete too
+            offspring += evaluator.take_foreign()
             parents = survive(parents + offspring, evaluator, self.population)
 
     def _children(

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nas.errors import NasError
+from nas.search.base import Candidate
 from nas.search.evaluator import Evaluator
 from search_spaces.base import SearchSpace
 
@@ -62,6 +63,8 @@ def initial_population(
     Raises:
         NasError: when no sampled subnet is feasible (the constraints are too tight).
     """
+    if size <= 0:
+        return []  # a shared study whose budget other workers used up already
     drawn = [0]
 
     def draw(n: int, attempt: int) -> list[dict[str, Any]]:
@@ -78,6 +81,25 @@ def initial_population(
             f"{'feasible' if smallest else 'infeasible too'}; relax the constraints"
         )
     return archs
+
+
+def evaluate_start(
+    evaluator: Evaluator, archs: list[dict[str, Any]], *, population: int
+) -> list[Candidate]:
+    """The scored candidates of an initial population.
+
+    Alone, `archs` are scored together. On a study shared by several workers they are scored
+    one at a time until the study holds `population` claims (from any worker), and the other
+    workers' results join: together the workers score one initial population, not one each.
+    """
+    if not evaluator.shared:
+        return [c for c in evaluator.evaluate(archs) if c.arch_id in evaluator.used]
+    own: list[Candidate] = []
+    for arch in archs:
+        if evaluator.done or evaluator.budget - evaluator.remaining >= population:
+            break
+        own += [c for c in evaluator.evaluate([arch]) if c.arch_id in evaluator.used]
+    return own + (evaluator.take_foreign() if own else evaluator.await_foreign())
 
 
 def mutate_until_changed(

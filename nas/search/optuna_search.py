@@ -41,7 +41,7 @@ class OptunaSearcher:
             evaluator.recorder = StudyRecorder(study, space, evaluator.objectives)
         recorder = evaluator.recorder
         recorder.study.sampler = self.make_sampler(seed, self.population)
-        recorder.fail_stale()
+        recorder.fail_stale(evaluator.live_workers())
         evaluator.use_stored()
         misses = 0
         while not evaluator.done:
@@ -57,8 +57,8 @@ class OptunaSearcher:
                     f"({'; '.join(c.describe() for c in evaluator.constraints)}); "
                     "relax the constraints"
                 )
-            if evaluator.sync:
-                evaluator.use_stored()  # other processes' trials count against the budget too
+            if evaluator.shared:
+                evaluator.use_stored()  # other workers' trials are this search's too
 
 
 @register_searcher("optuna-tpe")

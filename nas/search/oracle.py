@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,12 @@ class Oracle:
         return row[metric]
 
     def objective(
-        self, name: str, direction: Direction, *, cheap: bool, unit: str = ""
+        self, name: str, direction: Direction, *, cheap: bool, unit: str = "", delay: float = 0.0
     ) -> Objective:
         """An objective reading `name` from the table.
+
+        `delay` seconds are slept per subnet looked up: a table then stands in for an
+        expensive scorer (benchmarks of search machinery and workers).
 
         Raises:
             NasError: when no row has the metric `name`.
@@ -101,6 +105,8 @@ class Oracle:
             )
 
         def evaluate(archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+            if delay > 0:
+                time.sleep(delay * len(archs))
             return np.array([self.lookup(a, name) for a in archs], dtype=np.float64)
 
         return Objective(name, direction, evaluate, cheap=cheap, unit=unit)

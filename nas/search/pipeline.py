@@ -9,67 +9,52 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import RunDir
 from nas.config import config_to_dict
-from nas.errors import ConfigError
+from nas.rank.trust import supernet_trust
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
+from nas.search.claims import has_claims
 from nas.search.optimize import SearchResult, run_search
-from nas.search.oracle import Oracle
 from nas.search.output import flat, plot_front, plot_hypervolume, write_front, write_trials
 from nas.search.problems import (
     LATENCY,
     Problem,
     SearchConfig,
+    SearchTarget,
+    Setup,
     accuracy_screen,
-    oracle_problems,
-    supernet_problems,
+    prepare,
 )
 from nas.search.searchers import SEARCHERS
+from nas.search.workers import run_workers
 from search_spaces.base import SearchSpace
-
-
-@dataclass(frozen=True)
-class SearchTarget:
-    """What to search: a run's supernet for its profiled devices, or an oracle table.
-
-    Attributes:
-        runs_dir: the runs folder.
-        run: the run (optional with `oracle`: default `oracle-<space>`).
-        devices: profiled devices, one front each (with `oracle`: latency columns).
-        tag: the search's name (default: the device); `<tag>-<device>` with several devices.
-        oracle: a JSONL table of metrics per subnet, searched instead of a supernet.
-        space: the search space of the `oracle` table.
-        argv: the command line recorded in the manifest (default: `sys.argv`).
-    """
-
-    runs_dir: Path
-    run: str | None = None
-    devices: Sequence[str] = ()
-    tag: str | None = None
-    oracle: Path | None = None
-    space: str | None = None
-    argv: list[str] | None = None
 
 
 class SearchObserver:
     """What `run_searches` reports while it runs; every hook here does nothing.
 
-    Lifecycle: `warning(text)` once per device whose latency predictor should not be trusted
-    blindly, before any search; then, per device, `started(tag, algorithm, budget)`,
-    `scored(candidate)` as soon as each new subnet is scored, `used(candidate, fresh)` for each
-    subnet the search uses (`fresh`: scored now, not read from the study; a batch is used once
-    all of it is scored), `stopped()` (always, also when the search fails), and `finished(search)`
+    Lifecycle: before any search, `note(text)` with the supernet's ranking quality when the run
+    has a ranking report (`nas rank`), and `warning(text)` once per input that should not be
+    trusted blindly (a poor latency predictor per device, a supernet ranking subnets no better
+    than their parameter count); then, per device, `started(tag, algorithm, budget)`,
+    `scored(candidate)` as soon as each new subnet is scored (one worker only), `used(candidate,
+    fresh)` for each subnet the search uses (`fresh`: scored now, not read from the study; a
+    batch is used once all of it is scored), `stopped()` (always, also when the search fails),
+    and `finished(search)`
     once the device's files are written.
     """
 
+    def note(self, text: str) -> None:
+        """A fact about the search's inputs worth showing first (the supernet's ranking)."""
+
     def warning(self, text: str) -> None:
-        """A device's predictor is poor or was profiled on another machine."""
+        """A device's predictor is poor or was profiled on another machine, or the supernet
+        ranks subnets no better than their parameter count."""
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
@@ -160,61 +145,40 @@ def run_searches(
 
     if cfg.algorithm is not None:
         SEARCHERS.get(cfg.algorithm)  # unknown names fail here with the valid list
-    devices = list(dict.fromkeys(target.devices))
-    if target.oracle is not None:
-        run, space, problems = _oracle_setup(cfg, target, devices)
-        accuracy = None
-    else:
-        if target.run is None or not devices:
-            raise ConfigError(
-                "expected --run NAME and --device D (or --oracle FILE --space SPACE)"
-            )
-        run = RunDir(target.runs_dir, target.run).require()
-        space = metrics.run_space(run)
-        problems, accuracy = supernet_problems(cfg, run, space, devices)
-        for problem in problems:
-            if problem.latency is not None and problem.latency.warning:
-                observer.warning(problem.latency.warning)
-    header = {"space": space.spec(), "run": run.name}
+    setup = prepare(cfg, target)
+    trust = supernet_trust(setup.run) if setup.accuracy is not None else None
+    if trust is not None:
+        observer.note(trust.summary)
+        if trust.warning:
+            observer.warning(trust.warning)
+    for problem in setup.problems:
+        if problem.latency is not None and problem.latency.warning:
+            observer.warning(problem.latency.warning)
+    header: dict[str, Any] = {"space": setup.space.spec(), "run": setup.run.name}
+    if trust is not None:
+        header["ranking"] = dataclasses.asdict(trust)  # what the search knew of its supernet
     searches = []
-    for problem in problems:
+    for problem in setup.problems:
         base = target.tag or problem.device or "oracle"
-        tag = f"{target.tag}-{problem.device}" if target.tag and len(problems) > 1 else base
-        search = _search_device(
-            cfg, run, tag, problem, space, accuracy, header, observer, target.argv
-        )
+        several = len(setup.problems) > 1
+        tag = f"{target.tag}-{problem.device}" if target.tag and several else base
+        search = _search_device(cfg, target, setup, tag, problem, header, observer)
         observer.finished(search)
         searches.append(search)
     return searches
 
 
-def _oracle_setup(
-    cfg: SearchConfig, target: SearchTarget, devices: list[str]
-) -> tuple[RunDir, SearchSpace, list[Problem]]:
-    from search_spaces import create_space
-
-    if target.space is None or target.oracle is None:
-        raise ConfigError("--oracle: expected --space SPACE naming the table's search space")
-    space = create_space(target.space)
-    table = Oracle.load(target.oracle, space, skip_missing=cfg.skip_missing)
-    run = RunDir(target.runs_dir, target.run or f"oracle-{target.space}")
-    if not run.exists():
-        run.update_manifest(space=space.spec())
-    return run, space, oracle_problems(cfg, table, space, devices)
-
-
 def _search_device(
     cfg: SearchConfig,
-    run: RunDir,
+    target: SearchTarget,
+    setup: Setup,
     tag: str,
     problem: Problem,
-    space: SearchSpace,
-    accuracy: Any,
     header: dict[str, Any],
     observer: SearchObserver,
-    argv: list[str] | None,
 ) -> DeviceSearch:
     """One device's search as the stage `search-<tag>`, then its files."""
+    run, space = setup.run, setup.space
     algorithm = cfg.algorithm or ("nsga2" if len(problem.objectives) >= 2 else "evolution")
     out = run.search_dir(tag)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,27 +191,45 @@ def _search_device(
         "storage": storage,
     }
     stage = f"search-{tag}"
-    run.begin_stage(stage, config=config, seed=cfg.seed, device=problem.device, argv=argv)
+    run.begin_stage(stage, config=config, seed=cfg.seed, device=problem.device, argv=target.argv)
     observer.started(tag, algorithm, cfg.budget)
     try:
-        result = run_search(
-            space, problem.objectives, algorithm=algorithm, budget=cfg.budget, seed=cfg.seed,
-            population=cfg.population, constraints=problem.constraints, extra=problem.extra,
-            storage=storage, study_name=tag, sync=cfg.storage is not None,
-            on_use=observer.used, on_score=observer.scored,
-            screen=accuracy_screen(cfg, problem, space),
-        )
+        if cfg.workers > 1:
+            result = run_workers(
+                cfg, target, tag=tag, problem=problem, space=space, storage=storage,
+                on_use=_scored_then_used(observer),
+            )
+        else:
+            result = run_search(
+                space, problem.objectives, algorithm=algorithm, budget=cfg.budget,
+                seed=cfg.seed, population=cfg.population, constraints=problem.constraints,
+                extra=problem.extra, storage=storage, study_name=tag,
+                shared=cfg.storage is not None or has_claims(storage, tag),
+                on_use=observer.used, on_score=observer.scored,
+                screen=accuracy_screen(cfg, problem, space, setup.accuracy),
+            )
     except BaseException:
         run.end_stage(stage, status="failed")
         raise
     finally:
         observer.stopped()
     result = dataclasses.replace(result, front=_with_complexity(space, result.front))
-    measured, note = _measure(cfg, problem, accuracy, result.front)
+    measured, note = _measure(cfg, problem, setup.accuracy, result.front)
     search = DeviceSearch(run.name, tag, algorithm, problem, result, out, measured, note)
     _write(search, {**header, "device": problem.device, "algorithm": algorithm, "config": config})
     run.end_stage(stage, summary=search.summary())
     return search
+
+
+def _scored_then_used(observer: SearchObserver) -> Callable[[Candidate, bool], None]:
+    """Workers report each subnet once, as it appears in the study: a fresh one was just
+    scored, so the observer hears `scored` then `used`, as from a search in this process."""
+    def report(candidate: Candidate, fresh: bool) -> None:
+        if fresh:
+            observer.scored(candidate)
+        observer.used(candidate, fresh)
+
+    return report
 
 
 def _with_complexity(space: SearchSpace, front: list[Candidate]) -> list[Candidate]:
@@ -299,3 +281,6 @@ def _measure(
         meta=problem.latency.meta,
     )
     return measured, None
+
+
+__all__ = ["DeviceSearch", "SearchConfig", "SearchObserver", "SearchTarget", "run_searches"]

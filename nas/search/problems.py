@@ -2,6 +2,9 @@
 
 A `Problem` is one device's objectives and constraints, from a run (supernet accuracy and the
 device's latency predictor) or from an oracle table (one latency column per device).
+`prepare` builds them all from the options and the `SearchTarget`; the search's worker
+processes (`--workers`) call it too, since objectives (closures over a supernet or a table)
+cannot travel between processes.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nas.artifacts import RunDir
@@ -16,7 +20,7 @@ from nas.errors import ConfigError
 from nas.search import objectives as metrics
 from nas.search.base import Constraint, Objective
 from nas.search.oracle import Oracle
-from nas.search.screen import AccuracyScreen
+from nas.search.screen import AccuracyScreen, ProxyScreen
 from search_spaces.base import SearchSpace
 
 LATENCY = "latency_ms"
@@ -34,7 +38,7 @@ class SearchConfig:
     latency_max: float | None = None  # ms
     macs_max: float | None = None  # millions of MACs
     params_max: float | None = None  # millions of parameters
-    accuracy: str = "supernet"  # supernet (data) or predictor (screened, see --help)
+    accuracy: str = "supernet"  # supernet (data), predictor or proxy:NAME (screened, --help)
     storage: str | None = None  # Optuna RDB URL; default sqlite in the search folder
     split: str = "val"
     batch_size: int = 256
@@ -44,12 +48,16 @@ class SearchConfig:
     # a poor latency predictor is refused unless the front is measured here or this is set
     accept_poor_predictor: bool = False
     calibration_batches: int | None = None  # BN recalibration batches (None: the run's)
+    workers: int = 1  # local worker processes sharing the study
+    oracle_delay: float = 0.0  # seconds slept per --oracle evaluation: simulates a scorer's cost
 
     def __post_init__(self) -> None:
         if self.calibration_batches is not None and self.calibration_batches < 1:
             raise ConfigError(
                 f"--calibration-batches: expected >= 1, got {self.calibration_batches}")
-        for name in ("budget", "population", "batch_size"):
+        if self.oracle_delay < 0:
+            raise ConfigError(f"oracle_delay: expected >= 0 seconds, got {self.oracle_delay}")
+        for name in ("budget", "population", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(
                     f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}"
@@ -58,8 +66,43 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
-        if self.accuracy not in ("supernet", "predictor"):
-            raise ConfigError(f"--accuracy: expected supernet or predictor, got '{self.accuracy}'")
+        if self.proxy is not None:
+            from nas.rank.proxies import PROXIES  # torch: only when a proxy screens
+
+            PROXIES.get(self.proxy)  # an unknown name fails here, listing the proxies
+        elif self.accuracy not in ("supernet", "predictor"):
+            raise ConfigError(
+                f"--accuracy: expected supernet, predictor or proxy:NAME, got '{self.accuracy}'"
+            )
+
+    @property
+    def proxy(self) -> str | None:
+        """The zero-cost proxy of `--accuracy proxy:NAME`, else None."""
+        kind, _, name = self.accuracy.partition(":")
+        return name if kind == "proxy" else None
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """What to search: a run's supernet for its profiled devices, or an oracle table.
+
+    Attributes:
+        runs_dir: the runs folder.
+        run: the run (optional with `oracle`: default `oracle-<space>`).
+        devices: profiled devices, one front each (with `oracle`: latency columns).
+        tag: the search's name (default: the device); `<tag>-<device>` with several devices.
+        oracle: a JSONL table of metrics per subnet, searched instead of a supernet.
+        space: the search space of the `oracle` table.
+        argv: the command line recorded in the manifest (default: `sys.argv`).
+    """
+
+    runs_dir: Path
+    run: str | None = None
+    devices: Sequence[str] = ()
+    tag: str | None = None
+    oracle: Path | None = None
+    space: str | None = None
+    argv: list[str] | None = None
 
 
 @dataclass
@@ -136,7 +179,8 @@ def oracle_problems(
             # lookups, checked before it as predicted latency would be
             unit = "ms" if name.startswith("latency") else ""
             available[name] = lambda d, n=name, u=unit: oracle.objective(
-                n, d, cheap=d == "minimize", unit=u
+                n, d, cheap=d == "minimize", unit=u,
+                delay=cfg.oracle_delay if d == "maximize" else 0.0,
             )
         wanted = []
         for name, direction in metrics.parse_objectives(cfg.objectives, aliases=False):
@@ -204,17 +248,73 @@ def _check_trust(cfg: SearchConfig, latency: metrics.LatencySource, device: str)
 
 
 def accuracy_screen(
-    cfg: SearchConfig, problem: Problem, space: SearchSpace
+    cfg: SearchConfig, problem: Problem, space: SearchSpace,
+    accuracy: metrics.SupernetAccuracy | None = None,
 ) -> AccuracyScreen | None:
-    """With `--accuracy predictor`: screen candidates of the expensive maximised metric."""
-    if cfg.accuracy != "predictor":
+    """With `--accuracy predictor` or `proxy:NAME`: screen candidates of the expensive
+    maximised metric (a proxy needs the run's supernet `accuracy`: its data feeds the proxy)."""
+    if cfg.accuracy == "supernet":
         return None
     target = next(
         (o for o in problem.objectives if o.direction == "maximize" and not o.cheap), None
     )
     if target is None:
         raise ConfigError(
-            "--accuracy predictor: expected an expensive maximised objective (top1) to screen, "
-            f"got {', '.join(o.name for o in problem.objectives)}"
+            f"--accuracy {cfg.accuracy}: expected an expensive maximised objective (top1) to "
+            f"screen, got {', '.join(o.name for o in problem.objectives)}"
         )
-    return AccuracyScreen(space, metric=target.name, warmup=min(30, max(cfg.budget // 5, 5)))
+    warmup = min(30, max(cfg.budget // 5, 5))
+    if cfg.proxy is None:
+        return AccuracyScreen(space, metric=target.name, warmup=warmup)
+    if accuracy is None:
+        raise ConfigError(f"--accuracy {cfg.accuracy}: expected a run with a trained supernet "
+                          "(its data feeds the proxy), got an oracle table")
+    from nas.rank.scoring import ProxyScorer, proxy_batches
+
+    trained = accuracy.trained
+    batches = proxy_batches(trained.splits, batch_size=64, batches=1, seed=cfg.seed)
+    scorer = ProxyScorer(trained.net, batches, seed=cfg.seed, device=trained.device)
+    return ProxyScreen(scorer, cfg.proxy, metric=target.name, warmup=warmup)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the searches of one `nas search` share.
+
+    Attributes:
+        run: the run folder.
+        space: the search space.
+        problems: one per device, in the target's order.
+        accuracy: the supernet's accuracy scorer (None for an oracle or without top1).
+    """
+
+    run: RunDir
+    space: SearchSpace
+    problems: list[Problem]
+    accuracy: Any = None
+
+
+def prepare(cfg: SearchConfig, target: SearchTarget) -> Setup:
+    """The run, space and per-device problems of `target` under `cfg`."""
+    devices = list(dict.fromkeys(target.devices))
+    if target.oracle is not None:
+        return _oracle_setup(cfg, target, devices)
+    if target.run is None or not devices:
+        raise ConfigError("expected --run NAME and --device D (or --oracle FILE --space SPACE)")
+    run = RunDir(target.runs_dir, target.run).require()
+    space = metrics.run_space(run)
+    problems, accuracy = supernet_problems(cfg, run, space, devices)
+    return Setup(run, space, problems, accuracy)
+
+
+def _oracle_setup(cfg: SearchConfig, target: SearchTarget, devices: list[str]) -> Setup:
+    from search_spaces import create_space
+
+    if target.space is None or target.oracle is None:
+        raise ConfigError("--oracle: expected --space SPACE naming the table's search space")
+    space = create_space(target.space)
+    table = Oracle.load(target.oracle, space, skip_missing=cfg.skip_missing)
+    run = RunDir(target.runs_dir, target.run or f"oracle-{target.space}")
+    if not run.exists():
+        run.update_manifest(space=space.spec())
+    return Setup(run, space, oracle_problems(cfg, table, space, devices))

@@ -1,4 +1,4 @@
-"""Online accuracy-predictor screening (`nas search --accuracy predictor`).
+"""Online accuracy-predictor screening (`nas search --accuracy predictor` or `proxy:NAME`).
 
 As Once-for-All's accuracy predictor and DyNAS-T's predictor-in-the-loop search do, a cheap
 model of accuracy stands in front of the expensive data evaluation: a ridge regression on
@@ -7,17 +7,25 @@ a candidate is evaluated on data only when its *optimistic* predicted accuracy (
 `margin` x the model's leave-one-out error) would put it on the current Pareto front; the
 others are skipped (not scored, not recorded, no budget used). The best-predicted candidate
 of each batch is always evaluated, so the model keeps learning where the search goes.
+
+`ProxyScreen` (`--accuracy proxy:NAME`) is the same screen with another feature: a zero-cost
+proxy of the subnet (issue 20's second use of proxies) instead of its encoding.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.arch import arch_id
 from nas.search.base import Candidate, Objective, first_front
 from search_spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from nas.rank.scoring import ProxyScorer
 
 
 class AccuracyScreen:
@@ -50,10 +58,15 @@ class AccuracyScreen:
     def observe(self, archs: Sequence[Mapping[str, Any]], values: np.ndarray) -> None:
         """Add evaluated subnets to the training set (NaN values are ignored)."""
         for arch, value in zip(archs, values, strict=True):
-            if np.isfinite(value):
-                self._x.append(self.space.encode(arch).astype(np.float64))
+            features = self.features(arch)
+            if np.isfinite(value) and np.isfinite(features).all():
+                self._x.append(features)
                 self._y.append(float(value))
         self._model = None
+
+    def features(self, arch: Mapping[str, Any]) -> np.ndarray:
+        """What the model reads of a subnet: its encoding (`space.encode`)."""
+        return self.space.encode(arch).astype(np.float64)
 
     def _fit(self) -> tuple[np.ndarray, float, float]:
         if self._model is None:
@@ -73,8 +86,10 @@ class AccuracyScreen:
 
     def predict(self, archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         weights, bias, _ = self._fit()
-        x = np.stack([self.space.encode(a).astype(np.float64) for a in archs])
-        return np.asarray(x @ weights + bias)
+        x = np.stack([self.features(a) for a in archs])
+        finite = np.isfinite(x).all(axis=1)
+        # a subnet whose feature is undefined (a degenerate network's proxy) predicts worst
+        return np.where(finite, np.where(finite[:, None], x, 0.0) @ weights + bias, -np.inf)
 
     def promising(
         self,
@@ -116,3 +131,35 @@ class AccuracyScreen:
             verdicts[int(np.argmax(optimistic))] = True
         self.skipped += verdicts.count(False)
         return verdicts
+
+
+class ProxyScreen(AccuracyScreen):
+    """The screen of `--accuracy proxy:NAME`: a least-squares line from a zero-cost proxy to the
+    accuracy evaluated so far stands in for the predictor's encoding model.
+
+    The feature is sign(v) log(1 + |v|) of the proxy's value v (proxies such as synflow span
+    dozens of decades); values are computed once per subnet. A proxy of -inf (a degenerate
+    network) predicts the worst accuracy.
+
+    Args:
+        scorer: computes the proxy (the run's supernet and data, see `nas.rank.scoring`).
+        proxy: a registered proxy name.
+        metric, warmup, margin: as `AccuracyScreen`'s.
+    """
+
+    def __init__(
+        self, scorer: ProxyScorer, proxy: str, *, metric: str = "top1", warmup: int = 30,
+        margin: float = 1.0,
+    ) -> None:
+        # one standardless feature: a negligible ridge keeps its slope unshrunk
+        super().__init__(scorer.space, metric=metric, warmup=warmup, margin=margin, ridge=1e-9)
+        self.scorer, self.proxy = scorer, proxy
+        self._values: dict[str, float] = {}
+
+    def features(self, arch: Mapping[str, Any]) -> np.ndarray:
+        key = arch_id(arch)
+        if key not in self._values:
+            value = self.scorer.score(arch, [self.proxy])[self.proxy].value
+            self._values[key] = (math.copysign(math.log1p(abs(value)), value)
+                                 if math.isfinite(value) else -math.inf)
+        return np.array([self._values[key]])

@@ -97,7 +97,9 @@ class ParamLayout:
         return params, distributions
 
 
-def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
+    if not url.startswith("sqlite:"):
+        return optuna.storages.RDBStorage(url)
     # concurrent writers on one SQLite file wait for the lock instead of failing at once
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
@@ -114,7 +116,7 @@ def _create_with_retries(
         try:
             backend: Any = storage
             if storage is not None and storage.startswith("sqlite:"):
-                backend = _sqlite_storage(storage)
+                backend = _rdb_storage(storage)
             return optuna.create_study(
                 storage=backend,
                 study_name=study_name,
@@ -173,17 +175,30 @@ class StudyRecorder:
         study: the study (from `open_study`).
         space: the search space (to express archs as Optuna params).
         objectives: the study's objectives, in the order of its directions.
+        url: the study's storage URL, for reads that bypass Optuna's cache (shared studies).
+        worker: this worker's id on a shared study (see `nas.search.claims`), kept with each
+            trial it writes.
     """
 
     def __init__(
-        self, study: optuna.Study, space: SearchSpace, objectives: Sequence[Objective]
+        self,
+        study: optuna.Study,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        *,
+        url: str | None = None,
+        worker: str | None = None,
     ) -> None:
         self.study = study
         self.objectives = list(objectives)
         self.layout = ParamLayout(space)
         self.pid = os.getpid()
         self.host = socket.gethostname()
-        self.owner = {"pid": self.pid, "host": self.host}
+        self.owner: dict[str, Any] = {"pid": self.pid, "host": self.host}
+        if worker is not None:
+            self.owner["worker"] = worker
+        self.url = url
+        self._uncached: optuna.storages.RDBStorage | None = None
         self._seen_numbers: set[int] = set()
 
     def _attrs(self, candidate: Candidate) -> dict[str, Any]:
@@ -230,38 +245,64 @@ class StudyRecorder:
         values = self._values(candidate)
         if values is not None:
             self.study.tell(trial, values)
-        elif candidate.extra.get("screened") or math.isfinite(candidate.violation):
-            self.study.tell(trial, state=TrialState.PRUNED)  # rejected unscored (cheap constraint)
+        elif (
+            candidate.extra.get("screened")
+            or candidate.extra.get("pending")
+            or math.isfinite(candidate.violation)
+        ):
+            # rejected unscored (cheap constraint, screen) or another worker's to score
+            self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, state=TrialState.FAIL)  # a metric could not be computed
 
-    def fail_stale(self) -> int:
-        """Mark RUNNING trials of dead processes on this host as FAIL; returns how many."""
+    def fail_stale(self, live: set[str] | None = None) -> int:
+        """Mark RUNNING trials of dead processes as FAIL; returns how many.
+
+        Dead: a process of this host that no longer exists, or (with `live`, the workers of a
+        shared study whose heartbeat is fresh) a worker not in `live`.
+        """
         count = 0
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get("owner") or {}
-            pid, host = owner.get("pid"), owner.get("host")
-            if host == self.host and pid is not None and not _alive(int(pid)):
+            pid, host, worker = owner.get("pid"), owner.get("host"), owner.get("worker")
+            gone = host == self.host and pid is not None and not _alive(int(pid))
+            if gone or (live is not None and worker is not None and worker not in live):
                 self.study.tell(trial.number, state=TrialState.FAIL)
                 count += 1
         return count
 
-    def poll(self) -> list[StoredEvaluation]:
+    def _scored_trials(self, *, fresh: bool) -> list[FrozenTrial]:
+        states = (TrialState.COMPLETE, TrialState.FAIL)
+        if not fresh or self.url is None:
+            return self.study.get_trials(deepcopy=False, states=states)
+        if self._uncached is None:  # Optuna's cache reads only trials newer than the last one
+            self._uncached = _rdb_storage(self.url)
+        study_id = self._uncached.get_study_id_from_name(self.study.study_name)
+        return self._uncached.get_all_trials(study_id, deepcopy=False, states=states)
+
+    def poll(self, *, fresh: bool = False) -> list[StoredEvaluation]:
         """Scored evaluations not returned by an earlier call, in trial order.
 
         FAIL trials count too when they carry metrics: a subnet whose metric could not be
-        computed (`--skip-missing`) is not scored again on resume.
+        computed (`--skip-missing`) is not scored again on resume. `fresh` reads every trial
+        from the database itself rather than through Optuna's cache (see `read_all`).
         """
-        fresh = []
-        states = (TrialState.COMPLETE, TrialState.FAIL)
-        for trial in self.study.get_trials(deepcopy=False, states=states):
+        new = []
+        for trial in self._scored_trials(fresh=fresh):
             if trial.number in self._seen_numbers:
                 continue
             self._seen_numbers.add(trial.number)
             stored = _stored(trial)
             if stored is not None:
-                fresh.append(stored)
-        return fresh
+                new.append(stored)
+        return new
+
+    def read_all(self) -> list[StoredEvaluation]:
+        """Every scored evaluation of the study, in trial order, read from the database
+        itself: Optuna's cache reads only trials with ids above the last finished one it saw,
+        and misses a trial whose transaction committed after a later one's."""
+        found = (_stored(trial) for trial in self._scored_trials(fresh=True))
+        return sorted((s for s in found if s is not None), key=lambda s: s.number)
 
 
 def _stored(trial: FrozenTrial) -> StoredEvaluation | None:

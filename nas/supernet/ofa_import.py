@@ -9,7 +9,6 @@ tensor is used and every shape matches, records the source in the manifest and w
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nas.artifacts import RunDir
+from nas.artifacts import RunDir, file_sha256
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.supernet import Supernet
 from nas.supernet.weights import save_weights
@@ -120,14 +119,6 @@ def detect_space(state: Mapping[str, Tensor], *, source: str) -> str:
         f"{source}: no tensor of OFAMobileNetV3 (final_expand_layer.*) or OFAResNets "
         "(input_stem.*); only those two OFA networks can be imported (not OFAProxylessNASNets)"
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def ofa_supernet(

@@ -15,6 +15,7 @@ from typing import Any
 from nas.config import differing_keys
 from nas.errors import ConfigError
 from nas.train.registry import TRAINERS, family_of
+from search_spaces import parse_space_options
 
 # the run stage (`RunDir.begin_stage`) a `nas train-supernet` run records these options under
 STAGE = "train-supernet"
@@ -122,6 +123,9 @@ class TrainConfig:
     image_size: int = 32  # images are stored at this size; 32 selects the small-input stem
     resolutions: tuple[int, ...] = (24, 28, 32)  # elastic resolution, resized on device
     width_mult: float | None = None  # None: the space's default
+    # more constructor arguments of the space, "KEY=VALUE" (e.g. nb201's channels=8 or
+    # cells_per_stage=2 to train a smaller supernet on a CPU budget)
+    space_options: tuple[str, ...] = ()
     # ofa-mbv3's small-input stem keeps 32 px maps 4x larger: ~12x the MACs of OFA's strides
     # at 32 px (CIFAR-grade accuracy, but far too slow for a minutes-long CPU run on digits).
     # None lets the space decide (small strides up to 64 px).
@@ -167,6 +171,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
+        options = self.space_options
+        if isinstance(options, str) or not isinstance(options, Sequence):
+            raise ConfigError(f"space_options: expected a list of KEY=VALUE, got {options!r}")
+        object.__setattr__(self, "space_options", tuple(str(option) for option in options))
+        parse_space_options(self.space_options)  # malformed options fail here, not mid-run
         phases = self.phases if self.phases is not None else ()
         if not isinstance(phases, Sequence):
             raise ConfigError(f"phases: expected a list, got {type(phases).__name__}")
@@ -248,6 +257,7 @@ class TrainConfig:
 # Options that change what is trained: `--resume` refuses a config that differs in these.
 RESUME_KEYS = (
     "space", "dataset", "data_dir", "image_size", "resolutions", "width_mult", "small_input",
+    "space_options",
     "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
     # DARTS searches (None for once-for-all runs, so older checkpoints still compare equal)

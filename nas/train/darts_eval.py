@@ -20,12 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from nas.artifacts import RunDir, atomic_save_with, atomic_write_json
+from nas.artifacts import RunDir, atomic_write_json
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
+from nas.train.standalone import STAGE, save_network
 from nas.train.trainer import LoopResult, SingleNetTrainer, StepOutput
 from search_spaces.darts.genotypes import genotype_string, load_genotype_argument
 from search_spaces.darts.network import NetworkCIFAR, count_parameters
@@ -33,7 +34,6 @@ from search_spaces.darts.ops import init_weights
 from search_spaces.darts.space import DartsSpace
 
 logger = logging.getLogger(__name__)
-STAGE = "train"  # the run stage of `nas train`
 
 
 @dataclass(frozen=True)
@@ -187,11 +187,7 @@ class GenotypeTrainer(SingleNetTrainer):
 
     def finish(self, result: LoopResult) -> dict[str, Any]:
         """Write `train/weights.safetensors` and `train/summary.json` (val and test top-1)."""
-        from safetensors.torch import save_file
-
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        atomic_save_with(self.run.sub("train", "weights.safetensors"),
-                         lambda p: save_file(state, p))
+        save_network(self.net, self.run.trained_weights)
         summary: dict[str, Any] = {
             "completed": result.completed, "epochs_done": result.epochs_done,
             "steps": result.steps,
@@ -207,7 +203,7 @@ class GenotypeTrainer(SingleNetTrainer):
 
 def _loop(trainer: GenotypeTrainer, run: RunDir,
           on_step: Callable[[StepLog], None] | None) -> TrainingLoop:
-    return TrainingLoop(trainer, run.path / "train", options=LoopOptions.of(trainer.config),
+    return TrainingLoop(trainer, run.train_dir, options=LoopOptions.of(trainer.config),
                         on_step=on_step, label=f"run '{run.name}'")
 
 

@@ -209,3 +209,37 @@ def test_supernet_mode_wiring_with_stand_ins(
     assert all({"arch", "top1", "latency_ms", "device"} <= set(row) for row in front)
     pareto = json.loads((runs_dir / "r1" / "search" / "cpu" / "pareto.json").read_text())
     assert pareto["device"] == "cpu" and len(pareto["constraints"]) == 2
+
+
+@pytest.mark.slow
+def test_workers_share_one_study_and_one_front(table_file: Path, runs_dir: Path) -> None:
+    args = search(table_file, "--tag", "w", "--workers", "3", "--budget", "40", "--json")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = runs_dir / "oracle-nb201" / "search" / "w"
+    study = optuna.load_study(study_name="w", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    ids = [t.user_attrs["arch_id"] for t in trials]
+    assert len(ids) == 40 and len(set(ids)) == 40  # the budget is the study's, none twice
+    assert len({t.user_attrs["owner"]["pid"] for t in trials}) >= 2
+    best = {t.number for t in study.best_trials}  # Optuna's own front of the whole study
+    front = {t.user_attrs["arch_id"] for t in trials if t.number in best}
+    assert {row["arch_id"] for row in json.loads(result.stdout)} == front
+    pareto = json.loads((out / "pareto.json").read_text())
+    assert {m["arch_id"] for m in pareto["front"]} == front
+    assert len((out / "trials.jsonl").read_text().splitlines()) == 40
+    # one process on the study later: the budget stays the study's, the front is all of it
+    again = runner.invoke(app, search(table_file, "--tag", "w", "--budget", "40", "--json"))
+    assert again.exit_code == 0, again.output
+    assert len(study.get_trials()) == 40
+    assert {row["arch_id"] for row in json.loads(again.stdout)} == front
+
+
+@pytest.mark.slow
+def test_failing_workers_stop_with_their_error(tmp_path: Path, runs_dir: Path) -> None:
+    table = tmp_path / "tiny.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in synthetic_table(0)[:50]))
+    result = runner.invoke(app, search(table, "--workers", "2"))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert "search worker" in lines[0] and "--skip-missing" in result.output, result.output

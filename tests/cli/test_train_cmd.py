@@ -14,6 +14,7 @@ from train_toy import NAME, register  # noqa: E402
 
 from cli import app  # noqa: E402
 from nas.artifacts import RunDir  # noqa: E402
+from tests.fixtures.cli_errors import one_error_line  # noqa: E402
 
 register()
 runner = CliRunner()
@@ -25,13 +26,6 @@ TINY = [
 
 def _train(*extra: str):
     return runner.invoke(app, ["train-supernet", *TINY, *extra])
-
-
-def _one_error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
 
 
 def test_train_then_eval(runs_dir: Path) -> None:
@@ -82,19 +76,19 @@ def test_config_file_and_flags_merge(runs_dir: Path, tmp_path: Path) -> None:
 
 
 def test_error_paths_are_one_line(runs_dir: Path, tmp_path: Path) -> None:
-    assert "CUDA is not available" in _one_error_line(_train("--run", "x", "--device", "cuda"))
-    assert "no checkpoint" in _one_error_line(_train("--run", "x", "--resume"))
+    assert "CUDA is not available" in one_error_line(_train("--run", "x", "--device", "cuda"))
+    assert "no checkpoint" in one_error_line(_train("--run", "x", "--resume"))
     assert _train("--run", "done", "--max-steps", "1").exit_code == 0
-    assert "pass --resume" in _one_error_line(_train("--run", "done", "--max-steps", "1"))
-    line = _one_error_line(_train("--run", "done", "--resume", "--method", "ps"))
+    assert "pass --resume" in one_error_line(_train("--run", "done", "--max-steps", "1"))
+    line = one_error_line(_train("--run", "done", "--resume", "--method", "ps"))
     assert "option 'method'" in line
     bad = tmp_path / "bad.yaml"
     bad.write_text("epoch: 3\n")
-    assert "unknown option 'epoch'" in _one_error_line(_train("--run", "y", "--config", str(bad)))
-    assert "method" in _one_error_line(_train("--run", "y", "--method", "bogus"))
-    assert "not found" in _one_error_line(runner.invoke(app, ["eval", "--run", "nope"]))
+    assert "unknown option 'epoch'" in one_error_line(_train("--run", "y", "--config", str(bad)))
+    assert "method" in one_error_line(_train("--run", "y", "--method", "bogus"))
+    assert "not found" in one_error_line(runner.invoke(app, ["eval", "--run", "nope"]))
     bad_arch = runner.invoke(app, ["eval", "--run", "done", "--subnet", '{"width": 3}'])
-    assert "expected one of" in _one_error_line(bad_arch)
+    assert "expected one of" in one_error_line(bad_arch)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="darts dispatch only checks the message")

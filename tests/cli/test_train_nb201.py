@@ -1,8 +1,7 @@
 """`nas train-supernet` on the NAS-Bench-201 supernet, end to end through the CLI.
 
-The trainer sizes a space only by classes, image channels and size, so the test registers
-`nb201` under another name with a tiny default network (C=4, one cell per stage): the same
-class, supernet and training path as `--space nb201`, at test speed.
+On the tiny NB201 space of tests/fixtures/tiny_nb201.py: the same class, supernet and training
+path as `--space nb201`, at test speed.
 """
 
 from __future__ import annotations
@@ -14,26 +13,10 @@ from typer.testing import CliRunner
 
 from cli import app
 from nas.artifacts import RunDir
-from search_spaces import SPACES, register_space
-from search_spaces.nb201 import NB201Space
+from tests.fixtures.tiny_nb201 import ARCH, register
 
 runner = CliRunner()
-NAME = "nb201-tiny-cli"
-
-
-class TinyNB201Space(NB201Space):
-    name = NAME
-
-    def __init__(self, *, num_classes: int = 10, image_size: int = 16, in_channels: int = 3,
-                 channels: int = 4, cells_per_stage: int = 1) -> None:
-        super().__init__(num_classes=num_classes, image_size=image_size, in_channels=in_channels,
-                         channels=channels, cells_per_stage=cells_per_stage)
-
-
-if NAME not in SPACES:
-    register_space(NAME)(TinyNB201Space)
-ARCH = {"edge_1_0": "nor_conv_3x3", "edge_2_0": "skip_connect", "edge_2_1": "nor_conv_1x1",
-        "edge_3_0": "none", "edge_3_1": "avg_pool_3x3", "edge_3_2": "nor_conv_3x3"}
+NAME = register()
 
 
 def test_train_three_steps_then_eval(runs_dir: Path, tmp_path: Path) -> None:
@@ -69,3 +52,18 @@ def test_nb201_trains_single_path_with_spos(runs_dir: Path) -> None:
     lines = (RunDir(runs_dir, "sp").path / "supernet" / "metrics.jsonl").read_text().splitlines()
     record = json.loads(lines[-1])
     assert record["phase"] == "spos" and "loss_random" in record and "loss_largest" not in record
+
+
+def test_space_options_size_the_supernet(runs_dir: Path) -> None:
+    result = runner.invoke(app, [
+        "train-supernet", "--space", "nb201", "--space-option", "channels=4",
+        "--space-option", "cells_per_stage=1", "--dataset", "synthetic", "--image-size", "16",
+        "--batch-size", "8", "--epochs", "1", "--max-steps", "1", "--run", "small", "--quiet",
+    ])
+    assert result.exit_code == 0, result.output
+    kwargs = RunDir(runs_dir, "small").manifest()["space"]["kwargs"]
+    assert kwargs["channels"] == 4 and kwargs["cells_per_stage"] == 1
+    wrong = runner.invoke(app, ["train-supernet", "--space", "nb201", "--space-option",
+                                "colour=4", "--dataset", "synthetic", "--run", "bad"])
+    assert wrong.exit_code == 2 and "colour" in wrong.output and "channels" in wrong.output
+    assert not (runs_dir / "bad" / "supernet").exists()

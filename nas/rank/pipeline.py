@@ -1,0 +1,371 @@
+"""`nas rank` end to end: sample subnets, score them, compare the scores with a truth, report.
+
+1. The subnets: `sample_by_size` over the truth table's subnets (every one has a truth), else
+   over the space (`--standalone`).
+2. The scorers: `supernet` (a run's inherited val top-1 after BN recalibration), `params` and
+   `macs` (always, the baselines), the zero-cost proxies asked for and `combined`.
+3. The truth: a table (`--truth FILE`), or each subnet trained alone with the run's data and
+   options (`--standalone K`, K subnets), each training resumable and kept.
+4. The metrics with bootstrap intervals and the report folder (`report.json`, `subnets.csv`,
+   `scatter.png`), beside `scores.jsonl` (see `nas.rank.scores`: a rerun recomputes nothing).
+
+Folders: `runs/NAME/rank/TAG/` with a run, `runs/_rank/<space>...-<dataset>-<side>px/rank/TAG/`
+without (`nas.artifacts.standalone_rank`); stand-alone trainings in `TAG/standalone/<arch_id>/`.
+This package never imports training: the caller passes the stand-alone trainer (`nas rank`
+passes `nas.train.subnet.train_for_ranking`), as search receives its scorers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from nas.artifacts import RunDir, RunLayout, file_sha256, standalone_rank
+from nas.config import config_to_dict
+from nas.data import DatasetSplits, load_dataset
+from nas.errors import ConfigError
+from nas.rank.combined import DEFAULT_MEMBERS, rank_average
+from nas.rank.metrics import RankingMetrics, ranking_metrics
+from nas.rank.report import SCATTER_PNG, RankedSubnet, write_report
+from nas.rank.sampling import SampledSubnet, sample_by_size
+from nas.rank.scores import ScoreLog
+from nas.rank.scoring import (
+    COMBINED,
+    SIZE_PROXIES,
+    ProxyScorer,
+    parse_proxies,
+    proxies_to_compute,
+    proxy_batches,
+)
+from nas.rank.truth import TruthTable, read_truth
+from nas.runtime import resolve_device
+from nas.supernet.trained import TrainedSupernet
+from nas.supernet.weights import weights_path
+from search_spaces import create_sized_space, parse_space_options
+from search_spaces.base import SearchSpace
+
+SUPERNET = "supernet"  # the scorer of a run: inherited val top-1 (%), BN recalibrated
+TRUTH = "truth"  # the stand-alone top-1 in scores.jsonl (--standalone)
+
+
+class TrainAlone(Protocol):
+    """Trains `arch` alone in `layout.train_dir` (resuming it) and returns its test top-1 (%)."""
+
+    def __call__(
+        self, space: SearchSpace, arch: Mapping[str, Any], layout: RunLayout, *,
+        splits: DatasetSplits, run_config: Mapping[str, Any], epochs: int | None,
+        max_steps: int | None, device: str, progress: Callable[[int, int], None] | None = None,
+    ) -> float: ...
+
+
+@dataclass(frozen=True)
+class RankConfig:
+    """Options of `nas rank` (flags > --config file > these defaults)."""
+
+    samples: int = 200  # subnets ranked against a truth table
+    seed: int = 0  # the sample, the bootstrap, proxies' weights and batches
+    bins: int = 5  # size bins the sample is stratified over
+    truth: str | None = None  # JSONL {"arch", "top1"} or CSV table
+    truth_column: str | None = None  # default: <dataset>_test_top1, else top1
+    standalone: int | None = None  # K subnets trained alone as the truth (needs a run)
+    standalone_epochs: int | None = None  # default: the run's epochs
+    standalone_steps: int | None = None  # stop each training after this many steps
+    proxies: str = ""  # comma-separated registered proxies and `combined`
+    bootstrap: int = 1000  # resamples of the intervals (0: none)
+    proxy_batch_size: int = 64
+    proxy_batches: int = 1
+    batch_size: int = 256  # supernet evaluation (and its BN calibration) batch size
+    threads: int | None = None  # torch CPU threads while scoring (None: torch's default)
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for key, low in (("samples", 2), ("bins", 1), ("bootstrap", 0), ("batch_size", 1)):
+            if int(getattr(self, key)) < low:
+                raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got "
+                                  f"{getattr(self, key)}")
+        for key, low in (("standalone", 2), ("standalone_epochs", 1), ("standalone_steps", 1),
+                         ("threads", 1)):
+            value = getattr(self, key)
+            if value is not None and value < low:
+                raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got {value}")
+        if (self.truth is None) == (self.standalone is None):
+            raise ConfigError("expected one ground truth: --truth FILE or --standalone K, got "
+                              + ("both" if self.truth else "neither"))
+
+
+@dataclass(frozen=True)
+class RankTarget:
+    """Whose subnets: a run's (its space, data and supernet), or a space on a dataset."""
+
+    runs_dir: Path
+    run: str | None = None
+    space: str | None = None
+    dataset: str | None = None  # default: digits
+    data_dir: str | None = None
+    image_size: int | None = None
+    space_options: tuple[str, ...] = ()
+    tag: str | None = None  # default: the truth file's name, or "standalone"
+
+
+class RankObserver:
+    """What `rank_subnets` reports; every hook does nothing.
+
+    Lifecycle: `started(total, done)` once (`done` subnets are already scored in the folder),
+    then per subnet `training(arch_id, step, total)` while it trains alone (`--standalone`)
+    and `scored(arch_id, fresh)` when its scores exist; `stopped()` always at the end.
+    """
+
+    def started(self, total: int, done: int) -> None:
+        """Scoring starts."""
+
+    def training(self, arch_id: str, step: int, total: int) -> None:
+        """A subnet trains alone: `step` of `total`."""
+
+    def scored(self, arch_id: str, fresh: bool) -> None:
+        """One more subnet is scored (`fresh`: now, not read from scores.jsonl)."""
+
+    def stopped(self) -> None:
+        """Scoring ended (done or failed)."""
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """A finished ranking: the report written and where."""
+
+    folder: Path
+    report: dict[str, Any]
+    metrics: dict[str, RankingMetrics]
+    computed: int  # subnets scored by this call (the others came from scores.jsonl)
+
+    @property
+    def scatter(self) -> Path:
+        return self.folder / SCATTER_PNG
+
+
+@dataclass(frozen=True)
+class _Setup:
+    space: SearchSpace
+    splits: DatasetSplits
+    trained: TrainedSupernet | None
+    folder: Path
+    dataset: str
+    run: str | None
+    data: dict[str, Any]  # run-less: the data options (a run's are in its weights)
+
+
+def rank_subnets(
+    cfg: RankConfig, target: RankTarget, *, observer: RankObserver | None = None,
+    train_alone: TrainAlone | None = None,
+) -> RankResult:
+    """Rank subnets of `target` against a truth with every scorer (see the module docstring).
+
+    Args:
+        train_alone: trains a subnet alone; required with `cfg.standalone`.
+
+    Raises:
+        ConfigError: inconsistent options, a sample larger than the subnets available, or a
+            folder holding scores computed with other settings.
+        ArtifactError: a truth table whose subnets are not of the space (or unreadable).
+    """
+    observer = observer or RankObserver()
+    proxies = parse_proxies(cfg.proxies)
+    if cfg.standalone is not None and target.run is None:
+        raise ConfigError("--standalone: expected --run NAME (subnets train alone with the "
+                          "run's data and options)")
+    if cfg.standalone is not None and train_alone is None:
+        raise ConfigError("--standalone: expected a stand-alone trainer, got none; pass "
+                          "train_alone=nas.train.subnet.train_for_ranking")
+    setup = _setup(cfg, target)
+    truth = None
+    if cfg.truth is not None:
+        truth = read_truth(Path(cfg.truth), setup.space, dataset=setup.dataset,
+                           column=cfg.truth_column)
+    subnets = sample_by_size(
+        setup.space, cfg.standalone or cfg.samples, np.random.default_rng(cfg.seed),
+        bins=cfg.bins, candidates=None if truth is None else list(truth.archs.values()),
+    )
+    log = ScoreLog(setup.folder, _settings(cfg, setup))
+    scorers = [*([SUPERNET] if setup.trained else []),
+               *(p for p in proxies_to_compute(proxies) if p not in SIZE_PROXIES)]
+    needed = [*scorers, *([TRUTH] if truth is None else [])]
+    computed = _score_all(cfg, setup, subnets, log, needed, observer, train_alone)
+    columns = _columns(subnets, log, scorers, proxies)
+    truths = [truth.lookup(s.arch) if truth else log.values[s.arch_id][TRUTH] for s in subnets]
+    metrics = ranking_metrics(truths, columns, rng=np.random.default_rng(cfg.seed),
+                              resamples=cfg.bootstrap)
+    ranked = [RankedSubnet(s, value, {n: float(c[i]) for n, c in columns.items()},
+                           _seconds(log, s.arch_id, columns))
+              for i, (s, value) in enumerate(zip(subnets, truths, strict=True))]
+    report = write_report(setup.folder, ranked, metrics, settings={
+        "space": setup.space.spec(), "run": setup.run, "dataset": setup.dataset,
+        "tag": setup.folder.name, "truth": _truth_settings(cfg, truth),
+        **{k: v for k, v in config_to_dict(cfg).items() if k not in ("truth", "truth_column")},
+    })
+    return RankResult(setup.folder, report, metrics, computed)
+
+
+def _setup(cfg: RankConfig, target: RankTarget) -> _Setup:
+    tag = target.tag or _default_tag(cfg)
+    if target.run is not None:
+        given = {"--space": target.space, "--space-option": target.space_options or None,
+                 "--dataset": target.dataset, "--data-dir": target.data_dir,
+                 "--image-size": target.image_size}
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra:
+            raise ConfigError(f"{', '.join(extra)}: options of a ranking without --run; a "
+                              "run's space, data and supernet come from the run")
+        run = RunDir(target.runs_dir, target.run).require()
+        trained = TrainedSupernet.load(run, resolve_device(cfg.device))
+        return _Setup(trained.space, trained.splits, trained, run.rank_dir(tag),
+                      trained.settings.dataset, run.name, {})
+    if target.space is None:
+        raise ConfigError("expected --run NAME (a trained supernet) or --space SPACE "
+                          "(training-free scorers only)")
+    dataset = target.dataset or "digits"
+    splits = load_dataset(dataset, image_size=target.image_size, seed=cfg.seed,
+                          data_dir=Path(target.data_dir) if target.data_dir else None)
+    options = parse_space_options(target.space_options)
+    space = create_sized_space(target.space, num_classes=splits.num_classes,
+                               in_channels=splits.channels, image_size=splits.image_size,
+                               options=options)
+    layout = standalone_rank(target.runs_dir, target.space, dataset=dataset,
+                             side=splits.image_size, options=options)
+    data = {"dataset": dataset, "data_dir": target.data_dir, "image_size": splits.image_size}
+    return _Setup(space, splits, None, layout.rank_dir(tag), dataset, None, data)
+
+
+def _default_tag(cfg: RankConfig) -> str:
+    if cfg.truth is None:
+        return "standalone"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", Path(cfg.truth).stem).lstrip(".") or "truth"
+
+
+def _settings(cfg: RankConfig, setup: _Setup) -> dict[str, Any]:
+    """What the scores in the folder depend on (`ScoreLog` refuses a mix)."""
+    # retrained weights must not reuse the old scores
+    weights = None if setup.trained is None else file_sha256(weights_path(setup.trained.run))
+    return {
+        "space": setup.space.spec(), "data": setup.data, "supernet_weights": weights,
+        "seed": cfg.seed, "batch_size": cfg.batch_size if weights else None,
+        "proxy_batch_size": cfg.proxy_batch_size, "proxy_batches": cfg.proxy_batches,
+        "standalone": None if cfg.standalone is None else
+        {"epochs": cfg.standalone_epochs, "steps": cfg.standalone_steps},
+    }
+
+
+@contextlib.contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `count` while scoring, then given back."""
+    if count is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _score_all(
+    cfg: RankConfig, setup: _Setup, subnets: list[SampledSubnet], log: ScoreLog,
+    needed: list[str], observer: RankObserver, train_alone: TrainAlone | None,
+) -> int:
+    """Compute every missing score, logging each subnet's as soon as it exists."""
+    proxies = [name for name in needed if name not in (SUPERNET, TRUTH)]
+    computed = 0
+    with _threads(cfg.threads):
+        scorer = None
+        if proxies:
+            batches = proxy_batches(setup.splits, batch_size=cfg.proxy_batch_size,
+                                    batches=cfg.proxy_batches, seed=cfg.seed)
+            device = resolve_device(cfg.device)
+            scorer = (ProxyScorer(setup.trained.net, batches, seed=cfg.seed, device=device)
+                      if setup.trained else
+                      ProxyScorer.fresh(setup.space, batches, seed=cfg.seed, device=device))
+        done = sum(not log.missing(s.arch_id, needed) for s in subnets)
+        observer.started(len(subnets), done)
+        try:
+            for subnet in subnets:
+                missing = log.missing(subnet.arch_id, needed)
+                if missing:
+                    _score_one(cfg, setup, subnet, missing, log, scorer, observer, train_alone)
+                    computed += 1
+                observer.scored(subnet.arch_id, bool(missing))
+        finally:
+            observer.stopped()
+    return computed
+
+
+def _score_one(
+    cfg: RankConfig, setup: _Setup, subnet: SampledSubnet, missing: list[str], log: ScoreLog,
+    scorer: ProxyScorer | None, observer: RankObserver, train_alone: TrainAlone | None,
+) -> None:
+    values: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    if SUPERNET in missing and setup.trained is not None:
+        start = time.perf_counter()
+        metrics = setup.trained.evaluate(subnet.arch, split="val", batch_size=cfg.batch_size)
+        values[SUPERNET], seconds[SUPERNET] = float(metrics["top1"]), time.perf_counter() - start
+    names = [name for name in missing if name not in (SUPERNET, TRUTH)]
+    if names and scorer is not None:
+        for name, score in scorer.score(subnet.arch, names).items():
+            values[name], seconds[name] = score.value, score.seconds
+    log.add(subnet.arch_id, values, seconds)  # before a long training: a kill keeps these
+    if TRUTH in missing and train_alone is not None and setup.trained is not None:
+        start = time.perf_counter()
+        top1 = train_alone(
+            setup.space, subnet.arch, RunLayout(setup.folder / "standalone" / subnet.arch_id),
+            splits=setup.splits, run_config=setup.trained.train_config,
+            epochs=cfg.standalone_epochs, max_steps=cfg.standalone_steps, device=cfg.device,
+            progress=lambda step, total: observer.training(subnet.arch_id, step, total),
+        )
+        log.add(subnet.arch_id, {TRUTH: top1}, {TRUTH: time.perf_counter() - start})
+
+
+def _columns(
+    subnets: list[SampledSubnet], log: ScoreLog, scorers: list[str], proxies: list[str]
+) -> dict[str, np.ndarray]:
+    """Each scorer's values in sample order: supernet, the baselines, proxies, combined."""
+    columns = {name: np.array([log.values[s.arch_id][name] for s in subnets])
+               for name in scorers}
+    columns["params"] = np.array([float(s.params) for s in subnets])
+    columns["macs"] = np.array([float(s.macs) for s in subnets])
+    order = [*([SUPERNET] if SUPERNET in columns else []), *SIZE_PROXIES,
+             *(p for p in proxies_to_compute(proxies) if p not in SIZE_PROXIES)]
+    ordered = {name: columns[name] for name in order}
+    if COMBINED in proxies:
+        ordered[COMBINED] = rank_average(ordered, DEFAULT_MEMBERS)
+    return ordered
+
+
+def _seconds(log: ScoreLog, arch_id: str, columns: Mapping[str, Any]) -> dict[str, float]:
+    """Each scorer's cost for one subnet (sizes are free; `combined` costs its members)."""
+    known = log.seconds.get(arch_id, {})
+    seconds = {name: known.get(name, 0.0) for name in columns if name != COMBINED}
+    if COMBINED in columns:
+        seconds[COMBINED] = sum(seconds.get(m, 0.0) for m in DEFAULT_MEMBERS)
+    if TRUTH in known:
+        seconds[TRUTH] = known[TRUTH]
+    return seconds
+
+
+def _truth_settings(cfg: RankConfig, truth: TruthTable | None) -> dict[str, Any]:
+    if truth is not None:
+        return {"source": truth.source, "column": truth.column}
+    return {"standalone": cfg.standalone, "epochs": cfg.standalone_epochs,
+            "steps": cfg.standalone_steps}
+
+
+__all__ = [
+    "SUPERNET", "RankConfig", "RankObserver", "RankResult", "RankTarget", "TrainAlone",
+    "rank_subnets",
+]

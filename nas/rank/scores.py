@@ -1,0 +1,84 @@
+"""The scores of a ranking, kept as they are computed: `scores.jsonl` and `settings.json`.
+
+Every subnet's scores are appended to `scores.jsonl` (one line per subnet and batch of scorers,
+`{"arch_id", "scores": {SCORER: value}, "seconds": {SCORER: s}}`, `-Infinity` allowed) the
+moment they exist, so a ranking killed at any point and started again with the same options
+recomputes nothing it had finished. `settings.json` records what the scores depend on (space,
+seeds, proxy batches, the supernet's weights, stand-alone training); a rerun whose settings
+differ is refused instead of mixing scores of two settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nas.artifacts import append_jsonl, atomic_write_json, read_json, read_jsonl
+from nas.errors import ConfigError
+
+SCORES = "scores.jsonl"
+SETTINGS = "settings.json"
+
+
+class ScoreLog:
+    """The scores already computed in a ranking folder, and where new ones go.
+
+    Args:
+        folder: the ranking folder (`runs/NAME/rank/TAG/`).
+        settings: what the scores depend on (JSON-able); checked against the folder's.
+
+    Raises:
+        ConfigError: the folder holds scores computed with other settings.
+    """
+
+    def __init__(self, folder: Path, settings: Mapping[str, Any]) -> None:
+        self.folder = folder
+        self.path = folder / SCORES
+        recorded_path = folder / SETTINGS
+        current = _plain(settings)
+        if recorded_path.is_file() and self.path.is_file():
+            recorded = read_json(recorded_path)
+            changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
+            if changed:
+                raise ConfigError(
+                    f"{folder} holds scores computed with other settings ('{changed[0]}' was "
+                    f"{recorded.get(changed[0])!r}, got {current.get(changed[0])!r}); rerun "
+                    "with the same options, or pick another --tag"
+                )
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(recorded_path, current)
+        self.values: dict[str, dict[str, float]] = {}
+        self.seconds: dict[str, dict[str, float]] = {}
+        for record in read_jsonl(self.path):
+            self._merge(str(record["arch_id"]), record["scores"], record.get("seconds") or {})
+
+    def missing(self, arch_id: str, scorers: list[str]) -> list[str]:
+        """Those of `scorers` without a value for `arch_id` yet."""
+        known = self.values.get(arch_id, {})
+        return [name for name in scorers if name not in known]
+
+    def add(self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float]) -> None:
+        """Record new scores of one subnet (appended at once)."""
+        if not scores:
+            return
+        append_jsonl(self.path, {"arch_id": arch_id, "scores": dict(scores),
+                                 "seconds": dict(seconds)})
+        self._merge(arch_id, scores, seconds)
+
+    def _merge(
+        self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float]
+    ) -> None:
+        self.values.setdefault(arch_id, {}).update({k: float(v) for k, v in scores.items()})
+        self.seconds.setdefault(arch_id, {}).update({k: float(v) for k, v in seconds.items()})
+
+
+def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` as they read back from JSON (tuples become lists), so both compare equal."""
+    import json
+
+    plain: dict[str, Any] = json.loads(json.dumps(dict(settings), sort_keys=True, default=str))
+    return plain
+
+
+__all__ = ["SCORES", "SETTINGS", "ScoreLog"]
