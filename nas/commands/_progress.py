@@ -122,8 +122,10 @@ class Bars:
         if self.rich is not None:
             self.rich.stop()
         elif self.enabled:
-            for task in self.tasks.values():  # where each ended, unless just printed
-                if task.printed != task.completed:
+            # where each ended, unless just printed or never begun (a failed start ends
+            # with its one-line error only)
+            for task in self.tasks.values():
+                if task.first_done is not None and task.printed != task.completed:
                     self._line(task)
 
     def add_task(self, description: str, *, total: float | None = None, **fields: Any) -> int:
