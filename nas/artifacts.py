@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -164,6 +165,33 @@ def environment() -> dict[str, Any]:
                 continue
         info[module] = getattr(mod, "__version__", "unknown")
     return info
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stage_status(info: Mapping[str, Any]) -> str:
+    """A stage's status as recorded, except that a "running" stage whose writer process is
+    gone (same machine, PID not alive) is "interrupted": a killed command cannot say so itself.
+
+    A writer on another machine cannot be checked and stays "running".
+    """
+    status = str(info.get("status", "?"))
+    writer = info.get("writer")
+    if status != "running" or not isinstance(writer, Mapping):
+        return status
+    pid, host = writer.get("pid"), writer.get("host")
+    if host == socket.gethostname() and isinstance(pid, int) and not process_alive(pid):
+        return "interrupted"
+    return status
 
 
 def check_run_name(name: str) -> str:
@@ -365,6 +393,8 @@ class RunDir(RunLayout):
             "seed": seed,
             "device": device,
             "environment": environment(),
+            # `stage_status` tells a killed writer's stage from a running one by this
+            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         manifest["updated"] = now_iso()
         atomic_write_json(self.manifest_path, manifest)

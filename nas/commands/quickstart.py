@@ -50,14 +50,14 @@ class RichQuickstartObserver(QuickstartObserver):
         console.print(f"[dim]  {title}: {seconds:.0f} s[/dim]")
 
     def train_step(self, log: StepLog) -> None:
-        from nas.commands.train import TrainProgress
+        from nas.commands._progress import TrainProgress
 
         if self.bar is None:
             self.bar = TrainProgress(True).__enter__()
         self.bar.update(log)
 
     def trained(self, run: RunDir, summary: TrainSummary) -> None:
-        from nas.commands.train import summary_table
+        from nas.commands._train_view import summary_table
         from nas.supernet.weights import weights_path
 
         self.close()

@@ -8,15 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from nas.artifacts import RunDir, list_run_names
+from nas.artifacts import RunDir, list_run_names, stage_status
 from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
 
 app = typer.Typer(help="List and inspect run folders.", no_args_is_help=True)
-
-
-def _stage_summary(manifest: dict[str, Any]) -> str:
-    stages = manifest.get("stages", {})
-    return ", ".join(f"{name}:{info.get('status', '?')}" for name, info in stages.items()) or "-"
 
 
 @app.command("list")
@@ -32,7 +27,7 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
                 "space": (manifest.get("space") or {}).get("name"),
                 "created": manifest.get("created"),
                 "updated": manifest.get("updated"),
-                "stages": {k: v.get("status") for k, v in manifest.get("stages", {}).items()},
+                "stages": {k: stage_status(v) for k, v in manifest.get("stages", {}).items()},
             }
         )
     if as_json:
@@ -75,7 +70,7 @@ def show_run(
     table.add_column("took", justify="right", no_wrap=True)
     table.add_column("result", overflow="fold", ratio=1)  # folded, never cut with "..."
     for stage, info in sorted(manifest.get("stages", {}).items(), key=_pipeline_order):
-        table.add_row(stage, _status(str(info.get("status"))),
+        table.add_row(stage, _status(stage_status(info)),
                       str(info.get("started") or "-")[:16].replace("T", " "),
                       _took(info), stage_result(stage, info.get("summary") or {}))
     console.print(table)
