@@ -82,6 +82,25 @@ def show_run(
     console.print("files: " + (", ".join(files) if files else "-"))
 
 
+@app.command("plot")
+def plot_run(
+    name: Annotated[str, typer.Argument(help="Run name (a folder under the runs folder).")],
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Redraw the run's training curves (curves.png beside each metrics.jsonl), also while it
+    trains or after it was killed."""
+    from nas.errors import ArtifactError
+    from nas.train.curves import plot_run_curves
+
+    run = RunDir(resolve_runs_dir(runs_dir), name).require()
+    drawn = plot_run_curves(run, name=name)
+    if not drawn:
+        raise ArtifactError(f"run '{name}' has no training log with steps yet "
+                            f"({run.supernet_dir / 'metrics.jsonl'}); train it first")
+    for png in drawn:
+        console.print(f"wrote {png}", soft_wrap=True)
+
+
 # stages listed as the pipeline runs them; a stage's position is that of its prefix
 _PIPELINE = ("train-supernet", "import-supernet", "train", "profile", "search", "export",
              "finetune")

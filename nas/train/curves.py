@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import atomic_save_with, read_jsonl
+from nas.artifacts import RunLayout, atomic_save_with, read_jsonl
 
 CURVES = "curves.png"
+METRICS = "metrics.jsonl"  # the loop's default log name
 # panels: (title, metric-name prefixes or names); a panel with no data is left out
 _PANELS = (
     ("loss", ("loss",)),
@@ -80,4 +81,15 @@ def plot_curves(metrics_file: Path, out: Path | None = None, *, title: str = "")
     return target
 
 
-__all__ = ["CURVES", "plot_curves"]
+def plot_run_curves(run: RunLayout, *, name: str = "") -> list[Path]:
+    """Redraw `curves.png` of every training log of `run` (the supernet's, the network's
+    trained alone), also of a training still running or killed; the PNGs drawn."""
+    drawn = []
+    for folder, what in ((run.supernet_dir, "supernet"), (run.train_dir, "trained alone")):
+        png = plot_curves(folder / METRICS, title=f"training curves: {name} ({what})")
+        if png is not None:
+            drawn.append(png)
+    return drawn
+
+
+__all__ = ["CURVES", "plot_curves", "plot_run_curves"]

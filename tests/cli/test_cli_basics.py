@@ -93,3 +93,18 @@ def test_runs_show_lists_stages_in_pipeline_order_with_results(runs_dir: Path) -
     assert search == "front of 7 from 40 scored"
     listed = runner.invoke(app, ["runs", "list"])
     assert listed.output.index("train-supernet:done") < listed.output.index("search-default")
+
+
+def test_runs_plot_redraws_the_curves_of_a_killed_training(runs_dir: Path) -> None:
+    run = RunDir(runs_dir, "killed")
+    run.begin_stage("train-supernet", config={})
+    log = run.sub("supernet", "metrics.jsonl")
+    log.write_text("".join(json.dumps({"step": s, "loss": 2.0 / s, "lr": 0.1}) + "\n"
+                           for s in range(1, 6)))
+    result = runner.invoke(app, ["runs", "plot", "killed"])
+    assert result.exit_code == 0, result.output
+    png = run.supernet_dir / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "curves.png" in result.output
+    log.write_text("")
+    empty = runner.invoke(app, ["runs", "plot", "killed"])
+    assert empty.exit_code == 2 and "no training log" in empty.output
