@@ -293,7 +293,7 @@ class TrainingLoop:
                     window = self._log(phase, epoch, window)
                 ended = self.position.phase != index or self.position.epoch != epoch
                 record = self._end_epoch(phase, epoch, run_epoch, epoch_window) if ended else None
-                self._report(index, output, speed, record)
+                self._report(index, epoch, output, speed, record)
                 if self._stop_requested():
                     self._log(phase, epoch, window)
                     self.checkpoint()
@@ -342,7 +342,8 @@ class TrainingLoop:
         return self.dist.rank0_flag(flag)
 
     def _report(
-        self, index: int, output: StepOutput, speed: float, record: dict[str, Any] | None
+        self, index: int, epoch: int, output: StepOutput, speed: float,
+        record: dict[str, Any] | None,
     ) -> None:
         if self.on_step is None:
             return
@@ -351,7 +352,7 @@ class TrainingLoop:
             phase=self.phases[index].name,
             phase_index=index,
             num_phases=len(self.phases),
-            epoch=self.position.epoch,
+            epoch=epoch,  # the step's own (the position has moved on after an epoch's last)
             step=self.position.step,
             total_steps=min(self.total_steps, limit or self.total_steps),
             loss=output.loss,
