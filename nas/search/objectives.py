@@ -100,7 +100,8 @@ def predictor_latency(run: RunDir, device: str, space: SearchSpace) -> LatencySo
     """`latency_ms` from `device`'s latency predictor in `run` (see `nas profile`)."""
     from predictors.io import load_predictor, predictor_warning
 
-    model, meta = load_predictor(run, device, space=space)
+    # not logged here: the search's observer shows `LatencySource.warning` once
+    model, meta = load_predictor(run, device, space=space, warn=False)
 
     def evaluate(archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.asarray(model.predict(archs), dtype=np.float64)
