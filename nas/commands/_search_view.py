@@ -71,7 +71,8 @@ class RichSearchObserver(SearchObserver):
 
 
 def show_search(search: DeviceSearch) -> None:
-    """Measurement note, what the search did, the front as a table, the files written."""
+    """Measurement note, what the search did, the front as a table (each member's whole
+    architecture below it), the files written."""
     result, device = search.result, search.problem.device
     if search.note:
         console.print(f"[dim]{search.note}[/dim]")
@@ -98,6 +99,9 @@ def show_search(search: DeviceSearch) -> None:
     )
     console.print(front_table(title, result.front, search.problem.objectives, search.measured,
                               search.problem.constraints))
+    for index, candidate in enumerate(result.front):  # whole, below: a table would cut them
+        console.print(f"#{index} {candidate.arch_id}: {canonical_json(candidate.arch)}",
+                      soft_wrap=True, highlight=False)
     over = [c for c in result.front if c.arch_id in search.measured
             and measured_over(search.measured[c.arch_id], search.problem.constraints)]
     if over:
@@ -119,10 +123,10 @@ def front_table(
         for m in ("latency_ms", "macs", "params")
         if front and m in front[0].values and m not in {o.name for o in objectives}
     ]
-    for column in ("#", "arch_id", *metrics, *(["measured ms"] if measured else [])):
-        table.add_column(column, justify="right")
-    # the whole subnet, folded over lines when narrow: a cut one cannot be copied
-    table.add_column("arch", justify="left", overflow="fold", min_width=20)
+    table.add_column("#", justify="right")
+    table.add_column("arch_id", no_wrap=True, min_width=12)  # whole: `--pick` users copy it
+    for column in (*metrics, *(["measured ms"] if measured else [])):
+        table.add_column(column, justify="right", overflow="fold")
     for index, candidate in enumerate(front):
         cells = [str(index), candidate.arch_id]
         cells += [_fmt(m, candidate.values.get(m)) for m in metrics]
@@ -130,7 +134,6 @@ def front_table(
             value = measured.get(candidate.arch_id)
             over = value is not None and measured_over(value, constraints)
             cells.append(_fmt("latency_ms", value) + (" [red]over[/red]" if over else ""))
-        cells.append(canonical_json(candidate.arch))
         table.add_row(*cells)
     return table
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from nas.artifacts import RunDir
@@ -83,9 +84,14 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
         f"{cx['params'] / 1e6:.2f} M params"
         + (f", {macs / 1e6:.1f} M MACs" if isinstance(macs, (int, float)) else "")
     )
-    table = Table(title="parity of the written files with the source model (validation data)")
-    for column in ("format", "file", "form", "max |diff|", "limit", "val top-1", "ok"):
-        table.add_column(column, overflow="fold")
+    # no vertical rules: 80 columns then hold every cell whole but the file name
+    table = Table(title="parity of the written files with the source model (validation data)",
+                  box=box.SIMPLE_HEAD)
+    # at 80 columns: short cells kept whole, the file name folded, the form wrapped at words
+    for column in ("format", "file", "form", "|diff|", "limit", "top-1", "ok"):
+        table.add_column(column, overflow="fold" if column == "file" else "ellipsis",
+                         no_wrap=column not in ("file", "form"),
+                         min_width=len("channels-last,") if column == "form" else None)
     deploy = metrics.get("deploy") or {}
     for name, p in metrics["parity"].items():
         form = ((deploy.get(name) or {}).get("form") or {}).get("label", "as stored")
