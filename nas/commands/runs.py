@@ -38,12 +38,12 @@ def list_runs(runs_dir: RunsDirOption = None, as_json: JsonOption = False) -> No
         return
     table = Table(title=f"runs in {root}")
     for column in ("name", "space", "stages", "updated"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "updated")
     for row in rows:
         assert isinstance(row["stages"], dict)
         ordered = sorted(row["stages"].items(), key=lambda kv: _pipeline_order((kv[0], {})))
         stages = ", ".join(f"{k}:{v}" for k, v in ordered) or "-"
-        table.add_row(str(row["name"]), str(row["space"] or "-"), stages, str(row["updated"]))
+        table.add_row(str(row["name"]), str(row["space"] or "-"), stages, _minute(row["updated"]))
     console.print(table)
 
 
@@ -64,14 +64,14 @@ def show_run(
     if manifest.get("space"):
         console.print(f"space: {json.dumps(manifest['space'])}")
     table = Table(title="stages (pipeline order)")
-    table.add_column("stage", overflow="fold")
+    table.add_column("stage", no_wrap=True)
     table.add_column("status")
     table.add_column("started", no_wrap=True)
     table.add_column("took", justify="right", no_wrap=True)
     table.add_column("result", overflow="fold", ratio=1)  # folded, never cut with "..."
     for stage, info in sorted(manifest.get("stages", {}).items(), key=_pipeline_order):
         table.add_row(stage, _status(stage_status(info)),
-                      str(info.get("started") or "-")[:16].replace("T", " "),
+                      _minute(info.get("started")),
                       _took(info), stage_result(stage, info.get("summary") or {}))
     console.print(table)
     files = sorted(
@@ -111,6 +111,11 @@ def _pipeline_order(item: tuple[str, Any]) -> tuple[int, str]:
     rank = next((i for i, prefix in enumerate(_PIPELINE)
                  if stage == prefix or stage.startswith(prefix + "-")), len(_PIPELINE))
     return rank, str((info or {}).get("started") or "")
+
+
+def _minute(iso: object) -> str:
+    """`2026-12-05 16:45` of an ISO time (seconds and zone add width, not information)."""
+    return str(iso or "-")[:16].replace("T", " ")
 
 
 def _status(status: str) -> str:
