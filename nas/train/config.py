@@ -188,6 +188,16 @@ class TrainConfig:
         return family_of(self.space)
 
     @property
+    def elastic_resolution(self) -> bool:
+        """Whether the space draws an input resolution per subnet (its constructor takes
+        `resolutions`); other spaces ignore --resolutions (DARTS, nb201)."""
+        import inspect
+
+        from search_spaces import SPACES
+
+        return "resolutions" in inspect.signature(SPACES.get(self.space).__init__).parameters
+
+    @property
     def resolved_method(self) -> str:
         """The method this run trains with (the family's default for the default method)."""
         return TRAINERS.resolve(self.family, self.method, default=DEFAULT_METHOD)
@@ -213,7 +223,7 @@ class TrainConfig:
             raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
-        if self.family != "darts" and max(self.resolutions) > self.image_size:
+        if self.elastic_resolution and max(self.resolutions) > self.image_size:
             # images are stored at --image-size: a larger resolution would only upsample them
             fix = (f"--resolutions with sizes from 8 to {self.image_size}, or a larger "
                    "--image-size" if self.image_size >= 8 else "--image-size 8 or more")
