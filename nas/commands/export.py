@@ -43,23 +43,40 @@ def export_command(
         show_default=False)] = None,
     formats: Annotated[str, typer.Option(
         "--format", help="Comma-separated formats: pytorch (safetensors + arch.json), "
-        "torchscript (model.pt), onnx (model.onnx).")] = "pytorch,torchscript,onnx",
+        "torchscript (model.pt), onnx (model.onnx). Or 'ofa' alone: the whole supernet as "
+        "Once-for-All's checkpoint, for OFA's own tools (ofa-mbv3 / ofa-resnet50 runs).")
+    ] = "pytorch,torchscript,onnx",
     out: Annotated[Path | None, typer.Option(
-        "-o", "--out", help="Export folder (default: RUNS_DIR/NAME/export/ARCH_ID/).",
-        show_default=False)] = None,
+        "-o", "--out", help="Export folder, anywhere (default: RUNS_DIR/NAME/export/ARCH_ID/, "
+        "for --format ofa RUNS_DIR/NAME/export/ofa/).", show_default=False)] = None,
     calib_batches: Annotated[int | None, typer.Option(
         "--calib-batches", help="Training batches for BN recalibration (default: the run's "
         "bn_calibration_batches).", show_default=False)] = None,
     threads: ThreadsOption = None,
+    recalibrate: Annotated[bool, typer.Option(
+        "--bn-recalibration/--no-bn-recalibration", help="Re-estimate the subnet's BN "
+        "statistics on training data, or keep the supernet's stored (trained or imported) "
+        "ones, as OFA's get_active_subnet(preserve_weight=True) does.")] = True,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export a subnet as a static model with recalibrated BN, checked against the supernet."""
+    """Export a subnet as a static model with recalibrated BN, checked against the supernet
+    (or, with --format ofa, the whole supernet as a Once-for-All checkpoint)."""
+    from nas.commands._export_ofa import calibration_batches, export_ofa, wants_ofa
     from nas.export.formats import parse_formats
     from nas.export.from_run import export_from_run
 
     # compute only: latency is timed with each device's profiled threads whatever this is
     set_threads(threads)
+    if wants_ofa(formats):
+        export_ofa(
+            RunDir(resolve_runs_dir(runs_dir), run).require(), out=out, as_json=as_json,
+            argv=sys.argv, subnet_options={
+                "--pick": pick != "best", "--search": search, "--device": device,
+                "--calib-batches": calib_batches is not None,
+                "--no-bn-recalibration": not recalibrate})
+        return
+    calib_batches = calibration_batches(calib_batches, recalibrate)
     chosen_formats = parse_formats(formats)  # bad --format fails before any loading
     the_run = RunDir(resolve_runs_dir(runs_dir), run).require()
     result = export_from_run(

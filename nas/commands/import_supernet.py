@@ -52,7 +52,12 @@ def import_ofa(
         "in OFA's class order (ImageNet's sorted synsets).", show_default=False)] = None,
     runs_dir: RunsDirOption = None,
 ) -> None:
-    """Import a Once-for-All supernet checkpoint (weights and BN statistics) as a new run."""
+    """Import a Once-for-All supernet checkpoint (weights and BN statistics) as a new run.
+
+    The source (file sha256, space, width) shows in `nas runs show` and in export cards.
+    `nas export --no-bn-recalibration` keeps the imported BN statistics (OFA's own subnets).
+    `nas export --format ofa` writes a run's supernet back in OFA's format.
+    """
     from nas.supernet.ofa_import import OFA_RESOLUTIONS, import_ofa_supernet
 
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)

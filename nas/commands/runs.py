@@ -63,6 +63,10 @@ def show_run(
     console.print(f"created {manifest.get('created')}, updated {manifest.get('updated')}")
     if manifest.get("space"):
         console.print(f"space: {json.dumps(manifest['space'])}")
+    if isinstance(manifest.get("source"), dict):  # weights made elsewhere (import-supernet)
+        from nas.supernet.ofa_import import describe_source
+
+        console.print(f"weights: {describe_source(manifest['source'])}", soft_wrap=True)
     table = Table(title="stages (pipeline order)")
     table.add_column("stage", no_wrap=True)
     table.add_column("status")

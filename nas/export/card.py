@@ -211,11 +211,20 @@ def _parity_lines(metrics: Mapping[str, Any]) -> list[str]:
 def _provenance_lines(prov: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
     env = metrics.get("environment") or {}
     lines = [f"- {key}: `{value}`" for key, value in prov.items() if key != "commands"]
+    if isinstance(metrics.get("bn_calibration"), Mapping):
+        lines.append(f"- BN statistics: {_bn_line(metrics['bn_calibration'])}")
     for command in prov.get("commands") or []:
         lines.append(f"- command: `{command}`")
     lines.append(f"- git revision: `{env.get('git_revision')}`, nas {env.get('nas')}, "
                  f"torch {env.get('torch')}; exported {metrics.get('created')}")
     return lines
+
+
+def _bn_line(calibration: Mapping[str, Any]) -> str:
+    if not calibration.get("batches"):
+        return "kept as stored in the supernet, not recalibrated (`--no-bn-recalibration`)"
+    return (f"recalibrated for this subnet on {calibration['batches']} training batches of "
+            f"{calibration.get('batch_size')} (seed {calibration.get('seed')})")
 
 
 def _usage_lines(files: Mapping[str, str], folder: str) -> list[str]:

@@ -127,7 +127,8 @@ def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, TimingSe
 def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[str]:
     """The command lines of the stages that produced this export, oldest first."""
     stages = run.manifest().get("stages", {})
-    wanted = ["train-supernet", "train", *sorted(s for s in stages if s.startswith("profile"))]
+    wanted = ["train-supernet", "import-supernet", "train",
+              *sorted(s for s in stages if s.startswith("profile"))]
     if tag is not None:
         wanted.append(f"search-{tag}")
     lines = []
@@ -201,7 +202,7 @@ def export_from_run(
     provenance = {
         "run": run.name, "runs_dir": str(run.root), "search_tag": tag, "pick": pick_rule,
         "pick_reason": chosen.reason, "supernet": str(weights_path(run)),
-        "commands": _commands(run, tag, argv),
+        "commands": _commands(run, tag, argv), **_weights_origin(trained.train_config),
     }
     try:
         report = export_subnet(
@@ -264,6 +265,15 @@ def _export_trained_network(
     run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
                                   "status": report.metrics["status"]})
     return RunExport(report, Pick(arch, "config", "the trained network"), None)
+
+
+def _weights_origin(train_config: Mapping[str, Any]) -> dict[str, str]:
+    """`{"weights_from": ...}` for a supernet imported from elsewhere (`nas import-supernet`),
+    so the model card says where the weights came from; nothing for one trained here."""
+    from nas.supernet.ofa_import import describe_source
+
+    source = train_config.get("imported_from")
+    return {"weights_from": describe_source(source)} if isinstance(source, Mapping) else {}
 
 
 def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
