@@ -6,6 +6,7 @@ package, so the package can import every built-in space without being imported b
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -45,6 +46,26 @@ def create_sized_space(
         raise ConfigError(
             f"--space-option: {name} does not take {sorted(options or {})} ({exc})"
         ) from None
+
+
+def create_offered_space(
+    name: str, offered: Mapping[str, Any], options: Mapping[str, Any] | None = None
+) -> SearchSpace:
+    """The space `name` from the `offered` arguments its constructor takes (others are
+    dropped: not every space has elastic resolution or an input-channel count), with the user's
+    `--space-option`s on top.
+
+    Raises:
+        ConfigError: an option the space does not take.
+    """
+    accepted = inspect.signature(SPACES.get(name).__init__).parameters
+    unknown = sorted(set(options or {}) - set(accepted) - {"self"})
+    if unknown:
+        valid = sorted(k for k in accepted if k not in ("self", "kwargs"))
+        raise ConfigError(f"--space-option: space '{name}' takes no {', '.join(unknown)} "
+                          f"(expected one of: {', '.join(valid)})")
+    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
+    return create_space(name, **{**kwargs, **(options or {})})
 
 
 def parse_space_options(options: Sequence[str]) -> dict[str, Any]:

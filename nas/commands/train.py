@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -44,7 +45,7 @@ def _method_help() -> str:
 
 
 # DARTS-only options get their own --help panel (an OFA space refuses them)
-_DARTS_PANEL = "DARTS search (--space darts only)"
+_DARTS_PANEL = "DARTS-family search (--space darts, or nb201 with a DARTS-family --method)"
 
 
 def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
@@ -143,11 +144,11 @@ def train_supernet(
     init_channels: Annotated[
         int | None,
         option("DARTS: channels of the first cells, doubled at each reduction, even "
-             "(default: 16; overrides --width-mult).", panel=_DARTS_PANEL),
+               "(default: 16; overrides --width-mult); nb201: C.", panel=_DARTS_PANEL),
     ] = None,
     layers: Annotated[
         int | None,
-        option("DARTS: number of cells, reductions at 1/3 and 2/3 (default: 8).",
+        option("darts: number of cells, reductions at 1/3 and 2/3 (default: 8).",
              panel=_DARTS_PANEL),
     ] = None,
     partial_channels: Annotated[
@@ -157,12 +158,12 @@ def train_supernet(
     ] = None,
     tau_max: Annotated[
         float | None,
-        option("gdas: Gumbel-softmax temperature at the first epoch, annealed linearly "
+        option("gdas, rome: Gumbel-softmax temperature at the first epoch, annealed linearly "
              "(default: 10).", panel=_DARTS_PANEL),
     ] = None,
     tau_min: Annotated[
         float | None,
-        option("gdas: temperature at the last epoch (default: 0.1).", panel=_DARTS_PANEL),
+        option("gdas, rome: temperature at the last epoch (default: 0.1).", panel=_DARTS_PANEL),
     ] = None,
     arch_lr: Annotated[
         float | None,
@@ -203,11 +204,13 @@ def train_supernet(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
     threads: ThreadsOption = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the summary as JSON (a cell search's has \"arch\").")] = False,
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
-    DARTS cell with --space darts (genotype.json)."""
+    cell with a DARTS-family method (--space darts or nb201; arch.json)."""
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     # on --resume the run's saved options come first (the typed flags alone may be invalid)
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
@@ -215,16 +218,19 @@ def train_supernet(
     resolve_device(cfg.device)
     set_threads(threads)
     is_main = DistContext.from_env().is_main
+    quiet = quiet or json_output
     show = is_main and not quiet
     with TrainProgress(show) as progress, resumable(f"nas train-supernet --run {run} --resume"):
         summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+    if is_main and json_output:
+        typer.echo(json.dumps({**summary.as_dict(), "run": run_dir.name}))
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))
-        # a once-for-all run ends in weights, a DARTS search in a genotype
-        for label, path in (
-            ("weights", weights_path(run_dir)),
-            ("genotype", run_dir.path / "genotype.json"),
-        ):
+        if "arch" in summary.details:
+            console.print(f"found cell: {summary.details['arch']}")
+        # a once-for-all run ends in weights, a DARTS-family search in a cell
+        for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
+                            ("genotype", run_dir.sub("genotype.json"))):
             if path.is_file():
                 console.print(f"{label}: {path}", soft_wrap=True)
         if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`

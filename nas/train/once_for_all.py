@@ -30,7 +30,7 @@ from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, 
 from nas.train.samplers import SubnetSampler, make_sampler
 from nas.train.sandwich import StepOptions, StepResult, train_step
 from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
-from search_spaces import SPACES, SearchSpace, create_space, parse_space_options
+from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
 logger = logging.getLogger(__name__)
 
@@ -294,17 +294,10 @@ def build_space(cfg: TrainConfig, splits: DatasetSplits) -> SearchSpace:
         "small_input": cfg.small_input,
     }
     accepted = inspect.signature(SPACES.get(cfg.space).__init__).parameters
-    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
     if "resolutions" not in accepted and cfg.resolutions != TrainConfig().resolutions:
         # subnets of such a space all take `image_size` inputs: nothing would use the choice
         logger.warning("space %s has no elastic resolution; --resolutions is ignored", cfg.space)
-    options = parse_space_options(cfg.space_options)
-    unknown = sorted(set(options) - set(accepted) - {"self"})
-    if unknown:
-        valid = sorted(k for k in accepted if k not in ("self", "kwargs"))
-        raise ConfigError(f"--space-option: space '{cfg.space}' takes no {', '.join(unknown)} "
-                          f"(expected one of: {', '.join(valid)})")
-    return create_space(cfg.space, **{**kwargs, **options})
+    return create_offered_space(cfg.space, offered, parse_space_options(cfg.space_options))
 
 
 def evaluate_endpoints(

@@ -182,8 +182,9 @@ def raw_genotype(obj: Any) -> dict[str, Any]:
 def load_genotype_argument(text: str) -> Any:
     """A genotype given on the command line: a published name, a file, or inline text.
 
-    Files may hold JSON (canonical or a `{"genotype": ...}` wrapper as written by a search run)
-    or the repository's `Genotype(...)` text.
+    Files may hold JSON (canonical, or the `{"genotype": ...}` / `{"subnet": ...}` wrappers a
+    search run writes in `supernet/summary.json` / `arch.json`) or the repository's
+    `Genotype(...)` text.
     """
     if named_genotype(text) is not None:
         return text
@@ -197,8 +198,9 @@ def load_genotype_argument(text: str) -> Any:
                 raise InvalidArchError(
                     f"{path}: expected a JSON genotype, got invalid JSON ({exc.msg})"
                 ) from None
-            if isinstance(data, dict) and "genotype" in data:
-                return data["genotype"]
+            for key in ("genotype", "subnet"):
+                if isinstance(data, dict) and key in data:
+                    return data[key]
             return data
         return content
     if text.strip().startswith(("{", "[", "Genotype")):
