@@ -108,8 +108,8 @@ app = typer.Typer(
 
 def _register_commands() -> None:
     """Register each command module in pipeline order (the order `nas --help` lists them in)."""
-    from nas.commands import eval as evaluate  # (not shadowing the builtin)
     from nas.commands import (
+        dashboard,
         export,
         finetune,
         import_supernet,
@@ -122,6 +122,7 @@ def _register_commands() -> None:
         train,
         train_eval,
     )
+    from nas.commands import eval as evaluate  # (not shadowing the builtin)
 
     space.register(app)
     # eval and finetune have no register() and train's also adds eval: their command
@@ -137,6 +138,7 @@ def _register_commands() -> None:
     train_eval.register(app)  # train (one network alone: a DARTS genotype or any subnet)
     rank.register(app)  # rank (does the supernet rank subnets right?)
     runs.register(app)
+    dashboard.register(app)  # a run's search study in optuna-dashboard
 
 
 _register_commands()

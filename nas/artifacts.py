@@ -318,6 +318,17 @@ def environment() -> dict[str, Any]:
     return info
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def check_run_name(name: str) -> str:
     return check_name(name, "run name")
 
@@ -410,6 +421,14 @@ def standalone_profile(
     return RunLayout(Path(runs_dir) / STANDALONE_PROFILES / folder)
 
 
+def remove_empty_tree(root: Path) -> None:
+    """Remove `root` and the folders under it, bottom up, as long as they hold no file."""
+    for folder, _, files in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        if not files:
+            with contextlib.suppress(OSError):  # not empty after all (a sub-folder kept)
+                os.rmdir(folder)
+
+
 def standalone_rank(
     runs_dir: Path, name: str, *, dataset: str, side: int,
     options: Mapping[str, Any] | None = None,
@@ -453,6 +472,18 @@ class RunDir(RunLayout):
     def manifest(self) -> dict[str, Any]:
         data: dict[str, Any] = read_json(self.manifest_path, MANIFEST_KIND)
         return data
+
+    @contextlib.contextmanager
+    def kept_only_if_used(self) -> Iterator[None]:
+        """A run folder the block creates is removed when the block fails before writing any
+        file into it: a failed command leaves no empty run behind."""
+        existed = self.path.exists()
+        try:
+            yield
+        except BaseException:
+            if not existed and self.path.is_dir():
+                remove_empty_tree(self.path)
+            raise
 
     def sub(self, *parts: str) -> Path:
         """A path inside the run (parent folders are created)."""

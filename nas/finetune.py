@@ -7,7 +7,8 @@ supernet's largest subnet (with recalibrated BN), then exports the result into a
 through the same writers and parity checks as `nas export`.
 
 Training runs in the shared loop of `nas.train.loop`: `checkpoint.pt` in the output folder is
-written after every epoch; running again with the same options continues from it.
+written after every epoch, every 2 minutes and on SIGINT/SIGTERM; running again with the same
+options continues from it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from nas.artifacts import RunDir, read_json
 from nas.config import check_finite, config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.locks import stage_lock
-from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.loop import DEFAULT_CHECKPOINT_MINUTES, LoopOptions, StepLog, TrainingLoop
 from nas.train.standalone import StandaloneTrainer, top1_of
 
 if TYPE_CHECKING:
@@ -131,12 +132,16 @@ def _finetune(
     from nas.data import BatchLoader
     from nas.export.export import export_model
     from nas.export.formats import FORMATS
+    from nas.export.from_run import timing_setups
     from nas.export.load import load_exported, read_arch_json, require_complete
     from nas.supernet.trained import TrainedSupernet
 
     require_complete(export_dir)
     meta = read_arch_json(export_dir)
-    source = TrainedSupernet.load(_source_run(export_dir, runs_dir), cfg.device)
+    source_run = _source_run(export_dir, runs_dir)
+    source = TrainedSupernet.load(source_run, cfg.device)
+    # timed with each device's profiled threads, as the export fine-tuned from was
+    timing = timing_setups(source_run, source.space)
     splits = source.splits
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
@@ -146,7 +151,9 @@ def _finetune(
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
     trainer = Finetuner(model, teacher, loader, splits, cfg, resolution)
-    loop = TrainingLoop(trainer, out, options=LoopOptions(), on_step=on_step,
+    # an epoch can take minutes: checkpoint by time too, and on SIGINT/SIGTERM
+    options = LoopOptions(checkpoint_seconds=60 * DEFAULT_CHECKPOINT_MINUTES, save_on_signal=True)
+    loop = TrainingLoop(trainer, out, options=options, on_step=on_step,
                         label=f"the fine-tune in {out}", elsewhere="use another --out folder",
                         log_name=LOG)
     state = loop.load(resume=None)  # rerunning with the same options resumes
@@ -163,6 +170,7 @@ def _finetune(
                                  *([" ".join(["nas", *argv[1:]])] if argv else [])]},
         # same architecture, so the run's latency predictions still apply
         predicted_latency=(_source_metrics(export_dir).get("latency") or {}).get("predicted"),
+        latency_devices=tuple(timing), latency_setups=timing,
         extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
     )
     after = float(report.metrics["accuracy"]["val_top1"] or 0.0)

@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from nas.artifacts import RunDir
 from nas.commands._common import (
     JsonOption,
     RunsDirOption,
+    ThreadsOption,
     WaitOption,
     console,
     resolve_runs_dir,
+    set_threads,
 )
 
 PICK_HELP = (
@@ -50,6 +53,7 @@ def export_command(
     calib_batches: Annotated[int | None, typer.Option(
         "--calib-batches", help="Training batches for BN recalibration (default: the run's "
         "bn_calibration_batches).", show_default=False)] = None,
+    threads: ThreadsOption = None,
     recalibrate: Annotated[bool, typer.Option(
         "--bn-recalibration/--no-bn-recalibration", help="Re-estimate the subnet's BN "
         "statistics on training data, or keep the supernet's stored (trained or imported) "
@@ -64,6 +68,8 @@ def export_command(
     from nas.export.formats import parse_formats
     from nas.export.from_run import export_from_run
 
+    # compute only: latency is timed with each device's profiled threads whatever this is
+    set_threads(threads)
     if wants_ofa(formats):
         export_ofa(
             RunDir(resolve_runs_dir(runs_dir), run).require(), out=out, as_json=as_json,
@@ -90,16 +96,21 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
     """The export summary: choice, accuracy, size, parity per format, latency, files."""
     acc, cx = metrics["accuracy"], metrics["complexity"]
     console.print(f"[bold]exported subnet {metrics['arch_id']}[/bold] ({reason})")
-    console.print(f"  {metrics['summary']}")
+    console.print(f"  {metrics['summary']}", soft_wrap=True)
     macs = cx.get("macs")
     console.print(
         f"  val top-1 {_pct(acc['val_top1'])}, test top-1 {_pct(acc['test_top1'])}, "
         f"{cx['params'] / 1e6:.2f} M params"
         + (f", {macs / 1e6:.1f} M MACs" if isinstance(macs, (int, float)) else "")
     )
-    table = Table(title="parity of the written files with the source model (validation data)")
-    for column in ("format", "file", "form", "max |diff|", "limit", "val top-1", "ok"):
-        table.add_column(column)
+    # no vertical rules: 80 columns then hold every cell whole but the file name
+    table = Table(title="parity of the written files with the source model (validation data)",
+                  box=box.SIMPLE_HEAD)
+    # at 80 columns: short cells kept whole, the file name folded, the form wrapped at words
+    for column in ("format", "file", "form", "|diff|", "limit", "top-1", "ok"):
+        table.add_column(column, overflow="fold" if column == "file" else "ellipsis",
+                         no_wrap=column not in ("file", "form"),
+                         min_width=len("channels-last,") if column == "form" else None)
     deploy = metrics.get("deploy") or {}
     for name, p in metrics["parity"].items():
         form = ((deploy.get(name) or {}).get("form") or {}).get("label", "as stored")
@@ -115,7 +126,8 @@ def print_export(metrics: dict[str, Any], out_dir: Path, reason: str) -> None:
             predicted = (latency.get("predicted") or {}).get(device)
             note = f" (predicted {predicted:.3f} ms)" if predicted is not None else ""
             console.print(f"  latency on {device}, batch 1: {stats['median_ms']:.3f} ms{note}")
-    console.print(f"wrote {out_dir}/ (model card: {out_dir / 'model_card.md'})")
+    # soft wrap: the terminal wraps long paths, so they stay whole when copied
+    console.print(f"wrote {out_dir}/ (model card: {out_dir / 'model_card.md'})", soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:

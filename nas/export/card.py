@@ -86,12 +86,18 @@ def describe_arch(arch: Mapping[str, Any]) -> str:
             blocks = range(s * per_stage, s * per_stage + int(d))
             stages.append(" ".join(f"k{kernels[b]}e{expands[b]}" for b in blocks))
         parts.append(f"{sum(depth)} blocks in {len(depth)} stages: " + " | ".join(stages))
+    for cell in ("normal", "reduce"):  # DARTS genotypes: every edge, as op(input node)
+        edges = arch.get(cell)
+        if isinstance(edges, list):
+            parts.append(f"{cell} cell " + " ".join(
+                f"{edge[0]}({edge[1]})" for edge in edges if isinstance(edge, (list, tuple))))
     for key, value in arch.items():
         if key not in ("resolution", "depth", "kernel_size", "expand_ratio") and not isinstance(
             value, (list, dict)
         ):
             parts.append(f"{key} {value}")
-    return ", ".join(parts) or json.dumps(arch, sort_keys=True)[:200]
+    # the whole of it: a cut architecture cannot be read back or compared
+    return ", ".join(parts) or json.dumps(arch, sort_keys=True)
 
 
 def write_card(out_dir: Path, metrics: Mapping[str, Any]) -> None:

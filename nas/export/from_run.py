@@ -23,6 +23,7 @@ from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
 from nas.locks import stage_lock
 from nas.names import check_relative_out
+from nas.profile.devices import TimingSetup
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -102,20 +103,26 @@ def predictor_latencies(
     return predicted, metas
 
 
-def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+def timing_setups(run: RunDir, space: SearchSpace) -> dict[str, TimingSetup]:
+    """Devices of this machine to time `run`'s exports on, with the threads and clock each was
+    profiled with (`cpu` with 1 thread, the profiler's default, when it was not profiled)."""
+    _, metas = predictor_latencies(run, space, [], profiled_devices(run))
+    return _local_devices(metas)
+
+
+def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, TimingSetup]:
     """Devices to time the export on: `cpu` always, plus profiled devices of this very
-    machine, each with the thread count it was profiled with (so numbers compare)."""
+    machine, each with the threads and clock it was profiled with (so numbers compare)."""
     from nas.fingerprint import mismatch_warning
 
-    local: dict[str, int | None] = {"cpu": 1}
+    local: dict[str, TimingSetup] = {"cpu": TimingSetup(threads=1)}
     for name, meta in metas.items():
         setup = meta.get("setup") or {}
         device = str(setup.get("device") or name)
         recorded = meta.get("fingerprint")
         if device == "cpu" or (isinstance(recorded, dict) and "cpu_model" in recorded
                                and mismatch_warning(recorded) is None):
-            threads = setup.get("threads")
-            local[device] = int(threads) if threads else None
+            local[device] = TimingSetup.of(setup)
     return local
 
 
@@ -223,7 +230,7 @@ def _export_from_run(
             batch_size=batch_size, seed=settings.seed, provenance=provenance,
             predicted_latency={d: v[0] for d, v in predicted.items()},
             latency_devices=tuple(_local_devices(metas)),
-            latency_threads=_local_devices(metas),
+            latency_setups=_local_devices(metas),
         )
     except BaseException:
         run.end_stage(STAGE, status="failed")
@@ -275,8 +282,10 @@ def _export_trained_network(
                   "commands": _commands(run, None, argv)}
     try:
         splits = EvalSettings.from_train_config(train_cfg).load_dataset()
+        timing = timing_setups(run, space)
         report = export_network(space, arch, model, target, splits=splits,
-                                formats=formats, provenance=provenance)
+                                formats=formats, provenance=provenance,
+                                latency_devices=tuple(timing), latency_setups=timing)
     except BaseException:
         run.end_stage(STAGE, status="failed")
         raise
@@ -311,4 +320,5 @@ def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
     return predict
 
 
-__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags"]
+__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags",
+           "timing_setups"]

@@ -191,6 +191,15 @@ def build_predictors(
         meta = _meta(item.kind, selection, report, extra_meta or {})
         save_model(LatencyModel(item.predictor, featurizer, meta),
                    store.predictor_dir / item.kind)
+    chosen = selection.get(selection.chosen)
+    if chosen.predicted is not None and chosen.holdout is not None:
+        from nas.profile.plot import PLOT, plot_predicted_vs_measured
+
+        plot_predicted_vs_measured(
+            store.predictor_dir / PLOT, latency, chosen.predicted,
+            title=f"{store.device}: {chosen.kind}, {len(latency)} subnets (cross-validated)",
+            within10=chosen.holdout.within10)
+        report["plot"] = PLOT
     atomic_write_json(store.predictor_dir / SELECTED, {"kind": selection.chosen})
     atomic_write_json(store.predictor_dir / REPORT, report)
     return report

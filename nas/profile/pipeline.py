@@ -168,7 +168,10 @@ def _profile_device(
                     "session": summary},
     )
     if run is not None:
-        run.end_stage(stage, summary={"chosen": report["chosen"], **summary})
+        holdout = (report["predictors"].get(report["chosen"]) or {}).get("holdout") or {}
+        run.end_stage(stage, summary={"chosen": report["chosen"], **summary,
+                                      "within10": holdout.get("within10"),
+                                      "poor": holdout.get("poor")})
     return _predictors(report, store)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.claims import has_claims
 from nas.search.optimize import SearchResult, run_search
-from nas.search.output import flat, plot_front, write_front, write_trials
+from nas.search.output import flat, plot_front, plot_hypervolume, write_front, write_trials
 from nas.search.problems import (
     LATENCY,
     Problem,
@@ -35,6 +35,7 @@ from nas.search.problems import (
 from nas.search.searchers import SEARCHERS
 from nas.search.study_file import STUDY_FILE, check_study_file
 from nas.search.workers import run_workers
+from search_spaces.base import SearchSpace
 
 
 class SearchObserver:
@@ -44,8 +45,10 @@ class SearchObserver:
     has a ranking report (`nas rank`), and `warning(text)` once per input that should not be
     trusted blindly (a poor latency predictor per device, a supernet ranking subnets no better
     than their parameter count); then, per device, `started(tag, algorithm, budget)`,
-    `used(candidate, fresh)` for each subnet the search uses (`fresh`: scored now, not read
-    from the study), `stopped()` (always, also when the search fails), and `finished(search)`
+    `scored(candidate)` as soon as each new subnet is scored (one worker only), `used(candidate,
+    fresh)` for each subnet the search uses (`fresh`: scored now, not read from the study; a
+    batch is used once all of it is scored), `stopped()` (always, also when the search fails),
+    and `finished(search)`
     once the device's files are written.
     """
 
@@ -58,6 +61,9 @@ class SearchObserver:
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
+
+    def scored(self, candidate: Candidate) -> None:
+        """One more subnet was newly scored (per-evaluation progress)."""
 
     def used(self, candidate: Candidate, fresh: bool) -> None:
         """The search used one more subnet."""
@@ -212,7 +218,7 @@ def _search_device(
         if cfg.workers > 1:
             result = run_workers(
                 cfg, target, tag=tag, problem=problem, space=space, storage=storage,
-                on_use=observer.used,
+                on_use=_scored_then_used(observer),
             )
         else:
             result = run_search(
@@ -220,7 +226,7 @@ def _search_device(
                 seed=cfg.seed, population=cfg.population, constraints=problem.constraints,
                 extra=problem.extra, storage=storage, study_name=tag,
                 shared=cfg.storage is not None or has_claims(storage, tag),
-                on_use=observer.used,
+                on_use=observer.used, on_score=observer.scored,
                 screen=accuracy_screen(cfg, problem, space, setup.accuracy),
             )
     except BaseException:
@@ -228,6 +234,7 @@ def _search_device(
         raise
     finally:
         observer.stopped()
+    result = dataclasses.replace(result, front=_with_complexity(space, result.front))
     measured, note = _measure(cfg, problem, setup.accuracy, result.front)
     search = DeviceSearch(run.name, tag, algorithm, problem, result, out, measured, note)
     _write(search, {**header, "device": problem.device, "algorithm": algorithm, "config": config})
@@ -235,8 +242,26 @@ def _search_device(
     return search
 
 
+def _scored_then_used(observer: SearchObserver) -> Callable[[Candidate, bool], None]:
+    """Workers report each subnet once, as it appears in the study: a fresh one was just
+    scored, so the observer hears `scored` then `used`, as from a search in this process."""
+    def report(candidate: Candidate, fresh: bool) -> None:
+        if fresh:
+            observer.scored(candidate)
+        observer.used(candidate, fresh)
+
+    return report
+
+
+def _with_complexity(space: SearchSpace, front: list[Candidate]) -> list[Candidate]:
+    """Front members with their MACs and parameters (pareto.csv, the table), when missing."""
+    return [dataclasses.replace(c, values={**space.complexity(c.arch), **c.values})
+            if not {"macs", "params"} <= c.values.keys() else c for c in front]
+
+
 def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
-    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png."""
+    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png and
+    hypervolume.png."""
     problem, result = search.problem, search.result
     write_front(
         search.out,
@@ -258,6 +283,8 @@ def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
             title=f"{search.run} / {search.tag}: {search.algorithm}",
             measured=search.measured,
         )
+        plot_hypervolume(search.out / "hypervolume.png", result.history, problem.objectives,
+                         title=f"{search.run} / {search.tag}")
 
 
 def _measure(

@@ -55,6 +55,7 @@ class BilevelConfig:
     seed: int = 0
     max_steps: int | None = None  # stop early (quick runs); schedules ignore it
     checkpoint_every: int = 50  # steps
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10  # steps per metrics line
     eval_batch_size: int = 128
     val_batches: int | None = 4  # batches of the val split per epoch-end evaluation

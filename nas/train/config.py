@@ -158,6 +158,7 @@ class TrainConfig:
     complexity_bins: int = 8
     phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
     checkpoint_every: int = 200  # steps
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10  # steps per metrics.jsonl line
     amp: str = "none"
     channels_last: bool = False
@@ -203,6 +204,16 @@ class TrainConfig:
         return family_of(self.space)
 
     @property
+    def elastic_resolution(self) -> bool:
+        """Whether the space draws an input resolution per subnet (its constructor takes
+        `resolutions`); other spaces ignore --resolutions (DARTS, nb201)."""
+        import inspect
+
+        from search_spaces import SPACES
+
+        return "resolutions" in inspect.signature(SPACES.get(self.space).__init__).parameters
+
+    @property
     def resolved_method(self) -> str:
         """The method this run trains with (the family's default for the default method)."""
         return TRAINERS.resolve(self.family, self.method, default=DEFAULT_METHOD)
@@ -228,6 +239,13 @@ class TrainConfig:
             raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
+        if self.elastic_resolution and max(self.resolutions) > self.image_size:
+            # images are stored at --image-size: a larger resolution would only upsample them
+            fix = (f"--resolutions with sizes from 8 to {self.image_size}, or a larger "
+                   "--image-size" if self.image_size >= 8 else "--image-size 8 or more")
+            raise ConfigError(
+                f"resolutions: expected sizes up to --image-size {self.image_size}, got "
+                f"{','.join(map(str, self.resolutions))}; pass {fix}")
 
     def _check_darts_options(self) -> None:
         given = [key for key in DARTS_OPTIONS if getattr(self, key) is not None]

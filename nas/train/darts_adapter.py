@@ -35,8 +35,8 @@ from search_spaces import SearchSpace
 from search_spaces.darts.space import DartsSpace
 
 # TrainConfig fields of the same name and meaning in BilevelConfig
-_CARRIED = ("epochs", "batch_size", "seed", "max_steps", "checkpoint_every", "log_every",
-            "eval_batch_size")
+_CARRIED = ("epochs", "batch_size", "seed", "max_steps", "checkpoint_every",
+            "checkpoint_minutes", "log_every", "eval_batch_size")
 # OFA's defaults of these differ from DARTS': taken only when the user changed them
 _UNLESS_DEFAULT = ("lr", "weight_decay", "momentum", "grad_clip")
 logger = logging.getLogger(__name__)

@@ -62,6 +62,7 @@ class EvalTrainConfig:
     device: str = "cpu"
     max_steps: int | None = None
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10
     eval_batch_size: int = 256
 
@@ -237,9 +238,10 @@ def _train_genotype(
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     splits = load_dataset(config.dataset, data_dir=data_dir, image_size=config.image_size,
                           seed=config.seed)
-    trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
-    loop = _loop(trainer, run, on_step)
-    state = loop.load(resume=resume)
+    with run.kept_only_if_used():
+        trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
+        loop = _loop(trainer, run, on_step)
+        state = loop.load(resume=resume)
     with recorded_stage(run, STAGE, config=config_to_dict(config), seed=config.seed,
                         device=config.device) as recorded:
         summary = trainer.finish(loop.run(state))

@@ -59,6 +59,7 @@ class SubnetConfig:
     device: str = "cpu"
     max_steps: int | None = None  # stop early (quick runs); the schedule ignores it
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10
     eval_batch_size: int = 256
 
@@ -159,10 +160,11 @@ def _train_arch(
     space = create_sized_space(config.space, num_classes=splits.num_classes,
                                in_channels=splits.channels, image_size=splits.image_size,
                                options=parse_space_options(config.space_options))
-    arch = space.subnet_from_text(config.arch)
-    trainer, loop, state = prepare_subnet(space, arch, config, run, splits=splits,
-                                          resume=resume, label=f"run '{run.name}'",
-                                          on_step=on_step)
+    with run.kept_only_if_used():  # a refused start leaves no empty run folder
+        arch = space.subnet_from_text(config.arch)
+        trainer, loop, state = prepare_subnet(space, arch, config, run, splits=splits,
+                                              resume=resume, label=f"run '{run.name}'",
+                                              on_step=on_step)
     with recorded_stage(run, STAGE, config=config_to_dict(trainer.config), seed=config.seed,
                         device=config.device) as recorded:
         run.update_manifest(space=space.spec())

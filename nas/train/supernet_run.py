@@ -107,7 +107,8 @@ def _train_run(
     with dist.joined(device):
         if resume is None:  # rank 0 decides: a rank whose disk lacks the file then fails
             resume = dist.rank0_flag(checkpoint_path(run).is_file())
-        with dist.agreed("preparing the run"):  # no rank left at a collective on bad input
+        with dist.agreed("preparing the run"), run.kept_only_if_used():
+            # no rank left at a collective on bad input; a refused start leaves no run folder
             trainer_cls = trainer_class(cfg)
             trainer_cls.check_distributed(cfg, dist)
             trainer = trainer_cls.for_run(cfg, run, device=device, dist=dist, resume=resume,

@@ -38,6 +38,9 @@ def test_train_rejects_an_unknown_genotype(runs_dir: Path) -> None:
     result = runner.invoke(app, ["train", "--run", "bad", "--genotype", "NOT_A_GENOTYPE"])
     assert result.exit_code == 2
     assert "DARTS_V2" in result.output
+    assert not (runs_dir / "bad").exists()  # no run folder, so no stage left "interrupted"
+    bad_arch = runner.invoke(app, ["train", "--run", "bad", "--arch", '{"depth": "x"}'])
+    assert bad_arch.exit_code == 2 and not (runs_dir / "bad").exists(), bad_arch.output
 
 
 @pytest.mark.slow
