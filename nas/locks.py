@@ -171,8 +171,10 @@ class StageLock:
         self.path = Path(folder) / LOCKS_DIR / f"{key}.lock"
         self.key, self.wait, self.hint = key, wait, hint
         self._fd: int | None = None
+        self._made_folder = False
 
     def acquire(self) -> StageLock:
+        self._made_folder = not self.path.parent.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -220,6 +222,12 @@ class StageLock:
             self.path.unlink()
         os.close(self._fd)
         self._fd = None
+        # a stage refused before writing anything leaves no folder made only for its lock
+        # (another stage's lock file keeps them)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()
+            if self._made_folder:
+                self.path.parent.parent.rmdir()
 
     def __enter__(self) -> StageLock:
         return self.acquire()
