@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from nas.artifact_kinds import PREDICTOR_ARRAYS, PREDICTOR_PARAMS
 from nas.artifacts import atomic_save_with, atomic_write_json, read_json
 from nas.errors import ArtifactError, NasError
+from nas.readers import damaged, load_tensors
 from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from predictors.structure.base import StructureDescriber
 
 P = TypeVar("P", bound="LatencyPredictor")
 
@@ -42,10 +48,13 @@ class Features:
         encoded: `(n, dim)` float32, `space.encode(arch)` per row.
         counts: `(n, K)` float32, how often each block key of the featurizer's key list is
             executed by the subnet (K may be 0 for spaces without `block_keys`).
+        describer: computes `structure` from the two arrays above (None: no structural
+            features for this space).
     """
 
     encoded: np.ndarray
     counts: np.ndarray
+    describer: StructureDescriber | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.encoded.ndim != 2 or self.counts.ndim != 2:
@@ -60,7 +69,17 @@ class Features:
 
     def take(self, index: np.ndarray) -> Features:
         """The rows `index` (an integer or boolean array)."""
-        return Features(self.encoded[index], self.counts[index])
+        return Features(self.encoded[index], self.counts[index], self.describer)
+
+    @cached_property
+    def structure(self) -> np.ndarray:
+        """`(n, S)` float64 structural columns (`predictors.structure`), `(n, 0)` without.
+
+        Computed on first use only: the predictors that do not read it pay nothing for it.
+        """
+        if self.describer is None:
+            return np.zeros((len(self), 0))
+        return self.describer(self.encoded, self.counts)
 
     def matrix(self) -> np.ndarray:
         """`[encoded | counts]` as one float64 design matrix."""
@@ -71,11 +90,15 @@ class LatencyPredictor(abc.ABC):
     """Base class of latency predictors (milliseconds in, milliseconds out).
 
     Subclasses implement `fit`, `predict`, `state` and `from_state`; `needs_blocks` says whether
-    `fit` requires per-block timings (`block_ms`, aligned with `Features.counts` columns).
+    `fit` requires per-block timings (`block_ms`, aligned with `Features.counts` columns), and
+    `needs_prior` whether it requires a source device's predictor (`predictors.transfer`).
     """
 
     kind: ClassVar[str]
     needs_blocks: ClassVar[bool] = False
+    # fitted only from another device's predictor (passed as the `prior` option): such kinds are
+    # left out of the default candidates of `fit_and_select`
+    needs_prior: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(
@@ -108,18 +131,27 @@ class LatencyPredictor(abc.ABC):
     @classmethod
     def load(cls: type[P], directory: Path) -> P:
         """Read a predictor written by `save`; the stored kind must be this class's."""
-        from safetensors.numpy import load_file
-
-        blob = read_json(directory / MODEL_PARAMS)
-        if not isinstance(blob, dict) or blob.get("kind") != cls.kind:
-            got = blob.get("kind") if isinstance(blob, dict) else type(blob).__name__
+        blob = read_json(directory / MODEL_PARAMS, PREDICTOR_PARAMS)
+        if blob["kind"] != cls.kind:
             raise ArtifactError(
-                f"{directory / MODEL_PARAMS}: expected a '{cls.kind}' predictor, got '{got}'"
+                f"{directory / MODEL_PARAMS}: expected a '{cls.kind}' predictor, got "
+                f"'{blob['kind']}'; {PREDICTOR_PARAMS.remedy}"
             )
         path = directory / MODEL_ARRAYS
         if not path.is_file():
             raise ArtifactError(f"{path} does not exist; re-run `nas profile` to rebuild it")
-        return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+        arrays = load_tensors(path, PREDICTOR_ARRAYS, framework="numpy")
+        try:
+            return cls.from_state(arrays, dict(blob.get("params", {})))
+        except KeyError as exc:  # written by a version that stored other fields
+            raise ArtifactError(
+                f"{directory}: expected the field {exc} in the saved '{cls.kind}' predictor, "
+                "got none; refit it (`nas profile fit --device DEVICE ...`)"
+            ) from None
+        except (TypeError, ValueError, IndexError) as exc:
+            # arrays or params of another shape than this kind stores
+            raise damaged(directory / MODEL_PARAMS, f"does not fit its arrays "
+                          f"({type(exc).__name__}: {str(exc)[:80]})", PREDICTOR_PARAMS) from None
 
 
 PREDICTORS: Registry[type[LatencyPredictor]] = Registry("latency predictor")
@@ -143,11 +175,8 @@ def create_predictor(kind: str, **kwargs: Any) -> LatencyPredictor:
 
 def load_kind(directory: Path) -> LatencyPredictor:
     """Load whatever predictor kind `directory` holds (read from its `model.json`)."""
-    blob = read_json(directory / MODEL_PARAMS)
-    kind = blob.get("kind") if isinstance(blob, dict) else None
-    if not isinstance(kind, str):
-        raise ArtifactError(f"{directory / MODEL_PARAMS}: no predictor kind recorded")
-    return PREDICTORS.get(kind).load(directory)
+    blob = read_json(directory / MODEL_PARAMS, PREDICTOR_PARAMS)
+    return PREDICTORS.get(blob["kind"]).load(directory)
 
 
 def weighted_lstsq(columns: np.ndarray, target: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -14,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import JsonOption, RunsDirOption, WaitOption, console, resolve_runs_dir
+from nas.commands._profile_options import (
+    ClassesOption,
+    ImageSizeOption,
+    PredictorOption,
+    RunOption,
+    SeedOption,
+    SpaceOption,
+    SpaceOptionsOption,
+    TransferOption,
+)
 from nas.profile.pipeline import ProfileTarget
 
 app = typer.Typer(
@@ -23,37 +33,12 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-RunOption = Annotated[
-    str | None, typer.Option("--run", help="Run whose space is profiled (RUNS_DIR/NAME).")
-]
-SpaceOption = Annotated[
-    str | None, typer.Option("--space", help="Search space, when profiling without a run.")
-]
-ClassesOption = Annotated[
-    int | None, typer.Option("--num-classes", help="Classes of the space (with --space).")
-]
-ImageSizeOption = Annotated[
-    int | None, typer.Option("--image-size", help="Input side of the subnets (with --space).")
-]
-SpaceOptionsOption = Annotated[
-    list[str] | None,
-    typer.Option("--space-option", help="KEY=VALUE passed to the space (with --space), e.g. "
-                 "init_channels=8 for darts; repeatable. Part of the profile's folder name.",
-                 show_default=False),
-]
-PredictorOption = Annotated[
-    str, typer.Option("--predictor", help="auto (best on held-out subnets), lut, ridge, "
-                      "residual or mlp.")
-]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the subnet sample and split.")]
-
-
 def _target(runs_dir: Path | None, device: str, run: str | None, space: str | None,
             num_classes: int | None, image_size: int | None,
-            space_option: list[str] | None) -> ProfileTarget:
+            space_option: list[str] | None, wait: bool = False) -> ProfileTarget:
     return ProfileTarget(resolve_runs_dir(runs_dir), device, run=run, space=space,
                          num_classes=num_classes, image_size=image_size,
-                         space_options=tuple(space_option or ()))
+                         space_options=tuple(space_option or ()), wait=wait)
 
 
 @app.callback()
@@ -104,6 +89,7 @@ def profile(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
     if ctx.invoked_subcommand is not None:
@@ -116,8 +102,8 @@ def profile(
         budget_minutes=budget_minutes, measure_ms=measure_ms, reference=reference, rounds=rounds,
         predictor=predictor, no_blocks=no_blocks, fresh=fresh, seed=seed,
     )
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    with ProfileProgress(not as_json and console.is_terminal) as bar:
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
+    with ProfileProgress(not as_json) as bar:
         fitted = profile_device(target, options, on_progress=bar.update)
     show_predictors(fitted, as_json=as_json)
 
@@ -135,16 +121,19 @@ def import_command(
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop earlier measurements of this device first.")
     ] = False,
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Build a device's predictors from measurements taken anywhere (subnets and blocks)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import import_profile
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
+    fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed,
+                            transfer_from=transfer_from)
     if not as_json and fitted.imported is not None:
         subnets, blocks = fitted.imported
         console.print(f"imported {subnets} subnet and {blocks} block measurements from {file}")
@@ -160,16 +149,19 @@ def fit_command(
     image_size: ImageSizeOption = None,
     space_option: SpaceOptionsOption = None,
     predictor: PredictorOption = "auto",
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Refit and re-check the predictors from the stored measurements (no measuring)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import refit_predictors
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    show_predictors(refit_predictors(target, predictor=predictor, seed=seed), as_json=as_json)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
+    show_predictors(refit_predictors(target, predictor=predictor, seed=seed,
+                                     transfer_from=transfer_from), as_json=as_json)
 
 
 @app.command("predict")
@@ -214,29 +206,24 @@ def bundle_command(
     no_blocks: Annotated[
         bool, typer.Option("--no-blocks", help="Leave the per-block models out.")
     ] = False,
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Write ONNX models and a stand-alone runner (numpy + onnxruntime) for a remote device."""
-    from nas.commands._common import progress_bar
+    from nas.commands._profile_view import bundle_summary
+    from nas.commands._progress import Bars
     from nas.profile.pipeline import make_bundle
 
     target = _target(runs_dir, "bundle", run, space, num_classes, image_size, space_option)
-    with progress_bar("exporting", console=console, disable=not console.is_terminal) as bar:
+    with Bars("exporting", unit="models") as bar:
         task = bar.add_task("export", total=None)
         manifest = make_bundle(
             target, out, samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
             on_item=lambda done, total: bar.update(task, completed=done, total=total),
+            transfer_from=transfer_from,
         )
-    console.print(f"bundle: {out} ({manifest['n_subnets']} subnets, "
-                  f"{manifest['n_blocks']} blocks)")
-    flags = f"--run {run}" if run else " ".join(
-        f"{flag} {value}" for flag, value in (
-            ("--space", space), ("--num-classes", num_classes), ("--image-size", image_size)
-        ) if value is not None
-    )
-    console.print(f"on the device: python {out.name}/run_bundle.py {out.name} --out results.jsonl"
-                  f"; then here: nas profile import results.jsonl --device NAME {flags}")
+    console.print(bundle_summary(out, manifest, target, transfer_from))
 
 
 def register(root: typer.Typer) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nas.artifacts import RunDir
 from nas.config import config_to_dict
@@ -30,7 +29,7 @@ from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, 
 from nas.train.samplers import SubnetSampler, make_sampler
 from nas.train.sandwich import StepOptions, StepResult, StepSpec, train_step
 from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
-from search_spaces import SPACES, SearchSpace, create_space, parse_space_options
+from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +86,11 @@ class OnceForAllTrainer(RunTrainer):
         self.device = next(net.parameters()).device
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
+        self.dist.check_batch(min(loader.batch_size, len(loader.split)))
         if self.dist.enabled and sampler.observes:
             raise ConfigError(f"sampler '{sampler.kind}': expected one process, got "
                               f"{self.dist.world_size}; use --sampler uniform with torchrun")
         sampler.attach(loader)
-        self.model: nn.Module = self.dist.wrap(net, self.device)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
@@ -113,7 +112,6 @@ class OnceForAllTrainer(RunTrainer):
         cls, cfg: TrainConfig, run: RunDir, *, device: torch.device, dist: DistContext,
         resume: bool, evaluate: bool,
     ) -> OnceForAllTrainer:
-        dist.setup(device)
         splits = load_dataset(
             cfg.dataset,
             data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -134,6 +132,11 @@ class OnceForAllTrainer(RunTrainer):
         )
         return cls(net, loader, cfg, sampler, space_spec=space.spec(), dist=dist,
                    splits=splits if evaluate else None, run=run)
+
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        """Runs under torchrun: gradients are averaged over the ranks (the batch is checked once
+        the dataset is loaded)."""
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_scaler(self) -> Any:
@@ -186,6 +189,10 @@ class OnceForAllTrainer(RunTrainer):
         self._pending = state
 
     # -- hooks ----------------------------------------------------------------------------
+    def start(self, *, resumed_at: int | None) -> None:
+        # a collective, so not in the constructor, which may still fail on one rank only
+        self.dist.replicate(self.net)
+
     def begin_phase(self, index: int, *, fresh: bool) -> None:
         phase = self.phase_configs[index]
         self._phase = index
@@ -228,7 +235,8 @@ class OnceForAllTrainer(RunTrainer):
         images, labels = self.dist.shard(images, labels)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        result = train_step(self.model, self.net, images, labels, spec, self.options)
+        result = train_step(self.net, self.net, images, labels, spec, self.options)
+        self.dist.average_gradients(self.net)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         norm = None
@@ -326,17 +334,10 @@ def build_space(cfg: TrainConfig, splits: DatasetSplits) -> SearchSpace:
         "small_input": cfg.small_input,
     }
     accepted = inspect.signature(SPACES.get(cfg.space).__init__).parameters
-    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
     if "resolutions" not in accepted and cfg.resolutions != TrainConfig().resolutions:
         # subnets of such a space all take `image_size` inputs: nothing would use the choice
         logger.warning("space %s has no elastic resolution; --resolutions is ignored", cfg.space)
-    options = parse_space_options(cfg.space_options)
-    unknown = sorted(set(options) - set(accepted) - {"self"})
-    if unknown:
-        valid = sorted(k for k in accepted if k not in ("self", "kwargs"))
-        raise ConfigError(f"--space-option: space '{cfg.space}' takes no {', '.join(unknown)} "
-                          f"(expected one of: {', '.join(valid)})")
-    return create_space(cfg.space, **{**kwargs, **options})
+    return create_offered_space(cfg.space, offered, parse_space_options(cfg.space_options))
 
 
 def evaluate_endpoints(
