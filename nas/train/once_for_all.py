@@ -25,6 +25,7 @@ from nas.supernet.weights import save_weights
 from nas.train.config import RESUME_KEYS, TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.pada import PadaSampler
 from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, step_rng, step_spec
 from nas.train.samplers import SubnetSampler, make_sampler
 from nas.train.sandwich import StepOptions, StepResult, StepSpec, train_step
@@ -361,5 +362,7 @@ def evaluate_endpoints(
         out[role] = {key: float(value) for key, value in metrics.items()}
     return out
 
+
+_SAMPLERS = (PadaSampler,)  # imported for `--sampler pada` (it registers itself)
 
 __all__ = ["OnceForAllTrainer", "SupernetTraining", "build_space", "evaluate_endpoints"]

@@ -35,7 +35,7 @@ import torch
 from nas.arch import Arch
 from nas.data import BatchLoader
 from nas.errors import ConfigError
-from nas.train.samplers import ALL, SubnetSampler, UniformSampler
+from nas.train.samplers import ALL, SubnetSampler, UniformSampler, register_sampler
 from search_spaces.base import SearchSpace
 
 _SCALARS = (str, int, float, bool, np.integer, np.floating)
@@ -235,5 +235,7 @@ class PadaSampler(SubnetSampler):
         if self.data is not None and state.get("data") is not None:
             self.data.load_state_dict(state["data"])
 
+
+register_sampler(PadaSampler.kind, PadaSampler)
 
 __all__ = ["DataImportance", "PadaSampler", "PathImportance", "flat_choices", "mixed"]

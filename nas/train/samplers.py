@@ -12,7 +12,7 @@ Samplers draw from the generator they are given; the training loop derives that 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -208,6 +208,15 @@ class ComplexitySampler(SubnetSampler):
             self.counts = np.asarray(counts, dtype=np.int64)
 
 
+# Samplers defined in modules that build on this one (nas/train/pada.py registers "pada").
+_REGISTERED: dict[str, Callable[..., SubnetSampler]] = {}
+
+
+def register_sampler(kind: str, factory: Callable[..., SubnetSampler]) -> None:
+    """Offer `kind` to `make_sampler` (called with space, resolutions, seed and epochs)."""
+    _REGISTERED[kind] = factory
+
+
 def make_sampler(
     kind: str, space: SearchSpace, *, resolutions: Sequence[int], seed: int, bins: int = 8,
     epochs: int = 1,
@@ -217,8 +226,6 @@ def make_sampler(
         return UniformSampler(space, resolutions=resolutions, seed=seed)
     if kind == "complexity":
         return ComplexitySampler(space, resolutions=resolutions, seed=seed, bins=bins)
-    if kind == "pada":
-        from nas.train.pada import PadaSampler  # it builds on this module
-
-        return PadaSampler(space, resolutions=resolutions, seed=seed, epochs=epochs)
+    if kind in _REGISTERED:
+        return _REGISTERED[kind](space, resolutions=resolutions, seed=seed, epochs=epochs)
     raise ConfigError(f"sampler: expected 'uniform', 'complexity' or 'pada', got '{kind}'")
