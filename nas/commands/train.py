@@ -43,6 +43,7 @@ def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
 
 # DARTS-only options get their own --help panel (an OFA space refuses them)
 _DARTS_PANEL = "DARTS search (--space darts only)"
+_FEW_SHOT_PANEL = "Few-shot NAS (nb201, ofa-mbv3)"
 
 
 def summary_table(run: RunDir, summary: TrainSummary) -> Table:
@@ -139,6 +140,23 @@ def train_supernet(
     distill_weight: Annotated[
         float | None,
         _opt(f"Weight of in-place distillation (default: {_D.distill_weight})."),
+    ] = None,
+    few_shot: Annotated[
+        int | None,
+        _opt("Few-shot NAS: split the supernet into K sub-supernets after a warm-up, on the "
+             "decision (nb201 edge, ofa-mbv3 block kernel/expand) whose candidates' gradients "
+             "disagree most (gradient matching); each subnet is then trained and scored by "
+             "its own sub-supernet (default: one-shot).", panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_warmup: Annotated[
+        int | None,
+        _opt("Few-shot: epochs trained before the split (default: half the epochs).",
+             panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_batches: Annotated[
+        int | None,
+        _opt("Few-shot: batches the gradients are compared on (default: 10).",
+             panel=_FEW_SHOT_PANEL),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
