@@ -101,15 +101,19 @@ def best_partition(
 
 def choose_split(
     net: Supernet, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int, *, seed: int,
+    choices: Sequence[Choice] | None = None,
 ) -> SplitDecision:
     """The decision of `net.space` to split into `k` groups, measured on `batches`.
+
+    `choices`: the decisions compared (default: all of `few_shot_choices()`).
 
     Raises:
         ConfigError: the space offers no decision with at least `k` candidates.
     """
     from nas.errors import ConfigError
 
-    choices = [c for c in net.space.few_shot_choices() if len(c.candidates) >= k]
+    offered = net.space.few_shot_choices() if choices is None else choices
+    choices = [c for c in offered if len(c.candidates) >= k]
     if not choices:
         raise ConfigError(f"--few-shot {k}: space '{net.space.name}' has no decision with {k} "
                           "or more candidates to split on (few-shot runs: nb201, ofa-mbv3)")
