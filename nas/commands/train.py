@@ -21,6 +21,7 @@ from nas.commands._common import (
 from nas.commands._progress import TrainProgress
 from nas.config import build_config, check_keys, read_config_file
 from nas.runtime import resolve_device
+from nas.supernet.few_shot import FEW_SHOT_FILE
 from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
@@ -252,6 +253,7 @@ def train_supernet(
         for label, path in (
             ("weights", weights_path(run_dir)),
             ("genotype", run_dir.path / "genotype.json"),
+            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE),
         ):
             if path.is_file():
                 console.print(f"{label}: {path}")

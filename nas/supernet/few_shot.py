@@ -24,6 +24,10 @@ from nas.supernet.base import Supernet
 if TYPE_CHECKING:  # spaces import this package's base: no import back at run time
     from search_spaces.base import Choice, SearchSpace
 
+# supernet/few_shot.json of a few-shot run: the split, when it was made and what it was chosen
+# from (each decision's score and its candidates' gradient distances)
+FEW_SHOT_FILE = "few_shot.json"
+
 
 @dataclass(frozen=True)
 class Split:
@@ -162,4 +166,6 @@ def partitions(items: Sequence[Any], k: int) -> list[tuple[tuple[Any, ...], ...]
     return out
 
 
-__all__ = ["FewShotSupernet", "Split", "groups_text", "partitions", "split_supernet"]
+__all__ = [
+    "FEW_SHOT_FILE", "FewShotSupernet", "Split", "groups_text", "partitions", "split_supernet",
+]

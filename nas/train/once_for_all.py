@@ -24,7 +24,7 @@ from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.supernet import Supernet
-from nas.supernet.few_shot import FewShotSupernet, Split, groups_text
+from nas.supernet.few_shot import FEW_SHOT_FILE, FewShotSupernet, Split, groups_text
 from nas.supernet.weights import save_weights
 from nas.train.config import RESUME_KEYS, TrainConfig
 from nas.train.distributed import DistContext
@@ -37,7 +37,6 @@ from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
 from search_spaces import SPACES, SearchSpace, create_space, parse_space_options
 
 logger = logging.getLogger(__name__)
-FEW_SHOT_FILE = "few_shot.json"  # supernet/few_shot.json: a few-shot run's split and its why
 
 
 def accuracy(result: StepResult, role: str) -> float | None:
