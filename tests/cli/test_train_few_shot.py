@@ -1,12 +1,13 @@
 """`nas train-supernet --few-shot K` on the tiny NB201 space: the split is recorded, the
 weights reload as sub-supernets, a stopped run resumes bit-exact across the split, and
-`nas rank` scores every subnet with its own sub-supernet."""
+`nas rank` and `nas search` score every subnet with its own sub-supernet."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from nas.artifacts import RunDir
+from nas.search.objectives import SupernetAccuracy
 from nas.supernet import TrainedSupernet, evaluate_subnet
 from nas.supernet.few_shot import FewShotSupernet
 from nas.train.checkpoint import checkpoint_path, load_checkpoint
@@ -83,16 +85,33 @@ def test_rank_scores_a_few_shot_run(runs: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["n"] == 8 and "supernet" in report["scores"]
+    differs = 0
+    for row in report["subnets"]:
+        scores = _scores_by_sub(runs, row["arch"])
+        assert row["supernet"] == pytest.approx(scores["owner"])
+        differs += scores[0] != scores[1]
+    assert differs > 0
+
+
+def test_search_scores_with_the_owning_sub_supernet(runs: Path) -> None:
+    accuracy = SupernetAccuracy.load(RunDir(runs, "straight"), device="cpu", split="val",
+                                     batch_size=256)
+    space = accuracy.supernet.space
+    archs = [space.sample(np.random.default_rng(seed)) for seed in range(4)]
+    found = accuracy.evaluate(archs)
+    expected = [_scores_by_sub(runs, arch)["owner"] for arch in archs]
+    assert found.tolist() == pytest.approx(expected)
+
+
+def _scores_by_sub(runs: Path, arch: dict) -> dict:
+    """Val top-1 of `arch` in each sub-supernet (0, 1) and in its owner ("owner")."""
     trained = TrainedSupernet.load(RunDir(runs, "straight"))
     net = trained.net
     assert isinstance(net, FewShotSupernet)
-    differs = 0
-    for row in report["subnets"]:  # scored by the sub-supernet holding the subnet
-        arch = net.space.normalize(row["arch"])
-        owner = net.split.group_of(arch)
-        scores = [evaluate_subnet(net.sub(k), arch, trained.splits, split="val", batch_size=256,
-                                  calibration_batches=trained.settings.calibration_batches,
-                                  seed=trained.settings.seed)["top1"] for k in (0, 1)]
-        assert row["supernet"] == pytest.approx(scores[owner])
-        differs += scores[0] != scores[1]
-    assert differs > 0
+    arch = net.space.normalize(arch)
+    scores: dict = {k: evaluate_subnet(
+        net.sub(k), arch, trained.splits, split="val", batch_size=256,
+        calibration_batches=trained.settings.calibration_batches, seed=trained.settings.seed,
+    )["top1"] for k in (0, 1)}
+    scores["owner"] = scores[net.split.group_of(arch)]
+    return scores
