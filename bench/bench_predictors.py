@@ -94,6 +94,8 @@ def throughput(root: Path | None, device: str, rows: int) -> None:
         table = rng.uniform(0.1, 3.0, len(featurizer.keys))
         y = feats.counts @ table + 1.0
         for kind in predictors.PREDICTORS.names():
+            if predictors.PREDICTORS.get(kind).needs_prior:
+                continue  # transfer needs a source device (bench/bench_imported.py times it)
             p = create_predictor(kind)
             p.fit(feats, y, block_ms=table)
             models.append(predictors.LatencyModel(p, featurizer, {}))

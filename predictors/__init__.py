@@ -6,7 +6,7 @@ For search: `model, meta = load_predictor(run_dir, "cpu")`, then `model.predict(
 
 from __future__ import annotations
 
-from predictors import lut, mlp, residual, ridge  # noqa: F401 - registration side effects
+from predictors import lut, mlp, residual, ridge, structural, transfer  # noqa: F401 - registers
 from predictors.base import (
     PREDICTORS,
     Features,

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import abc
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from nas.artifacts import atomic_save_with, atomic_write_json, read_json
 from nas.errors import ArtifactError, NasError
 from nas.registry import Registry
+
+if TYPE_CHECKING:
+    from predictors.structure.base import StructureDescriber
 
 P = TypeVar("P", bound="LatencyPredictor")
 
@@ -42,10 +46,13 @@ class Features:
         encoded: `(n, dim)` float32, `space.encode(arch)` per row.
         counts: `(n, K)` float32, how often each block key of the featurizer's key list is
             executed by the subnet (K may be 0 for spaces without `block_keys`).
+        describer: computes `structure` from the two arrays above (None: no structural
+            features for this space).
     """
 
     encoded: np.ndarray
     counts: np.ndarray
+    describer: StructureDescriber | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.encoded.ndim != 2 or self.counts.ndim != 2:
@@ -60,7 +67,17 @@ class Features:
 
     def take(self, index: np.ndarray) -> Features:
         """The rows `index` (an integer or boolean array)."""
-        return Features(self.encoded[index], self.counts[index])
+        return Features(self.encoded[index], self.counts[index], self.describer)
+
+    @cached_property
+    def structure(self) -> np.ndarray:
+        """`(n, S)` float64 structural columns (`predictors.structure`), `(n, 0)` without.
+
+        Computed on first use only: the predictors that do not read it pay nothing for it.
+        """
+        if self.describer is None:
+            return np.zeros((len(self), 0))
+        return self.describer(self.encoded, self.counts)
 
     def matrix(self) -> np.ndarray:
         """`[encoded | counts]` as one float64 design matrix."""
@@ -71,11 +88,15 @@ class LatencyPredictor(abc.ABC):
     """Base class of latency predictors (milliseconds in, milliseconds out).
 
     Subclasses implement `fit`, `predict`, `state` and `from_state`; `needs_blocks` says whether
-    `fit` requires per-block timings (`block_ms`, aligned with `Features.counts` columns).
+    `fit` requires per-block timings (`block_ms`, aligned with `Features.counts` columns), and
+    `needs_prior` whether it requires a source device's predictor (`predictors.transfer`).
     """
 
     kind: ClassVar[str]
     needs_blocks: ClassVar[bool] = False
+    # fitted only from another device's predictor (passed as the `prior` option): such kinds are
+    # left out of the default candidates of `fit_and_select`
+    needs_prior: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(
@@ -119,7 +140,13 @@ class LatencyPredictor(abc.ABC):
         path = directory / MODEL_ARRAYS
         if not path.is_file():
             raise ArtifactError(f"{path} does not exist; re-run `nas profile` to rebuild it")
-        return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+        try:
+            return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+        except KeyError as exc:  # written by a version that stored other fields
+            raise ArtifactError(
+                f"{directory}: expected the field {exc} in the saved '{cls.kind}' predictor, "
+                "got none; refit it (`nas profile fit --device DEVICE ...`)"
+            ) from None
 
 
 PREDICTORS: Registry[type[LatencyPredictor]] = Registry("latency predictor")

@@ -16,6 +16,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import InvalidArchError
 from predictors.base import Features
+from predictors.structure import describer_for
 from search_spaces.base import BatchFeatures, SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Featurizer:
         self.keys = tuple(keys)
         self.index = {key: column for column, key in enumerate(self.keys)}
         self.uses_blocks = bool(self.keys) and space.has_blocks
+        self.describer = describer_for(space, self.keys)
 
     def counts(self, archs: Sequence[Arch]) -> np.ndarray:
         out = np.zeros((len(archs), len(self.keys)), dtype=np.float32)
@@ -69,7 +71,7 @@ class Featurizer:
 
     def transform(self, archs: Sequence[Arch]) -> Features:
         """Features of `archs` (canonical, validated archs; use `space.normalize` first)."""
-        return Features(encode_batch(self.space, archs), self.counts(archs))
+        return Features(encode_batch(self.space, archs), self.counts(archs), self.describer)
 
 
 class BatchFeaturizer(Featurizer):
@@ -87,7 +89,7 @@ class BatchFeaturizer(Featurizer):
             for arch in archs:
                 self.space.validate(arch)  # raises InvalidArchError naming the bad key
             return super().transform(archs)
-        return Features(encoded, counts)
+        return Features(encoded, counts, self.describer)
 
 
 def make_featurizer(space: SearchSpace, keys: Sequence[str]) -> Featurizer:

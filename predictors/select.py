@@ -11,8 +11,9 @@ refitted on all measurements for use, so the figures estimate the quality of the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from predictors.report import QualityMetrics, quality
 logger = logging.getLogger(__name__)
 
 # simplest first: on equal held-out quality the earlier (cheaper, more robust) one wins
-PREFERENCE = ("lut", "ridge", "residual", "mlp")
+PREFERENCE = ("lut", "ridge", "structural", "residual", "transfer", "mlp")
 MIN_HOLDOUT = 5
 
 
@@ -82,8 +83,16 @@ def _score(metrics: QualityMetrics | None) -> tuple[float, float]:
     return (metrics.within10, -round(metrics.mape, 2))
 
 
-def candidate_kinds(kinds: Sequence[str] | None) -> list[str]:
-    names = list(kinds) if kinds else PREDICTORS.names()
+def candidate_kinds(
+    kinds: Sequence[str] | None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """`kinds` in order of preference; by default every registered kind except those that
+    need a source device's predictor and were given none in `options`."""
+    given = options or {}
+    names = list(kinds) if kinds else [
+        name for name in PREDICTORS.names()
+        if not PREDICTORS.get(name).needs_prior or "prior" in given.get(name, {})
+    ]
     for name in names:
         PREDICTORS.get(name)  # unknown names fail here, listing the valid ones
     return sorted(names, key=lambda k: PREFERENCE.index(k) if k in PREFERENCE else len(PREFERENCE))
@@ -91,7 +100,7 @@ def candidate_kinds(kinds: Sequence[str] | None) -> list[str]:
 
 def _fit_one(
     kind: str, features: Features, y: np.ndarray, block_ms: np.ndarray | None,
-    parts: list[np.ndarray],
+    parts: list[np.ndarray], options: Mapping[str, Any],
 ) -> Fitted:
     try:
         metrics = None
@@ -99,11 +108,11 @@ def _fit_one(
             predicted = np.empty_like(y)
             for part in parts:
                 train = np.setdiff1d(np.arange(len(y)), part)
-                trial = create_predictor(kind)
+                trial = create_predictor(kind, **options)
                 trial.fit(features.take(train), y[train], block_ms=block_ms)
                 predicted[part] = trial.predict(features.take(part))
             metrics = quality(predicted, y)
-        final = create_predictor(kind)
+        final = create_predictor(kind, **options)
         final.fit(features, y, block_ms=block_ms)
         return Fitted(kind, final, metrics)
     except NotApplicableError as exc:
@@ -120,6 +129,7 @@ def fit_and_select(
     force: str | None = None,
     holdout: float = 0.25,
     seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Selection:
     """Fit the predictor `kinds` (default: all registered) and choose one.
 
@@ -131,18 +141,22 @@ def fit_and_select(
         force: choose this kind whatever the held-out scores say.
         holdout: share of subnets held out per fold (0.25: 4-fold cross-validation).
         seed: seeds the split (and the stochastic predictors' defaults are seeded too).
+        options: constructor options per kind, e.g. `{"transfer": {"prior": prior}}`
+            (`predictors.transfer.prior_from_model`); a kind that needs a prior is a default
+            candidate only when given one here.
     """
     y = np.asarray(latency_ms, dtype=np.float64)
     if len(y) < 2:
         raise ConfigError(f"expected at least 2 measured subnets to fit predictors, got {len(y)}")
-    names = candidate_kinds(kinds)
+    names = candidate_kinds(kinds, options)
     if force is not None and force not in names:
         names.append(PREDICTORS.get(force).kind)
     parts = folds(len(y), holdout=holdout, seed=seed)
     n_train = len(y) - (len(parts[0]) if parts else 0)
     n_holdout = len(y) if parts else 0
     with one_blas_thread():
-        fitted = [_fit_one(kind, features, y, block_ms, parts) for kind in names]
+        fitted = [_fit_one(kind, features, y, block_ms, parts, (options or {}).get(kind, {}))
+                  for kind in names]
     usable = [item for item in fitted if item.predictor is not None]
     if force is not None:
         chosen = next((item for item in usable if item.kind == force), None)

@@ -6,6 +6,7 @@ Shared by `nas profile` and `nas quickstart`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from nas.artifacts import RunLayout
 from nas.commands._common import console, err_console, progress_bar
-from nas.profile.pipeline import Prediction, Predictors
+from nas.profile.pipeline import Prediction, Predictors, ProfileTarget
 from nas.profile.session import Progress
 
 
@@ -40,6 +41,8 @@ def report_table(report: dict[str, Any]) -> Table:
             table.add_row(kind + chosen, "-", "-", "-", "-", "-", f"[dim]{note}[/dim]")
             continue
         note = f"[red]poor (<{100 * threshold:.0f}% within ±10%)[/red]" if q["poor"] else ""
+        if kind == "transfer" and report.get("transfer_from"):
+            note = f"from '{report['transfer_from']}' {note}".rstrip()
         table.add_row(kind + chosen, _pct(q["within5"]), _pct(q["within10"]), f"{q['mape']:.2f}%",
                       f"{q['rmse_ms']:.3f}", _num(q["kendall_tau"]), note)
     noise = report.get("noise_floor") or {}
@@ -86,6 +89,9 @@ def show_predictors(fitted: Predictors, *, as_json: bool) -> None:
                               sort_keys=True))
         return
     console.print(report_table(fitted.report))
+    needed = fitted.report.get("needed")
+    if needed:
+        console.print(f"measurements: {needed['message']}")
     console.print(f"predictors: {RunLayout(fitted.root).predictors_dir}")
     if fitted.warning:
         warn(fitted.warning)
@@ -104,3 +110,19 @@ def prediction_table(prediction: Prediction, device: str) -> Table:
         table.add_row(str(number), str(row["arch_id"]), f"{row['latency_ms']:.3f}",
                       f"{row['macs'] / 1e6:.1f}", f"{row['params'] / 1e6:.2f}")
     return table
+
+
+def bundle_summary(
+    out: Path, manifest: dict[str, Any], target: ProfileTarget, transfer_from: str | None
+) -> str:
+    """What the bundle holds; what to run on the device, then here (same space options)."""
+    flags = [f"--run {target.run}"] if target.run else [
+        f"{flag} {value}" for flag, value in (
+            ("--space", target.space), ("--num-classes", target.num_classes),
+            ("--image-size", target.image_size)) if value is not None
+    ] + [f"--space-option '{option}'" for option in target.space_options]
+    if transfer_from:
+        flags.append(f"--transfer-from {transfer_from}")
+    return (f"bundle: {out} ({manifest['n_subnets']} subnets, {manifest['n_blocks']} blocks)\n"
+            f"on the device: python {out.name}/run_bundle.py {out.name} --out results.jsonl"
+            f"; then here: nas profile import results.jsonl --device NAME {' '.join(flags)}")

@@ -43,9 +43,15 @@ SpaceOptionsOption = Annotated[
 ]
 PredictorOption = Annotated[
     str, typer.Option("--predictor", help="auto (best on held-out subnets), lut, ridge, "
-                      "residual or mlp.")
+                      "structural, residual, transfer or mlp.")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the subnet sample and split.")]
+TransferOption = Annotated[
+    str | None,
+    typer.Option("--transfer-from", help="A device profiled or imported before (same space): "
+                 "its predictor is the prior of this one (a few dozen subnets suffice); with "
+                 "bundle, it picks the --samples subnets most informative against it."),
+]
 
 
 def _target(runs_dir: Path | None, device: str, run: str | None, space: str | None,
@@ -135,6 +141,7 @@ def import_command(
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop earlier measurements of this device first.")
     ] = False,
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
@@ -144,7 +151,8 @@ def import_command(
     from nas.profile.pipeline import import_profile
 
     target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed)
+    fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed,
+                            transfer_from=transfer_from)
     if not as_json and fitted.imported is not None:
         subnets, blocks = fitted.imported
         console.print(f"imported {subnets} subnet and {blocks} block measurements from {file}")
@@ -160,6 +168,7 @@ def fit_command(
     image_size: ImageSizeOption = None,
     space_option: SpaceOptionsOption = None,
     predictor: PredictorOption = "auto",
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
@@ -169,7 +178,8 @@ def fit_command(
     from nas.profile.pipeline import refit_predictors
 
     target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    show_predictors(refit_predictors(target, predictor=predictor, seed=seed), as_json=as_json)
+    show_predictors(refit_predictors(target, predictor=predictor, seed=seed,
+                                     transfer_from=transfer_from), as_json=as_json)
 
 
 @app.command("predict")
@@ -214,11 +224,13 @@ def bundle_command(
     no_blocks: Annotated[
         bool, typer.Option("--no-blocks", help="Leave the per-block models out.")
     ] = False,
+    transfer_from: TransferOption = None,
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Write ONNX models and a stand-alone runner (numpy + onnxruntime) for a remote device."""
     from nas.commands._common import progress_bar
+    from nas.commands._profile_view import bundle_summary
     from nas.profile.pipeline import make_bundle
 
     target = _target(runs_dir, "bundle", run, space, num_classes, image_size, space_option)
@@ -227,16 +239,9 @@ def bundle_command(
         manifest = make_bundle(
             target, out, samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,
             on_item=lambda done, total: bar.update(task, completed=done, total=total),
+            transfer_from=transfer_from,
         )
-    console.print(f"bundle: {out} ({manifest['n_subnets']} subnets, "
-                  f"{manifest['n_blocks']} blocks)")
-    flags = f"--run {run}" if run else " ".join(
-        f"{flag} {value}" for flag, value in (
-            ("--space", space), ("--num-classes", num_classes), ("--image-size", image_size)
-        ) if value is not None
-    )
-    console.print(f"on the device: python {out.name}/run_bundle.py {out.name} --out results.jsonl"
-                  f"; then here: nas profile import results.jsonl --device NAME {flags}")
+    console.print(bundle_summary(out, manifest, target, transfer_from))
 
 
 def register(root: typer.Typer) -> None:

@@ -9,13 +9,13 @@ file is the input of `nas profile import`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas.arch import arch_id
+from nas.arch import Arch, arch_id
 from nas.artifacts import atomic_write_bytes, atomic_write_json, now_iso
 from nas.profile.devices import export_onnx
 from nas.profile.sampling import stratified_sample
@@ -36,7 +36,7 @@ def _subnet_shape(
 def write_bundle(
     space: SearchSpace, supernet: Any, out: Path, *, samples: int, batch_size: int = 1,
     blocks: bool = True, seed: int = 0,
-    on_item: Callable[[int, int], None] | None = None,
+    on_item: Callable[[int, int], None] | None = None, archs: Sequence[Arch] | None = None,
 ) -> dict[str, Any]:
     """Export the models to time on a remote device; returns the bundle manifest.
 
@@ -49,13 +49,15 @@ def write_bundle(
         blocks: include the per-block models (when the space and supernet provide them).
         seed: seeds the subnet sample.
         on_item: called with (done, total) after each exported model.
+        archs: the subnets to export instead of a sample (e.g. `predictors.informative`).
     """
-    archs = stratified_sample(space, samples, np.random.default_rng(seed))
+    chosen = [dict(a) for a in archs] if archs is not None else stratified_sample(
+        space, samples, np.random.default_rng(seed))
     keys: list[str] = []
     if blocks and space.has_blocks:
         keys = key_universe(space, space.input_sizes())
-    total, items = len(archs) + len(keys), []
-    for arch in archs:
+    total, items = len(chosen) + len(keys), []
+    for arch in chosen:
         shape = _subnet_shape(space, supernet, arch, batch_size)
         name = f"subnets/{arch_id(arch)}.onnx"
         atomic_write_bytes(out / name, export_onnx(supernet.extract_subnet(arch), tuple(shape)))
@@ -71,7 +73,7 @@ def write_bundle(
         if on_item:
             on_item(len(items), total)
     manifest = {"space": space.spec(), "batch_size": batch_size, "created": now_iso(),
-                "n_subnets": len(archs), "n_blocks": len(keys), "items": items}
+                "n_subnets": len(chosen), "n_blocks": len(keys), "items": items}
     atomic_write_json(out / "bundle.json", manifest)
     shutil.copyfile(RUNNER, out / RUNNER_NAME)
     return manifest

@@ -2,7 +2,9 @@
 
 `build_predictors` reads every subnet and block record of one device, fits all predictor
 kinds, chooses one on held-out subnets, saves each with its `meta.json`, and writes the quality
-report (`report.json`) with the noise floor from repeated measurements.
+report (`report.json`) with the noise floor from repeated measurements. Given a source device's
+predictor it fits `transfer` as well; for imported devices the report says how many more
+measured subnets the +-10 % goal needs (`predictors.learning_curve`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
-from nas.artifacts import atomic_write_json, now_iso
+from nas.artifacts import atomic_write_json, device_dirname, now_iso
 from nas.config import read_user_jsonl
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from nas.profile.store import REPORT, ProfileStore
 from predictors.features import Featurizer, key_universe, make_featurizer
 from predictors.io import SELECTED, LatencyModel, save_model
+from predictors.learning_curve import needed_report
 from predictors.report import POOR_WITHIN10, noise_floor
 from predictors.select import Selection, fit_and_select
+from predictors.transfer import prior_from_model
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -121,10 +125,25 @@ def _meta(
     }
 
 
+def _options(
+    space: SearchSpace, featurizer: Featurizer, store: ProfileStore,
+    source: tuple[str, LatencyModel] | None,
+) -> dict[str, dict[str, Any]]:
+    """Constructor options per predictor kind: the source device's prior for `transfer`."""
+    if source is None:
+        return {}
+    name, model = source
+    if device_dirname(name) == device_dirname(store.device):
+        raise ConfigError(f"--transfer-from: expected another device than '{store.device}', "
+                          f"got '{name}'; name a device profiled or imported before")
+    return {"transfer": {"prior": prior_from_model(model, space, featurizer.keys, device=name)}}
+
+
 def build_predictors(
     space: SearchSpace, store: ProfileStore, *, resolutions: Sequence[int],
     force: str | None = None, kinds: Sequence[str] | None = None, seed: int = 0,
-    extra_meta: dict[str, Any] | None = None,
+    extra_meta: dict[str, Any] | None = None, source: tuple[str, LatencyModel] | None = None,
+    needed: bool = False,
 ) -> dict[str, Any]:
     """Fit, choose and save predictors for the device of `store`; returns the quality report.
 
@@ -136,11 +155,16 @@ def build_predictors(
         kinds: predictor kinds to fit (default: all).
         seed: seeds the held-out split and the MLP.
         extra_meta: recorded in every `meta.json` (fingerprint, device settings ...).
+        source: `(device, predictor)` of a device profiled before: `transfer` is fitted
+            with it as prior and competes with the other kinds.
+        needed: add the learning curve of the chosen kind and the measurements the +-10 %
+            goal needs (`report["needed"]`; for imported devices, where more cost a trip).
     """
     archs, latency, featurizer, table = training_data(space, store, resolutions)
     features = featurizer.transform(archs)
+    options = _options(space, featurizer, store, source)
     selection = fit_and_select(features, latency, block_ms=table, kinds=kinds, force=force,
-                               seed=seed)
+                               seed=seed, options=options)
     report: dict[str, Any] = {
         "device": store.device, "space": space.spec(), "chosen": selection.chosen,
         "n_subnets": len(archs), "n_blocks": 0 if table is None else int(np.isfinite(table).sum()),
@@ -153,6 +177,13 @@ def build_predictors(
         },
         "created": now_iso(), **(extra_meta or {}),
     }
+    if source is not None:
+        report["transfer_from"] = source[0]
+    if needed:
+        report["needed"] = needed_report(
+            features, latency, kind=selection.chosen, options=options.get(selection.chosen),
+            block_ms=table, seed=seed,
+        )
     for item in selection.fitted:
         if item.predictor is None:
             continue

@@ -22,7 +22,7 @@ from nas.errors import ConfigError
 from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
 from nas.profile.session import ProfilePlan, ProgressCallback, Session
 from nas.profile.store import REPORT, ProfileStore, open_target
-from predictors.io import load_predictor, predictor_warning
+from predictors.io import LatencyModel, load_predictor, predictor_warning
 from search_spaces.base import SearchSpace
 
 
@@ -149,32 +149,58 @@ def profile_device(
 
 def import_profile(
     target: ProfileTarget, file: Path, *, predictor: str = "auto", replace: bool = False,
-    seed: int = 0,
+    seed: int = 0, transfer_from: str | None = None,
 ) -> Predictors:
     """Add measurements taken anywhere (`file`: JSONL of arch or block + `latency_ms`) to the
-    device's store, then fit its predictors; `replace` drops earlier measurements first."""
+    device's store, then fit its predictors; `replace` drops earlier measurements first.
+
+    `transfer_from` names a device profiled (or imported) before for the same space: its
+    predictor is the prior of the `transfer` kind (few measurements suffice). The report says
+    how many more measured subnets the +-10 % goal needs.
+    """
     space, store = target.open()
+    source = _source(target, space, transfer_from)
     imported = import_measurements(space, store, file, replace=replace)
     report = build_predictors(
         space, store, resolutions=space.input_sizes(), seed=seed, force=_force(predictor),
         extra_meta={"fingerprint": None,
                     "setup": {"device": target.device, "imported_from": file.name}},
+        source=source, needed=True,
     )
     return dataclasses.replace(_predictors(report, store), imported=imported)
 
 
 def refit_predictors(
-    target: ProfileTarget, *, predictor: str = "auto", seed: int = 0
+    target: ProfileTarget, *, predictor: str = "auto", seed: int = 0,
+    transfer_from: str | None = None,
 ) -> Predictors:
-    """Fit and check the predictors again from the stored measurements (no measuring)."""
+    """Fit and check the predictors again from the stored measurements (no measuring).
+
+    The source device of an earlier transfer is used again unless `transfer_from` names
+    another; imported devices get the "measurements needed" entry again.
+    """
     space, store = target.open()
     previous = store.predictor_dir / REPORT
     # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
     kept = read_json(previous) if previous.is_file() else {}
     extra = {k: kept[k] for k in ("fingerprint", "setup", "session") if k in kept}
+    source = _source(target, space, transfer_from or kept.get("transfer_from"))
     report = build_predictors(space, store, resolutions=space.input_sizes(), seed=seed,
-                              force=_force(predictor), extra_meta=extra or {"fingerprint": None})
+                              force=_force(predictor), extra_meta=extra or {"fingerprint": None},
+                              source=source, needed="needed" in kept)
     return _predictors(report, store)
+
+
+def _source(
+    target: ProfileTarget, space: SearchSpace, device: str | None
+) -> tuple[str, LatencyModel] | None:
+    """`(device, its chosen predictor)` for `--transfer-from`: the same run, or the run-less
+    profile of the same space and options measured on that device."""
+    if device is None:
+        return None
+    _, store = dataclasses.replace(target, device=device).open()
+    model, _ = load_predictor(store.root, device, space=space, warn=False)
+    return device, model
 
 
 @dataclass(frozen=True)
@@ -206,13 +232,22 @@ def predict_latency(target: ProfileTarget, file: Path, *, kind: str | None = Non
 def make_bundle(
     target: ProfileTarget, out: Path, *, samples: int = 300, batch_size: int = 1,
     blocks: bool = True, seed: int = 0, on_item: Callable[[int, int], None] | None = None,
+    transfer_from: str | None = None,
 ) -> dict[str, Any]:
-    """ONNX models and a stand-alone runner for a remote device; returns the bundle manifest."""
+    """ONNX models and a stand-alone runner for a remote device; returns the bundle manifest.
+
+    With `transfer_from` (a device profiled before) the `samples` subnets are the most
+    informative for a transfer from it (`predictors.informative`), not a stratified sample.
+    """
     from nas.profile.bundle import write_bundle
+    from predictors.informative import informative_subnets
 
     space, _ = target.open()
+    source = _source(target, space, transfer_from)
+    archs = None if source is None else informative_subnets(space, source[1], samples, seed=seed)
     return write_bundle(space, space.build_supernet(), out, samples=samples,
-                        batch_size=batch_size, blocks=blocks, seed=seed, on_item=on_item)
+                        batch_size=batch_size, blocks=blocks, seed=seed, on_item=on_item,
+                        archs=archs)
 
 
 def _force(predictor: str) -> str | None:

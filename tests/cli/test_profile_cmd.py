@@ -115,3 +115,90 @@ def test_profile_a_run_records_the_stage(runs_dir: Path) -> None:
     model, meta = load_predictor(run, "cpu")
     assert meta["setup"]["clock"] == "cpu" and meta["space_name"] == "toy-chain"
     assert model.predict([toy_space.ToyChainSpace(resolutions=[8]).largest()])[0] > 0
+
+
+def _measurements(path: Path, count: int, seed: int, scale: float, launch_ms: float) -> Path:
+    """`count` toy subnets with latency `scale * MMACs + launch_ms * depth + 0.05` ms."""
+    space = toy_space.ToyChainSpace()
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(count):
+        arch = space.sample(rng)
+        ms = 0.05 + scale * space.complexity(arch)["macs"] / 1e6 + launch_ms * arch["depth"]
+        lines.append(json.dumps({"arch": arch, "latency_ms": ms}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_import_transfer_from_a_profiled_device(runs_dir: Path, tmp_path: Path) -> None:
+    source = _measurements(tmp_path / "gpu.jsonl", 120, 0, 1.0, 0.0)
+    assert runner.invoke(app, ["profile", "import", str(source), "--device", "gpu",
+                               *TOY]).exit_code == 0
+    target = _measurements(tmp_path / "phone.jsonl", 24, 1, 3.0, 0.02)
+    result = runner.invoke(app, ["profile", "import", str(target), "--device", "phone",
+                                 "--transfer-from", "gpu", *TOY, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["transfer_from"] == "gpu" and report["n_subnets"] >= 20  # distinct subnets
+    assert report["predictors"]["transfer"]["holdout"]["within10"] > 0.9
+    # imported: the report says whether more measurements are needed for the +-10 % goal
+    assert report["needed"]["message"].startswith("80% within +-10%")
+    assert report["needed"]["learning_curve"]["n_measured"] == report["n_subnets"]
+    # a refit keeps the source; the transfer predictor predicts on its own after loading
+    refit = runner.invoke(app, ["profile", "fit", "--device", "phone", *TOY, "--predictor",
+                                "transfer", "--json"])
+    assert refit.exit_code == 0, refit.output
+    assert json.loads(refit.stdout)["transfer_from"] == "gpu"
+    space = toy_space.ToyChainSpace()
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps(space.largest()) + "\n")
+    predicted = runner.invoke(app, ["profile", "predict", str(queries), "--device", "phone",
+                                    *TOY, "--json"])
+    truth = 0.05 + 3.0 * space.complexity(space.largest())["macs"] / 1e6 + 0.02 * 3
+    assert json.loads(predicted.stdout)[0]["latency_ms"] == pytest.approx(truth, rel=0.1)
+
+
+@pytest.mark.parametrize("device,expected", [
+    ("phone", "expected another device than 'phone'"),
+    ("tpu", "no latency predictor for device 'tpu'"),
+])
+def test_transfer_from_needs_another_profiled_device(
+    runs_dir: Path, tmp_path: Path, device: str, expected: str
+) -> None:
+    data = _measurements(tmp_path / "phone.jsonl", 24, 1, 3.0, 0.02)
+    if device == "phone":
+        assert runner.invoke(app, ["profile", "import", str(data), "--device", "phone",
+                                   *TOY]).exit_code == 0
+    result = runner.invoke(app, ["profile", "import", str(data), "--device", "phone",
+                                 "--transfer-from", device, *TOY])
+    assert result.exit_code == 2, result.output
+    assert expected in _one_error_line(result.output)
+
+
+@pytest.mark.slow
+def test_bundle_with_a_source_holds_the_informative_subnets(
+    runs_dir: Path, tmp_path: Path
+) -> None:
+    from nas.artifacts import read_json
+    from predictors import load_predictor
+    from predictors.informative import informative_subnets
+
+    source = _measurements(tmp_path / "gpu.jsonl", 120, 0, 1.0, 0.0)
+    assert runner.invoke(app, ["profile", "import", str(source), "--device", "gpu",
+                               *TOY]).exit_code == 0
+    out = tmp_path / "bundle"
+    result = runner.invoke(app, ["profile", "bundle", "--out", str(out), "--samples", "5",
+                                 "--no-blocks", "--transfer-from", "gpu", *TOY])
+    assert result.exit_code == 0, result.output
+    assert "--transfer-from gpu" in result.output
+    space = toy_space.ToyChainSpace()
+    model, _ = load_predictor(runs_dir / "_profiles" / "toy-chain-12px-gpu", "gpu", space=space)
+    expected = informative_subnets(space, model, 5, seed=0)
+    items = read_json(out / "bundle.json")["items"]
+    assert [item["arch"] for item in items] == expected
+    predicted = model.predict(expected)
+    # spread over the source's range, from the fastest stretch to the slowest
+    low, high = model.predict([space.smallest(), space.largest()])
+    assert list(predicted) == sorted(predicted)
+    assert np.log(predicted[-1] / predicted[0]) > 0.6 * np.log(high / low)

@@ -8,15 +8,27 @@ import numpy as np
 import pytest
 
 import predictors
-from predictors.base import NotApplicableError, create_predictor, load_kind
+from predictors.base import LatencyPredictor, NotApplicableError, create_predictor, load_kind
 from predictors.select import fit_and_select
+from predictors.transfer import SourcePrior
 
 KINDS = predictors.PREDICTORS.names()
 
 
+def make(kind: str, data: Any) -> LatencyPredictor:
+    """A fresh predictor of `kind`; kinds that transfer from a source device get a ridge
+    fitted on slightly different latencies of the same subnets as their prior."""
+    if not predictors.PREDICTORS.get(kind).needs_prior:
+        return create_predictor(kind)
+    source = create_predictor("ridge")
+    source.fit(data.features, 0.7 * data.latency_ms + 0.3)
+    columns = np.arange(data.features.counts.shape[1])
+    return create_predictor(kind, prior=SourcePrior("source", source, columns))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_fit_predict_save_load_roundtrip(kind: str, synthetic: Any, tmp_path: Path) -> None:
-    predictor = create_predictor(kind)
+    predictor = make(kind, synthetic)
     predictor.fit(synthetic.features, synthetic.latency_ms, block_ms=synthetic.block_ms)
     before = predictor.predict(synthetic.features)
     assert before.shape == (len(synthetic.latency_ms),)
@@ -26,12 +38,28 @@ def test_fit_predict_save_load_roundtrip(kind: str, synthetic: Any, tmp_path: Pa
     np.testing.assert_array_equal(loaded.predict(synthetic.features), before)
 
 
+def test_a_predictor_saved_with_other_fields_fails_clearly(synthetic: Any, tmp_path: Path) -> None:
+    import json
+
+    from nas.errors import ArtifactError
+    from predictors.base import MODEL_PARAMS
+
+    predictor = create_predictor("structural")
+    predictor.fit(synthetic.features, synthetic.latency_ms)
+    predictor.save(tmp_path)
+    blob = json.loads((tmp_path / MODEL_PARAMS).read_text())
+    blob["params"] = {"seed": 0}  # an older layout: no record of the fit's choices
+    (tmp_path / MODEL_PARAMS).write_text(json.dumps(blob))
+    with pytest.raises(ArtifactError, match="refit it"):
+        load_kind(tmp_path)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_predictor_generalises_on_additive_latency(kind: str, make_data: Any) -> None:
     train, test = make_data(300, seed=1), make_data(100, seed=2)
     # the same block costs in both sets: seed only changes which blocks are drawn
     test_features = test.features
-    predictor = create_predictor(kind)
+    predictor = make(kind, train)
     predictor.fit(train.features, train.latency_ms, block_ms=train.block_ms)
     truth = 1.1 * test_features.counts @ train.block_ms + 0.8
     metrics = predictors.quality(predictor.predict(test_features), truth)
@@ -81,7 +109,7 @@ def test_prediction_is_vectorised_fast(make_data: Any) -> None:
     data = make_data(200, keys=60, slots=10)
     big = data.features.take(np.resize(np.arange(200), 20_000))
     for kind in KINDS:
-        predictor = create_predictor(kind)
+        predictor = make(kind, data)
         predictor.fit(data.features, data.latency_ms, block_ms=data.block_ms)
         start = time.process_time()
         predictor.predict(big)
