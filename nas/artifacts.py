@@ -9,52 +9,180 @@ keeps the same tree in `runs/_profiles/<space>[-KEY=VALUE...]-<side>px-<device>/
 
 Every file is written to a temporary sibling and renamed into place, so a run killed at any
 moment leaves either the old or the new version of a file, never half of one. Append-only logs
-(`*.jsonl`) are flushed per line; readers skip a torn last line.
+(`*.jsonl`) are flushed per line; readers skip a torn last line, and the next append cuts it
+off first, so a kill or a full disk mid-append never leaves a broken line mid-file. Files get
+the usual mode (0644 under the usual umask), so a shared runs folder stays readable. A write
+that fails for want of space or permission raises `WriteError` saying what was kept.
+
+Reading goes through `nas.readers` (every failure one `ArtifactError` line); names that
+become folders are checked by `nas.names`; the manifest's read-modify-write holds a lock
+(`nas.locks`), so concurrent stages of one run never lose each other's records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ArtifactError, ConfigError
+from nas.artifact_kinds import MANIFEST as MANIFEST_KIND
+from nas.errors import ArtifactError, WriteError
+from nas.locks import LOCKS_DIR, Writer, locked, writer_alive
+from nas.names import check_name, options_label
+from nas.names import device_dirname as device_dirname
+from nas.readers import UNKNOWN, Kind, iter_jsonl, load_json
 
 MANIFEST = "manifest.json"
 STANDALONE_PROFILES = "_profiles"
 STANDALONE_RANKS = "_rank"
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+# why a write failed, for errors the user can fix; other OSErrors keep their traceback
+_WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, when the user can fix it (disk full, read-only, permissions)."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_FAILURES:
+        return _WRITE_FAILURES[exc.errno]
+    return None
+
+
+# how libraries that write on their own (SQLite, torch's zip writer) say the same
+_LIBRARY_FAILURES = {
+    "database or disk is full": "the disk is full",
+    "file write failed": "the disk is full",
+    "attempt to write a readonly database": "the file system is read-only",
+    "no space left on device": "the disk is full",
+    "read-only file system": "the file system is read-only",
+}
+
+
+def disk_failure(exc: BaseException) -> str | None:
+    """One line for an error that means the disk refused a write (full, read-only, no
+    permission), found anywhere in `exc`'s chain; None for any other error.
+
+    For errors raised outside `nas.artifacts`' writers (SQLite studies, library writers):
+    every write of this package is atomic, so what was written before is kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = write_failure(current)
+        text = str(current).lower()
+        reason = reason or next((r for k, r in _LIBRARY_FAILURES.items() if k in text), None)
+        if reason is not None:
+            where = getattr(current, "filename", None)
+            return (f"{reason}{f' ({where})' if where else ''}; files written before are "
+                    "kept (every write is atomic); free space or fix the permissions, then run "
+                    "the command again")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _write_error(path: Path, reason: str, kept: str) -> WriteError:
+    return WriteError(f"could not write {path}: {reason}; {kept}; free space (or fix the "
+                      "permissions) and run the command again")
+
+
+def _kept(path: Path) -> str:
+    return ("its previous version is kept" if path.exists()
+            else "nothing was written in its place")
+
+
+def _out_of_space(folder: Path) -> bool:
+    """Whether `folder`'s file system is (nearly) full: library writers (torch.save) report
+    a full disk as a RuntimeError without an errno."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
+
+
+def file_mode() -> int:
+    """The mode of new files: 0666 minus the umask (mkstemp alone gives 0600)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read the umask by setting it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def _temp_sibling(path: Path) -> Iterator[str]:
+    """A temporary file beside `path` (removed unless renamed); disk errors as `WriteError`."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp, file_mode())
+        yield tmp
+    except OSError as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        raise _write_error(path, reason, _kept(path)) from None
+    except RuntimeError:
+        if not _out_of_space(path.parent):
+            raise
+        raise _write_error(path, _WRITE_FAILURES[errno.ENOSPC], _kept(path)) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file + fsync + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with _temp_sibling(path) as tmp:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def json_ready(obj: Any) -> Any:
+    """`obj` with NaN and infinities as null: JSON has no spelling for them, and a file that
+    only Python can read back is no JSON file (readers take null as "no value")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {key: json_ready(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(value) for value in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(json_ready(obj), indent=2, sort_keys=True, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def atomic_save_with(path: Path, save: Any) -> None:
@@ -62,50 +190,75 @@ def atomic_save_with(path: Path, save: Any) -> None:
 
     Used for `torch.save` and `safetensors` writers, which want a path of their own.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _temp_sibling(path) as tmp:
         save(tmp)
+        os.chmod(tmp, file_mode())  # some writers replace the file they were given
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def _cut_torn_tail(fd: int) -> int:
+    """Cut a last line without its newline (a kill or a full disk mid-append) off the file
+    open as `fd`; returns the new size. Readers skipped that line already."""
+    size = os.fstat(fd).st_size
+    end = size
+    while end > 0:
+        start = max(0, end - 4096)
+        chunk = os.pread(fd, end - start, start)
+        if end == size and chunk.endswith(b"\n"):
+            return size
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    os.ftruncate(fd, end)
+    return end
 
 
 def append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
-    """Append one JSON line; a crash mid-write leaves at most a torn last line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        handle.flush()
+    """Append one JSON line, after cutting off a torn last line left by an earlier append.
 
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file, skipping blank lines and a torn (unparseable) last line."""
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines()
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            if index == len(lines) - 1:
-                return  # torn by a kill mid-append
-            raise ArtifactError(f"{path}: line {index + 1} is not valid JSON") from None
-
-
-def read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ArtifactError(f"{path} does not exist")
+    The file is locked meanwhile (two appenders never see each other's half line as torn),
+    and a failed write is rolled back, so the file always ends in a whole line.
+    """
+    line = (json.dumps(json_ready(record), sort_keys=True, default=str, allow_nan=False)
+            + "\n").encode()
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+    except OSError as exc:
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        raise _write_error(path, reason, _kept(path)) from None
+    try:
+        with locked(path, fd=fd):
+            size = _cut_torn_tail(fd)
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # no half line left behind
+                reason = write_failure(exc)
+                if reason is None:
+                    raise
+                raise _write_error(path, reason, "its earlier lines are kept") from None
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path, kind: Kind = UNKNOWN) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL file, skipping blank lines and a torn last line (`nas.readers`)."""
+    return iter_jsonl(path, kind)
+
+
+def read_json(path: Path, kind: Kind = UNKNOWN) -> Any:
+    """A JSON file checked against `kind`'s shape; any damage is one `ArtifactError`."""
+    return load_json(path, kind)
 
 
 def file_sha256(path: Path) -> str:
@@ -165,15 +318,19 @@ def environment() -> dict[str, Any]:
     return info
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine exists (another user's counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def check_run_name(name: str) -> str:
-    if not name or not set(name) <= _NAME_CHARS or name.startswith("."):
-        raise ConfigError(f"run name must use letters, digits, '-', '_' or '.', got '{name}'")
-    return name
-
-
-def device_dirname(device: str) -> str:
-    """A folder name for a device spec (`cuda:1` -> `cuda-1`)."""
-    return device.replace(":", "-").replace("/", "-")
+    return check_name(name, "run name")
 
 
 class RunLayout:
@@ -212,7 +369,7 @@ class RunLayout:
 
     def search_dir(self, tag: str) -> Path:
         """One search's outputs and study (`search/<tag>/`)."""
-        return self.searches_dir / tag
+        return self.searches_dir / check_name(tag, "--tag")
 
     @property
     def exports_dir(self) -> Path:
@@ -220,7 +377,7 @@ class RunLayout:
 
     def export_dir(self, arch_id: str) -> Path:
         """One exported subnet (`export/<arch_id>/`)."""
-        return self.exports_dir / arch_id
+        return self.exports_dir / check_name(arch_id, "arch id")
 
     @property
     def train_dir(self) -> Path:
@@ -247,9 +404,9 @@ class RunLayout:
 
 
 def _space_folder(name: str, options: Mapping[str, Any] | None, *rest: str) -> str:
-    """`<space>[-KEY=VALUE...]-<rest...>`: the options are sorted so equal ones name alike."""
-    extra = "".join(f"-{key}={value}" for key, value in sorted((options or {}).items()))
-    return "-".join([f"{name}{extra}", *rest])
+    """`<space>[-KEY=VALUE...]-<rest...>`: the options are sorted so equal ones name alike
+    (`nas.names.options_label`: long or unusual ones become a hash)."""
+    return "-".join([f"{check_name(name, '--space')}{options_label(options or {})}", *rest])
 
 
 def standalone_profile(
@@ -262,6 +419,14 @@ def standalone_profile(
     """
     folder = _space_folder(name, options, f"{side}px", device_dirname(device))
     return RunLayout(Path(runs_dir) / STANDALONE_PROFILES / folder)
+
+
+def remove_empty_tree(root: Path) -> None:
+    """Remove `root` and the folders under it, bottom up, as long as they hold no file."""
+    for folder, _, files in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        if not files:
+            with contextlib.suppress(OSError):  # not empty after all (a sub-folder kept)
+                os.rmdir(folder)
 
 
 def standalone_rank(
@@ -305,16 +470,37 @@ class RunDir(RunLayout):
         return self
 
     def manifest(self) -> dict[str, Any]:
-        data = read_json(self.manifest_path)
-        if not isinstance(data, dict):
-            raise ArtifactError(f"{self.manifest_path}: expected a JSON object")
+        data: dict[str, Any] = read_json(self.manifest_path, MANIFEST_KIND)
         return data
+
+    @contextlib.contextmanager
+    def kept_only_if_used(self) -> Iterator[None]:
+        """A run folder the block creates is removed when the block fails before writing any
+        file into it: a failed command leaves no empty run behind."""
+        existed = self.path.exists()
+        try:
+            yield
+        except BaseException:
+            if not existed and self.path.is_dir():
+                remove_empty_tree(self.path)
+            raise
 
     def sub(self, *parts: str) -> Path:
         """A path inside the run (parent folders are created)."""
         path = self.path.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def edit_manifest(self, edit: Callable[[dict[str, Any]], None]) -> None:
+        """Read, `edit` and write the manifest under its lock (one writer at a time, so
+        stages recorded by concurrent processes are all kept); a damaged manifest is never
+        overwritten (`ArtifactError`)."""
+        with locked(self.path / LOCKS_DIR / "manifest.lock"):
+            manifest = (self.manifest() if self.exists()
+                        else {"name": self.name, "created": now_iso()})
+            edit(manifest)
+            manifest["updated"] = now_iso()
+            atomic_write_json(self.manifest_path, manifest)
 
     def begin_stage(
         self,
@@ -327,46 +513,58 @@ class RunDir(RunLayout):
     ) -> None:
         """Record that `stage` starts, with its resolved config, seed and environment.
 
-        Also writes `config/<stage>.json`, the resolved config on its own.
+        Also writes `config/<stage>.json`, the resolved config on its own. The stage records
+        its writer (pid, host), so a stage whose writer died shows as interrupted
+        (`stage_status`).
         """
-        manifest: dict[str, Any] = (
-            self.manifest() if self.exists() else {"name": self.name, "created": now_iso()}
-        )
-        stages: dict[str, Any] = manifest.setdefault("stages", {})
-        previous = stages.get(stage, {})
-        stages[stage] = {
-            "status": "running",
-            "started": now_iso(),
-            "first_started": previous.get("first_started", previous.get("started", now_iso())),
-            "ended": None,
-            "command": argv if argv is not None else sys.argv,
-            "config": dict(config),
-            "seed": seed,
-            "device": device,
-            "environment": environment(),
-        }
-        manifest["updated"] = now_iso()
-        atomic_write_json(self.manifest_path, manifest)
+        check_name(stage, "stage name")
+        writer = Writer.this_process()
+
+        def edit(manifest: dict[str, Any]) -> None:
+            stages: dict[str, Any] = manifest.setdefault("stages", {})
+            previous = stages.get(stage, {})
+            stages[stage] = {
+                "status": "running",
+                "started": now_iso(),
+                "first_started": previous.get("first_started",
+                                              previous.get("started", now_iso())),
+                "ended": None,
+                "command": argv if argv is not None else sys.argv,
+                "config": dict(config),
+                "seed": seed,
+                "device": device,
+                "environment": environment(),
+                "writer": {"pid": writer.pid, "host": writer.host, "start": writer.start},
+            }
+
+        self.edit_manifest(edit)
         atomic_write_json(self.sub("config", f"{stage}.json"), dict(config))
 
     def end_stage(
         self, stage: str, *, status: str = "done", summary: Mapping[str, Any] | None = None
     ) -> None:
-        manifest = self.manifest()
-        entry = manifest.setdefault("stages", {}).setdefault(stage, {})
-        entry["status"] = status
-        entry["ended"] = now_iso()
-        if summary is not None:
-            entry["summary"] = dict(summary)
-        manifest["updated"] = now_iso()
-        atomic_write_json(self.manifest_path, manifest)
+        def edit(manifest: dict[str, Any]) -> None:
+            entry = manifest.setdefault("stages", {}).setdefault(stage, {})
+            entry["status"] = status
+            entry["ended"] = now_iso()
+            if summary is not None:
+                entry["summary"] = dict(summary)
+
+        self.edit_manifest(edit)
 
     def update_manifest(self, **fields: Any) -> None:
         """Set top-level manifest fields (such as the run's `space` spec)."""
-        manifest = self.manifest() if self.exists() else {"name": self.name, "created": now_iso()}
-        manifest.update(fields)
-        manifest["updated"] = now_iso()
-        atomic_write_json(self.manifest_path, manifest)
+        self.edit_manifest(lambda manifest: manifest.update(fields))
+
+
+def stage_status(entry: Mapping[str, Any]) -> str:
+    """A stage's status as `nas runs` shows it: "running" only while its writer lives
+    ("interrupted" once it died without ending the stage; a writer on another host is
+    taken at its word)."""
+    status = str(entry.get("status", "?"))
+    if status == "running" and writer_alive(entry.get("writer")) is False:
+        return "interrupted"
+    return status
 
 
 def list_run_names(root: Path) -> list[str]:

@@ -34,6 +34,18 @@ class DeviceError(NasError):
     """A device that is unknown or unavailable on this machine."""
 
 
+class BusyError(NasError):
+    """A run stage that another living process is writing (see `nas.locks`)."""
+
+
+class WriteError(NasError):
+    """A file that could not be written: disk full, read-only or no permission.
+
+    Writes are atomic, so the message can say what was kept (the previous version of the
+    file, or the earlier lines of a log).
+    """
+
+
 def closest_hint(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """Return ", did you mean 'x'?" for the closest valid name, or "" when none is close."""
     import difflib

@@ -7,7 +7,8 @@ supernet's largest subnet (with recalibrated BN), then exports the result into a
 through the same writers and parity checks as `nas export`.
 
 Training runs in the shared loop of `nas.train.loop`: `checkpoint.pt` in the output folder is
-written after every epoch; running again with the same options continues from it.
+written after every epoch, every 2 minutes and on SIGINT/SIGTERM; running again with the same
+options continues from it.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.artifact_kinds import EXPORT_METRICS
 from nas.artifacts import RunDir, read_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.errors import ArtifactError, ConfigError
-from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.locks import stage_lock
+from nas.train.loop import DEFAULT_CHECKPOINT_MINUTES, LoopOptions, StepLog, TrainingLoop
 from nas.train.standalone import StandaloneTrainer, top1_of
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ class FinetuneConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"expected epochs >= 1 and batch_size >= 1, got {self.epochs}, {self.batch_size}"
@@ -73,7 +77,7 @@ class FinetuneResult:
 
 def _source_run(export_dir: Path, runs_dir: Path | None) -> RunDir:
     """The run an export came from (recorded in its metrics.json provenance)."""
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     provenance = metrics.get("provenance") or {}
     name = provenance.get("run")
     if not name:
@@ -102,6 +106,7 @@ def finetune_export(
     runs_dir: Path | None = None,
     on_step: Callable[[StepLog], None] | None = None,
     argv: list[str] | None = None,
+    wait: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the pytorch format of `export_dir` and export it to `out_dir`.
 
@@ -113,16 +118,30 @@ def finetune_export(
         runs_dir: where the source run lives (default: as recorded at export).
         on_step: progress callback (an epoch's last step carries its record in `epoch_end`).
         argv: the command line, for the model card.
+        wait: queue behind another fine-tune into `out` instead of failing.
     """
+    out = out_dir or export_dir / "finetuned"
+    with stage_lock(out, "finetune", wait=wait, hint="or use another --out folder"):
+        return _finetune(export_dir, cfg, out, runs_dir, on_step, argv)
+
+
+def _finetune(
+    export_dir: Path, cfg: FinetuneConfig, out: Path, runs_dir: Path | None,
+    on_step: Callable[[StepLog], None] | None, argv: list[str] | None,
+) -> FinetuneResult:
     from nas.data import BatchLoader
     from nas.export.export import export_model
     from nas.export.formats import FORMATS
-    from nas.export.load import load_exported, read_arch_json
+    from nas.export.from_run import timing_setups
+    from nas.export.load import load_exported, read_arch_json, require_complete
     from nas.supernet.trained import TrainedSupernet
 
-    out = out_dir or export_dir / "finetuned"
+    require_complete(export_dir)
     meta = read_arch_json(export_dir)
-    source = TrainedSupernet.load(_source_run(export_dir, runs_dir), cfg.device)
+    source_run = _source_run(export_dir, runs_dir)
+    source = TrainedSupernet.load(source_run, cfg.device)
+    # timed with each device's profiled threads, as the export fine-tuned from was
+    timing = timing_setups(source_run, source.space)
     splits = source.splits
     resolution = int(meta["input"]["shape"][-1])
     device = torch.device(cfg.device)
@@ -132,7 +151,9 @@ def finetune_export(
     loader = BatchLoader.for_splits(splits, "train", batch_size=cfg.batch_size, device=device,
                                     seed=cfg.seed, train=True)
     trainer = Finetuner(model, teacher, loader, splits, cfg, resolution)
-    loop = TrainingLoop(trainer, out, options=LoopOptions(), on_step=on_step,
+    # an epoch can take minutes: checkpoint by time too, and on SIGINT/SIGTERM
+    options = LoopOptions(checkpoint_seconds=60 * DEFAULT_CHECKPOINT_MINUTES, save_on_signal=True)
+    loop = TrainingLoop(trainer, out, options=options, on_step=on_step,
                         label=f"the fine-tune in {out}", elsewhere="use another --out folder",
                         log_name=LOG)
     state = loop.load(resume=None)  # rerunning with the same options resumes
@@ -149,6 +170,7 @@ def finetune_export(
                                  *([" ".join(["nas", *argv[1:]])] if argv else [])]},
         # same architecture, so the run's latency predictions still apply
         predicted_latency=(_source_metrics(export_dir).get("latency") or {}).get("predicted"),
+        latency_devices=tuple(timing), latency_setups=timing,
         extra={"finetune": {"val_top1_before": before, "epochs": cfg.epochs}},
     )
     after = float(report.metrics["accuracy"]["val_top1"] or 0.0)
@@ -164,7 +186,7 @@ def _formats_of(meta: dict[str, Any], default: tuple[str, ...]) -> tuple[str, ..
 
 
 def _source_metrics(export_dir: Path) -> dict[str, Any]:
-    metrics = read_json(export_dir / "metrics.json")
+    metrics = read_json(export_dir / "metrics.json", EXPORT_METRICS)
     return dict(metrics) if isinstance(metrics, dict) else {}
 
 

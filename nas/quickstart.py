@@ -11,6 +11,7 @@ running it again is safe and cheap.
 from __future__ import annotations
 
 import contextlib
+import logging
 import statistics
 import sys
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nas.artifact_kinds import LATENCY_RECORD
 from nas.artifacts import RunDir, atomic_write_json, read_jsonl
 from nas.errors import ArtifactError
 from nas.search.pipeline import SearchObserver
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 TAG = "quickstart"
 DEVICE = "cpu"
 STAGES = 4
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,14 @@ class QuickstartSettings:
     num_random: int = 1  # subnets per step: largest, smallest and this many random ones
     image_size: int = 12
     resolutions: str = "8,12"
-    profile_samples: int = 30
-    profile_minutes: float = 1.0
+    # Enough for a "good" predictor: every block timed (the lookup table needs them all),
+    # 40 subnets. Timing each model's CPU time (one thread) instead of the elapsed time keeps
+    # the noise floor at ~100% within +-10% on a loaded 2-core machine (62% with the wall
+    # clock), so short 40 ms measurements suffice and one round does.
+    profile_samples: int = 40
+    profile_minutes: float = 1.5
+    profile_measure_ms: float = 40.0
+    profile_clock: str = "cpu"
     search_budget: int = 24
     population: int = 8
     eval_batch_size: int = 64  # search: BN calibration uses 10 batches of this size
@@ -117,7 +127,7 @@ def latency_budget(run: RunDir) -> float:
     """A latency bound (ms) that about half of the profiled subnets meet: the median."""
     from nas.profile.store import ProfileStore
 
-    records = list(read_jsonl(ProfileStore(run.path, DEVICE).latency_path))
+    records = list(read_jsonl(ProfileStore(run.path, DEVICE).latency_path, LATENCY_RECORD))
     values = [float(r["latency_ms"]) for r in records if "latency_ms" in r]
     if not values:
         raise ArtifactError(f"run '{run.name}' has no profile of '{DEVICE}' to set a budget from")
@@ -187,10 +197,13 @@ def _profile(
     from nas.profile.pipeline import ProfileOptions, ProfileTarget, profile_device
 
     options = ProfileOptions(samples=settings.profile_samples,
-                             budget_minutes=settings.profile_minutes, threads=1, seed=seed)
+                             budget_minutes=settings.profile_minutes, threads=1, seed=seed,
+                             clock=settings.profile_clock, rounds=1,
+                             measure_ms=settings.profile_measure_ms)
     argv = ["nas", "profile", *common, "--device", DEVICE, "--samples",
             str(settings.profile_samples), "--budget-minutes", str(settings.profile_minutes),
-            "--threads", "1", "--seed", str(seed)]
+            "--threads", "1", "--clock", settings.profile_clock, "--rounds", "1",
+            "--measure-ms", str(settings.profile_measure_ms), "--seed", str(seed)]
 
     def profile() -> None:
         target = ProfileTarget(run.root, DEVICE, run=run.name)
@@ -227,6 +240,25 @@ def _search(
     _stage(observer, 3, f"search under {budget} ms on {DEVICE}", done, search)
 
 
+def _pick_rule(run: RunDir) -> str:
+    """`best`; or, when every front member was measured over the budget (a busy machine is
+    slower than when it was profiled), the index of the fastest one measured, so the
+    walk-through still ends with an export."""
+    from nas.export.from_run import find_front
+
+    front, _ = find_front(run, TAG)
+    if front is None or any(front.meets_constraints(e) for e in front.entries):
+        return "best"
+    measured = [e for e in front.entries if e.measured_latency is not None]
+    if not measured:
+        return "best"  # nothing measured: `best` explains what is wrong
+    fastest = min(measured, key=lambda e: (e.measured_latency or 0.0, e.index))
+    logger.warning("every front member was measured over the latency budget on this machine; "
+                   "exporting the fastest measured, front member %d (%.3f ms)",
+                   fastest.index, fastest.measured_latency)
+    return str(fastest.index)
+
+
 def _export(run: RunDir, observer: QuickstartObserver) -> Path:
     """Stage 4: export the best subnet of the quickstart search (skipped when done)."""
     from nas.export.from_run import export_from_run
@@ -238,8 +270,9 @@ def _export(run: RunDir, observer: QuickstartObserver) -> Path:
     observer.stage(4, "export the best subnet", skipped=done)
     if done:
         return previous
+    rule = _pick_rule(run)
     argv = ["nas", "export", "--run", run.name, "--runs-dir", str(run.root), "--search", TAG,
-            "--pick", "best"]
-    export = export_from_run(run, pick_rule="best", search_tag=TAG, argv=argv)
+            "--pick", rule]
+    export = export_from_run(run, pick_rule=rule, search_tag=TAG, argv=argv)
     observer.exported(export)
     return export.report.out_dir

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from nas.artifact_kinds import PREDICTOR_ARRAYS, PREDICTOR_PARAMS
 from nas.artifacts import atomic_save_with, atomic_write_json, read_json
 from nas.errors import ArtifactError, NasError
+from nas.readers import damaged, load_tensors
 from nas.registry import Registry
 
 if TYPE_CHECKING:
@@ -129,24 +131,27 @@ class LatencyPredictor(abc.ABC):
     @classmethod
     def load(cls: type[P], directory: Path) -> P:
         """Read a predictor written by `save`; the stored kind must be this class's."""
-        from safetensors.numpy import load_file
-
-        blob = read_json(directory / MODEL_PARAMS)
-        if not isinstance(blob, dict) or blob.get("kind") != cls.kind:
-            got = blob.get("kind") if isinstance(blob, dict) else type(blob).__name__
+        blob = read_json(directory / MODEL_PARAMS, PREDICTOR_PARAMS)
+        if blob["kind"] != cls.kind:
             raise ArtifactError(
-                f"{directory / MODEL_PARAMS}: expected a '{cls.kind}' predictor, got '{got}'"
+                f"{directory / MODEL_PARAMS}: expected a '{cls.kind}' predictor, got "
+                f"'{blob['kind']}'; {PREDICTOR_PARAMS.remedy}"
             )
         path = directory / MODEL_ARRAYS
         if not path.is_file():
             raise ArtifactError(f"{path} does not exist; re-run `nas profile` to rebuild it")
+        arrays = load_tensors(path, PREDICTOR_ARRAYS, framework="numpy")
         try:
-            return cls.from_state(load_file(str(path)), dict(blob.get("params", {})))
+            return cls.from_state(arrays, dict(blob.get("params", {})))
         except KeyError as exc:  # written by a version that stored other fields
             raise ArtifactError(
                 f"{directory}: expected the field {exc} in the saved '{cls.kind}' predictor, "
                 "got none; refit it (`nas profile fit --device DEVICE ...`)"
             ) from None
+        except (TypeError, ValueError, IndexError) as exc:
+            # arrays or params of another shape than this kind stores
+            raise damaged(directory / MODEL_PARAMS, f"does not fit its arrays "
+                          f"({type(exc).__name__}: {str(exc)[:80]})", PREDICTOR_PARAMS) from None
 
 
 PREDICTORS: Registry[type[LatencyPredictor]] = Registry("latency predictor")
@@ -170,11 +175,8 @@ def create_predictor(kind: str, **kwargs: Any) -> LatencyPredictor:
 
 def load_kind(directory: Path) -> LatencyPredictor:
     """Load whatever predictor kind `directory` holds (read from its `model.json`)."""
-    blob = read_json(directory / MODEL_PARAMS)
-    kind = blob.get("kind") if isinstance(blob, dict) else None
-    if not isinstance(kind, str):
-        raise ArtifactError(f"{directory / MODEL_PARAMS}: no predictor kind recorded")
-    return PREDICTORS.get(kind).load(directory)
+    blob = read_json(directory / MODEL_PARAMS, PREDICTOR_PARAMS)
+    return PREDICTORS.get(blob["kind"]).load(directory)
 
 
 def weighted_lstsq(columns: np.ndarray, target: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from nas.arch import Arch
+from nas.artifact_kinds import PREDICTOR_META, PREDICTOR_PARAMS, PREDICTOR_SELECTED
 from nas.artifacts import RunLayout, atomic_write_json, device_dirname, read_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
 from nas.fingerprint import mismatch_warning
+from nas.readers import damaged
 from predictors._threads import one_blas_thread
 from predictors.base import Features, LatencyPredictor, load_kind
 from predictors.features import Featurizer, make_featurizer
@@ -107,9 +109,7 @@ def load_model(directory: Path, *, space: SearchSpace | None = None) -> LatencyM
     """
     from search_spaces import space_from_spec
 
-    meta = read_json(directory / META)
-    if not isinstance(meta, dict) or "space" not in meta:
-        raise ArtifactError(f"{directory / META}: expected a predictor meta object with 'space'")
+    meta = read_json(directory / META, PREDICTOR_META)
     if meta.get("format_version") != FORMAT_VERSION:
         raise IncompatibleArtifactError(
             f"{directory / META}: predictor format {meta.get('format_version')!r}, expected "
@@ -119,7 +119,22 @@ def load_model(directory: Path, *, space: SearchSpace | None = None) -> LatencyM
         space = space_from_spec(meta["space"], source=str(directory / META))
     check_compatible(meta, space, directory / META)
     predictor = load_kind(directory)
-    return LatencyModel(predictor, make_featurizer(space, meta.get("block_keys", [])), meta)
+    model = LatencyModel(predictor, make_featurizer(space, meta.get("block_keys", [])), meta)
+    _probe(model, space, directory)
+    return model
+
+
+def _probe(model: LatencyModel, space: SearchSpace, directory: Path) -> None:
+    """Predict the smallest subnet once: arrays of the wrong size or non-finite parameters
+    show here, as one line naming the folder, not as a crash in the middle of a search."""
+    try:
+        latency = model.predict([space.smallest()])
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise damaged(directory / "model.json", f"does not fit the space's features "
+                      f"({type(exc).__name__}: {str(exc)[:80]})", PREDICTOR_PARAMS) from None
+    if not np.all(np.isfinite(latency)):
+        raise damaged(directory / "model.json", "predicts a non-finite latency",
+                      PREDICTOR_PARAMS)
 
 
 def predictor_root(run_or_dir: Path, device: str) -> Path:
@@ -157,7 +172,7 @@ def load_predictor(
     if (root / META).is_file():
         directory = root
     else:
-        chosen = kind or read_json(root / SELECTED).get("kind")
+        chosen = kind or read_json(root / SELECTED, PREDICTOR_SELECTED)["kind"]
         directory = root / str(chosen)
         if not (directory / META).is_file():
             raise ArtifactError(f"no '{chosen}' predictor in {root}; available: "

@@ -44,12 +44,15 @@ class Fitted:
         predictor: fitted on all measurements, or None when it could not be fitted.
         holdout: quality on the held-out subnets (None without enough data or when not fitted).
         reason: why it was not fitted, when it was not.
+        predicted: each subnet's latency as predicted by the fold that held it out (what
+            `holdout` scores; the profile report plots it against the measurements).
     """
 
     kind: str
     predictor: LatencyPredictor | None
     holdout: QualityMetrics | None
     reason: str | None = None
+    predicted: np.ndarray | None = None
 
 
 @dataclass
@@ -103,7 +106,7 @@ def _fit_one(
     parts: list[np.ndarray], options: Mapping[str, Any],
 ) -> Fitted:
     try:
-        metrics = None
+        metrics, predicted = None, None
         if parts:
             predicted = np.empty_like(y)
             for part in parts:
@@ -114,7 +117,7 @@ def _fit_one(
             metrics = quality(predicted, y)
         final = create_predictor(kind, **options)
         final.fit(features, y, block_ms=block_ms)
-        return Fitted(kind, final, metrics)
+        return Fitted(kind, final, metrics, predicted=predicted)
     except NotApplicableError as exc:
         logger.info("predictor %s skipped: %s", kind, exc)
         return Fitted(kind, None, None, str(exc))

@@ -10,6 +10,7 @@ import search_spaces.ofa_resnet50.space  # noqa: F401
 from search_spaces._registry import (
     SPACES,
     builtin_space_names,
+    create_offered_space,
     create_sized_space,
     create_space,
     parse_space_options,
@@ -22,6 +23,7 @@ __all__ = [
     "SPACES",
     "SearchSpace",
     "builtin_space_names",
+    "create_offered_space",
     "create_sized_space",
     "create_space",
     "parse_space_options",

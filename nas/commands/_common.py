@@ -1,13 +1,14 @@
-"""Shared CLI plumbing: consoles, progress bars, the runs folder option, config from flags."""
+"""Shared CLI plumbing: consoles, the runs folder option, config from flags."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich import progress
 from rich.console import Console
 
 from nas.config import build_config
@@ -33,9 +34,37 @@ ConfigOption = Annotated[
         show_default=False,
     ),
 ]
+WaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="When another process is writing the same stage of the run, wait for it to "
+        "finish instead of failing.",
+    ),
+]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="Torch intra-op threads (default: torch's choice; on a busy shared CPU 1 is often "
+        "fastest).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
 ]
+
+
+def set_threads(threads: int | None) -> None:
+    """`--threads`: torch's intra-op threads for this process (None: unchanged)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise typer.BadParameter(f"expected --threads >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def option(help_text: str, *names: str, panel: str | None = None) -> Any:
@@ -43,18 +72,15 @@ def option(help_text: str, *names: str, panel: str | None = None) -> Any:
     return typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel)
 
 
-def progress_bar(label: str, *fields: str, **options: Any) -> progress.Progress:
-    """A rich bar: `label`, bar, done/total, one column per `fields` template, elapsed, left.
-
-    `label` and `fields` are rich text templates (`{task.description}`,
-    `{task.fields[NAME]}`); `options` go to `Progress` (console, transient, disable).
-    """
-    columns: list[progress.ProgressColumn] = [
-        progress.TextColumn(label), progress.BarColumn(), progress.MofNCompleteColumn()
-    ]
-    columns += [progress.TextColumn(field) for field in fields]
-    columns += [progress.TimeElapsedColumn(), progress.TimeRemainingColumn()]
-    return progress.Progress(*columns, **options)
+@contextlib.contextmanager
+def resumable(command: str) -> Iterator[None]:
+    """Ctrl-C (after the loop saved its checkpoint) ends with how to continue, exit code 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/yellow]; continue from the last checkpoint "
+                          f"with `{command}`", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
 
 
 def resolve_runs_dir(runs_dir: Path | None) -> Path:

@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from nas.artifacts import RunLayout
-from nas.commands._common import console, err_console, progress_bar
+from nas.commands._common import console, err_console
+from nas.commands._progress import Bars
 from nas.profile.pipeline import Prediction, Predictors, ProfileTarget
 from nas.profile.session import Progress
 
@@ -61,9 +62,8 @@ class ProfileProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.tasks: dict[str, Any] = {}
-        self.progress = progress_bar("[bold]{task.description}[/bold]",
-                                     "±10%: {task.fields[estimate]}", console=console,
-                                     disable=not enabled)
+        self.progress = Bars("[bold]{task.description}[/bold]", "±10%: {task.fields[estimate]}",
+                             enabled=enabled, unit="measurements")
 
     def __enter__(self) -> ProfileProgress:
         self.progress.start()
@@ -93,6 +93,10 @@ def show_predictors(fitted: Predictors, *, as_json: bool) -> None:
     if needed:
         console.print(f"measurements: {needed['message']}")
     console.print(f"predictors: {RunLayout(fitted.root).predictors_dir}")
+    if fitted.report.get("plot"):
+        folder = RunLayout(fitted.root).predictor_dir(str(fitted.report["device"]))
+        console.print(f"predicted vs measured: {folder / str(fitted.report['plot'])}",
+                      soft_wrap=True)
     if fitted.warning:
         warn(fitted.warning)
 

@@ -7,10 +7,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rich.progress import Progress
 from rich.table import Table
 
-from nas.commands._common import console, err_console, progress_bar
+from nas.commands._common import console, err_console
+from nas.commands._progress import Bars
 from nas.rank.pipeline import RankObserver, RankResult
 
 
@@ -20,7 +20,7 @@ class RichRankObserver(RankObserver):
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet, self.live = quiet, err_console.is_terminal
-        self.progress: Progress | None = None
+        self.progress: Bars | None = None
         self.task: Any = None
         self.total = self.count = 0
         self.training_now: str | None = None  # the subnet training alone (log lines)
@@ -32,9 +32,10 @@ class RichRankObserver(RankObserver):
         if not self.live:
             err_console.print(f"scoring {total} subnets ({done} already in scores.jsonl)")
             return
-        self.progress = progress_bar("[bold]rank[/bold]", "{task.fields[note]}",
-                                     console=err_console, transient=True)
-        self.task = self.progress.add_task("rank", total=total, completed=done, note="")
+        self.progress = Bars("[bold]rank[/bold]", "{task.fields[note]}", console=err_console,
+                             transient=True, estimate=False)
+        self.task = self.progress.add_task("rank", total=total, note="")
+        self.progress.update(self.task, completed=done)
         self.progress.start()
 
     def training(self, arch_id: str, step: int, total: int) -> None:

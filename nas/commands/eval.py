@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from nas.artifacts import RunDir
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import (
+    JsonOption,
+    RunsDirOption,
+    ThreadsOption,
+    console,
+    resolve_runs_dir,
+    set_threads,
+)
 
 
 def eval_subnet(
@@ -25,12 +32,14 @@ def eval_subnet(
     split: Annotated[str, typer.Option("--split", help="val or test.")] = "val",
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Evaluation batch size.")] = 256,
+    threads: ThreadsOption = None,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate one subnet of a trained supernet on the validation (or test) split."""
     from nas.supernet.trained import evaluate_run_subnet
 
+    set_threads(threads)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run).require()
     result = evaluate_run_subnet(
         run_dir, subnet, split=split, device=device, batch_size=batch_size

@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from nas.commands._common import RunsDirOption, console
+from nas.commands._common import (
+    RunsDirOption,
+    ThreadsOption,
+    WaitOption,
+    console,
+    resumable,
+    set_threads,
+)
 
 
 def finetune_command(
@@ -20,23 +27,19 @@ def finetune_command(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")] = 64,
     seed: Annotated[int, typer.Option("--seed", help="Seed of batch order and dropout.")] = 0,
     device: Annotated[str, typer.Option("--device", help="Torch device to train on.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(
-        "--threads", help="Torch intra-op threads (default: torch's choice).",
-        show_default=False)] = None,
+    threads: ThreadsOption = None,
     out: Annotated[Path | None, typer.Option(
         "-o", "--out", help="Output folder (default: DIR/finetuned/); rerun to resume.",
         show_default=False)] = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Fine-tune an exported subnet on its run's data; resumes an interrupted fine-tune."""
     from nas.commands.export import print_export
     from nas.finetune import FinetuneConfig, finetune_export
     from nas.train.loop import StepLog
 
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
+    set_threads(threads)
     cfg = FinetuneConfig(epochs=epochs, lr=lr, batch_size=batch_size, distill=distill,
                          seed=seed, device=device)
 
@@ -48,8 +51,10 @@ def finetune_command(
                       f"{e['train_top1']:.2f}%, val top-1 {e['val_top1']:.2f}% "
                       f"({e['seconds']:.1f} s)")
 
-    result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_step=show,
-                             argv=sys.argv)
+    again = " ".join(["nas", *sys.argv[1:]]) if sys.argv[1:] else f"nas finetune {directory}"
+    with resumable(again):
+        result = finetune_export(directory, cfg, out_dir=out, runs_dir=runs_dir, on_step=show,
+                                 argv=sys.argv, wait=wait)
     console.print(f"val top-1 {result.val_top1_before:.2f}% -> {result.val_top1_after:.2f}%")
     print_export(result.metrics, result.out_dir, f"fine-tuned from {directory}")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nas.artifacts import RunDir
-from nas.commands._common import RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import RunsDirOption, WaitOption, console, resolve_runs_dir
 from nas.errors import ConfigError
 
 app = typer.Typer(
@@ -51,15 +51,21 @@ def import_ofa(
         "--data-dir", help="Folder of that data: for imagefolder, one sub-folder per class "
         "in OFA's class order (ImageNet's sorted synsets).", show_default=False)] = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
-    """Import a Once-for-All supernet checkpoint (weights and BN statistics) as a new run."""
+    """Import a Once-for-All supernet checkpoint (weights and BN statistics) as a new run.
+
+    The source (file sha256, space, width) shows in `nas runs show` and in export cards.
+    `nas export --no-bn-recalibration` keeps the imported BN statistics (OFA's own subnets).
+    `nas export --format ofa` writes a run's supernet back in OFA's format.
+    """
     from nas.supernet.ofa_import import OFA_RESOLUTIONS, import_ofa_supernet
 
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     summary = import_ofa_supernet(
         file, run_dir, space=space, width_mult=width_mult,
         resolutions=_resolutions(resolutions) or OFA_RESOLUTIONS, dataset=dataset,
-        data_dir=data_dir,
+        data_dir=data_dir, wait=wait,
     )
     source, kwargs = summary.source, summary.space["kwargs"]
     sizes = ", ".join(f"{key} {value}" for key, value in kwargs.items()

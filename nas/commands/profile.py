@@ -14,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from nas.commands._common import JsonOption, RunsDirOption, console, resolve_runs_dir
+from nas.commands._common import JsonOption, RunsDirOption, WaitOption, console, resolve_runs_dir
+from nas.commands._profile_options import (
+    ClassesOption,
+    ImageSizeOption,
+    PredictorOption,
+    RunOption,
+    SeedOption,
+    SpaceOption,
+    SpaceOptionsOption,
+    TransferOption,
+)
 from nas.profile.pipeline import ProfileTarget
 
 app = typer.Typer(
@@ -23,43 +33,12 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-RunOption = Annotated[
-    str | None, typer.Option("--run", help="Run whose space is profiled (RUNS_DIR/NAME).")
-]
-SpaceOption = Annotated[
-    str | None, typer.Option("--space", help="Search space, when profiling without a run.")
-]
-ClassesOption = Annotated[
-    int | None, typer.Option("--num-classes", help="Classes of the space (with --space).")
-]
-ImageSizeOption = Annotated[
-    int | None, typer.Option("--image-size", help="Input side of the subnets (with --space).")
-]
-SpaceOptionsOption = Annotated[
-    list[str] | None,
-    typer.Option("--space-option", help="KEY=VALUE passed to the space (with --space), e.g. "
-                 "init_channels=8 for darts; repeatable. Part of the profile's folder name.",
-                 show_default=False),
-]
-PredictorOption = Annotated[
-    str, typer.Option("--predictor", help="auto (best on held-out subnets), lut, ridge, "
-                      "structural, residual, transfer or mlp.")
-]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the subnet sample and split.")]
-TransferOption = Annotated[
-    str | None,
-    typer.Option("--transfer-from", help="A device profiled or imported before (same space): "
-                 "its predictor is the prior of this one (a few dozen subnets suffice); with "
-                 "bundle, it picks the --samples subnets most informative against it."),
-]
-
-
 def _target(runs_dir: Path | None, device: str, run: str | None, space: str | None,
             num_classes: int | None, image_size: int | None,
-            space_option: list[str] | None) -> ProfileTarget:
+            space_option: list[str] | None, wait: bool = False) -> ProfileTarget:
     return ProfileTarget(resolve_runs_dir(runs_dir), device, run=run, space=space,
                          num_classes=num_classes, image_size=image_size,
-                         space_options=tuple(space_option or ()))
+                         space_options=tuple(space_option or ()), wait=wait)
 
 
 @app.callback()
@@ -110,6 +89,7 @@ def profile(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Measure subnets and blocks on a device, fit latency predictors and report their quality."""
     if ctx.invoked_subcommand is not None:
@@ -122,8 +102,8 @@ def profile(
         budget_minutes=budget_minutes, measure_ms=measure_ms, reference=reference, rounds=rounds,
         predictor=predictor, no_blocks=no_blocks, fresh=fresh, seed=seed,
     )
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
-    with ProfileProgress(not as_json and console.is_terminal) as bar:
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
+    with ProfileProgress(not as_json) as bar:
         fitted = profile_device(target, options, on_progress=bar.update)
     show_predictors(fitted, as_json=as_json)
 
@@ -145,12 +125,13 @@ def import_command(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Build a device's predictors from measurements taken anywhere (subnets and blocks)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import import_profile
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
     fitted = import_profile(target, file, predictor=predictor, replace=replace, seed=seed,
                             transfer_from=transfer_from)
     if not as_json and fitted.imported is not None:
@@ -172,12 +153,13 @@ def fit_command(
     seed: SeedOption = 0,
     runs_dir: RunsDirOption = None,
     as_json: JsonOption = False,
+    wait: WaitOption = False,
 ) -> None:
     """Refit and re-check the predictors from the stored measurements (no measuring)."""
     from nas.commands._profile_view import show_predictors
     from nas.profile.pipeline import refit_predictors
 
-    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option)
+    target = _target(runs_dir, device, run, space, num_classes, image_size, space_option, wait)
     show_predictors(refit_predictors(target, predictor=predictor, seed=seed,
                                      transfer_from=transfer_from), as_json=as_json)
 
@@ -229,12 +211,12 @@ def bundle_command(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Write ONNX models and a stand-alone runner (numpy + onnxruntime) for a remote device."""
-    from nas.commands._common import progress_bar
     from nas.commands._profile_view import bundle_summary
+    from nas.commands._progress import Bars
     from nas.profile.pipeline import make_bundle
 
     target = _target(runs_dir, "bundle", run, space, num_classes, image_size, space_option)
-    with progress_bar("exporting", console=console, disable=not console.is_terminal) as bar:
+    with Bars("exporting", unit="models") as bar:
         task = bar.add_task("export", total=None)
         manifest = make_bundle(
             target, out, samples=samples, batch_size=batch_size, blocks=not no_blocks, seed=seed,

@@ -50,25 +50,25 @@ class RichQuickstartObserver(QuickstartObserver):
         console.print(f"[dim]  {title}: {seconds:.0f} s[/dim]")
 
     def train_step(self, log: StepLog) -> None:
-        from nas.commands.train import TrainProgress
+        from nas.commands._progress import TrainProgress
 
         if self.bar is None:
-            self.bar = TrainProgress(console.is_terminal).__enter__()
+            self.bar = TrainProgress(True).__enter__()
         self.bar.update(log)
 
     def trained(self, run: RunDir, summary: TrainSummary) -> None:
-        from nas.commands.train import summary_table
+        from nas.commands._train_view import summary_table
         from nas.supernet.weights import weights_path
 
         self.close()
         console.print(summary_table(run, summary))
-        console.print(f"weights: {weights_path(run)}")
+        console.print(f"weights: {weights_path(run)}", soft_wrap=True)
 
     def profile_progress(self, event: Progress) -> None:
         from nas.commands._profile_view import ProfileProgress
 
         if self.bar is None:
-            self.bar = ProfileProgress(console.is_terminal).__enter__()
+            self.bar = ProfileProgress(True).__enter__()
         self.bar.update(event)
 
     def profiled(self, fitted: Predictors) -> None:
@@ -116,11 +116,12 @@ def quickstart_command(
 
 
 def _summary(result: QuickstartResult, seconds: float) -> None:
+    from nas.artifact_kinds import EXPORT_METRICS
     from nas.artifacts import read_json
 
     run, out, budget = result.run, result.out_dir, result.budget
     try:
-        metrics = read_json(out / "metrics.json")
+        metrics = read_json(out / "metrics.json", EXPORT_METRICS)
     except NasError:
         metrics = {}
     acc = metrics.get("accuracy") or {}

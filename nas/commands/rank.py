@@ -15,6 +15,7 @@ from nas.commands._common import (
     ConfigOption,
     JsonOption,
     RunsDirOption,
+    WaitOption,
     option,
     resolve_config,
     resolve_runs_dir,
@@ -73,9 +74,11 @@ def rank(
     as_json: JsonOption = False,
     config: ConfigOption = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Measure how well the supernet, the parameter count and zero-cost proxies rank subnets
     against their true accuracy (Kendall tau with bootstrap intervals)."""
+    from nas.artifacts import json_ready
     from nas.commands._rank_view import RichRankObserver, show_ranking
     from nas.rank.pipeline import rank_subnets
     from nas.train.subnet import train_for_ranking
@@ -83,12 +86,13 @@ def rank(
     cfg = resolve_config(ctx, RankConfig, config)
     target = RankTarget(
         resolve_runs_dir(runs_dir), run=run, space=space, dataset=dataset, data_dir=data_dir,
-        image_size=image_size, space_options=tuple(space_option or ()), tag=tag,
+        image_size=image_size, space_options=tuple(space_option or ()), tag=tag, wait=wait,
     )
     result = rank_subnets(cfg, target, observer=RichRankObserver(quiet=as_json),
                           train_alone=train_for_ranking)
     if as_json:
-        typer.echo(json.dumps(result.report, indent=2))  # scorers in the table's order
+        # scorers in the table's order; NaN and infinities as null, as in the report's file
+        typer.echo(json.dumps(json_ready(result.report), indent=2, allow_nan=False))
     else:
         show_ranking(result)
 

@@ -17,8 +17,11 @@ from nas.commands._common import (
     ConfigOption,
     JsonOption,
     RunsDirOption,
+    ThreadsOption,
+    WaitOption,
     resolve_config,
     resolve_runs_dir,
+    set_threads,
 )
 from nas.search.problems import SearchConfig
 
@@ -148,18 +151,47 @@ def search(
             show_default=False,
         ),
     ] = None,
+    calibration_batches: Annotated[
+        int | None,
+        typer.Option(
+            "--calibration-batches",
+            help="BN-recalibration batches per subnet scored (default: the run's setting).",
+            show_default=False,
+        ),
+    ] = None,
+    measure: Annotated[
+        bool | None,
+        typer.Option(
+            "--measure/--no-measure",
+            help="Time the front on this machine when the device was profiled here; members "
+            "measured over --latency-max are marked and not picked (default: on).",
+            show_default=False,
+        ),
+    ] = None,
+    accept_poor_predictor: Annotated[
+        bool | None,
+        typer.Option(
+            "--accept-poor-predictor",
+            help="Search on a poor latency predictor even when the front cannot be measured "
+            "here.",
+            show_default=False,
+        ),
+    ] = None,
+    threads: ThreadsOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     runs_dir: RunsDirOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Search subnets for the best accuracy/latency trade-off on each device."""
     from nas.commands._search_view import RichSearchObserver
     from nas.search.pipeline import SearchTarget, run_searches
 
+    set_threads(threads)
     cfg = resolve_config(ctx, SearchConfig, config)
     target = SearchTarget(
         resolve_runs_dir(runs_dir), run=run, devices=device or [], tag=tag, oracle=oracle,
-        space=space,
+        space=space, wait=wait,
     )
     searches = run_searches(cfg, target, observer=RichSearchObserver(quiet=as_json))
     if as_json:

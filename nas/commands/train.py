@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    ThreadsOption,
+    WaitOption,
     console,
     explicit_params,
+    option,
     resolve_config,
     resolve_runs_dir,
+    resumable,
+    set_threads,
 )
 from nas.commands._progress import TrainProgress
+from nas.commands._train_view import summary_table
 from nas.config import build_config, check_keys, read_config_file
 from nas.runtime import resolve_device
 from nas.supernet.few_shot import FEW_SHOT_FILE
@@ -26,9 +32,11 @@ from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
-from nas.train.supernet_run import TrainSummary, saved_options, train_run
+from nas.train.supernet_run import saved_options, train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
+
+
 def _method_help() -> str:
     """Every family's methods, the default first: "darts spaces: darts (default), ..."."""
     parts = []
@@ -38,32 +46,9 @@ def _method_help() -> str:
     return "; ".join(parts)
 
 
-def _opt(help_text: str, *names: str, panel: str | None = None) -> Any:
-    return typer.Option(*names, help=help_text, show_default=False, rich_help_panel=panel)
-
-
 # DARTS-only options get their own --help panel (an OFA space refuses them)
-_DARTS_PANEL = "DARTS search (--space darts only)"
+_DARTS_PANEL = "DARTS-family search (--space darts, or nb201 with a DARTS-family --method)"
 _FEW_SHOT_PANEL = "Few-shot NAS (nb201, ofa-mbv3)"
-
-
-def summary_table(run: RunDir, summary: TrainSummary) -> Table:
-    note = "" if summary.completed else " (stopped early)"
-    table = Table(title=f"supernet '{run.name}'{note}")
-    for column in ("subnet", "val top-1", "val loss", "steps", "time", "images/s"):
-        table.add_column(column, justify="right" if column != "subnet" else "left")
-    rows: list[tuple[str, dict[str, float]]] = list(summary.val.items()) or [("-", {})]
-    for role, metrics in rows:
-        top1 = metrics.get("top1")
-        table.add_row(
-            role,
-            "-" if top1 is None else f"{top1:.2f}%",
-            "-" if metrics.get("loss") is None else f"{metrics['loss']:.3f}",
-            str(summary.steps),
-            f"{summary.seconds:.0f} s",
-            f"{summary.images_per_s:.0f}",
-        )
-    return table
 
 
 def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
@@ -87,29 +72,29 @@ def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) ->
 def train_supernet(
     ctx: typer.Context,
     run: Annotated[str, typer.Option("--run", help="Run name: artifacts go to RUNS_DIR/NAME/.")],
-    space: Annotated[str | None, _opt(f"Search space (default: {_D.space}).")] = None,
-    dataset: Annotated[str | None, _opt(f"Dataset (default: {_D.dataset}).")] = None,
+    space: Annotated[str | None, option(f"Search space (default: {_D.space}).")] = None,
+    dataset: Annotated[str | None, option(f"Dataset (default: {_D.dataset}).")] = None,
     data_dir: Annotated[
         str | None,
-        _opt("Folder of the dataset files (CIFAR, imagefolder)."),
+        option("Folder of the dataset files (CIFAR, imagefolder)."),
     ] = None,
     image_size: Annotated[
         int | None,
-        _opt(f"Stored image side (default: {_D.image_size})."),
+        option(f"Stored image side (default: {_D.image_size})."),
     ] = None,
     resolutions: Annotated[
         str | None,
-        _opt("Elastic input resolutions, comma-separated, one drawn per subnet "
+        option("Elastic input resolutions, comma-separated, one drawn per subnet "
              f"(default: {','.join(map(str, _D.resolutions))})."),
     ] = None,
     width_mult: Annotated[
         float | None,
-        _opt("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2; darts: 16 x width "
+        option("Width multiplier of the space (ofa-mbv3: 1.0 or 1.2; darts: 16 x width "
              "initial channels, prefer --init-channels)."),
     ] = None,
     space_options: Annotated[
         list[str] | None,
-        _opt("KEY=VALUE passed to the space's constructor, repeatable: e.g. channels=8 and "
+        option("KEY=VALUE passed to the space's constructor, repeatable: e.g. channels=8 and "
              "cells_per_stage=2 for a smaller nb201 supernet on a CPU budget.",
              "--space-option"),
     ] = None,
@@ -122,50 +107,55 @@ def train_supernet(
             show_default=False,
         ),
     ] = None,
-    epochs: Annotated[int | None, _opt(f"Training epochs (default: {_D.epochs}).")] = None,
-    batch_size: Annotated[int | None, _opt(f"Batch size (default: {_D.batch_size}).")] = None,
-    lr: Annotated[float | None, _opt(f"Peak learning rate (default: {_D.lr}).")] = None,
-    weight_decay: Annotated[float | None, _opt(f"Weight decay (default: {_D.weight_decay}).")]
+    epochs: Annotated[int | None, option(f"Training epochs (default: {_D.epochs}).")] = None,
+    batch_size: Annotated[int | None, option(f"Batch size (default: {_D.batch_size}).")] = None,
+    lr: Annotated[float | None, option(f"Peak learning rate (default: {_D.lr}).")] = None,
+    weight_decay: Annotated[float | None, option(f"Weight decay (default: {_D.weight_decay}).")]
     = None,
     label_smoothing: Annotated[
-        float | None, _opt(f"Label smoothing (default: {_D.label_smoothing}).")] = None,
-    seed: Annotated[int | None, _opt(f"Seed of every random draw (default: {_D.seed}).")] = None,
-    device: Annotated[str | None, _opt("cpu, cuda or cuda:N (default: cpu).")] = None,
-    max_steps: Annotated[int | None, _opt("Stop after this many steps (quick runs).")] = None,
+        float | None, option(f"Label smoothing (default: {_D.label_smoothing}).")] = None,
+    seed: Annotated[int | None, option(f"Seed of every random draw (default: {_D.seed}).")] = None,
+    device: Annotated[str | None, option("cpu, cuda or cuda:N (default: cpu).")] = None,
+    max_steps: Annotated[int | None, option("Stop after this many steps (quick runs).")] = None,
     method: Annotated[
-        str | None, _opt(f"Training method of the space's family: {_method_help()}.")] = None,
+        str | None, option(f"Training method of the space's family: {_method_help()}.")] = None,
     sampler: Annotated[
-        str | None, _opt("Subnet sampler: uniform or complexity (default: uniform).")] = None,
+        str | None, option("Subnet sampler: uniform or complexity (default: uniform).")] = None,
     num_random: Annotated[
-        int | None, _opt(f"Random subnets per step (default: {_D.num_random}).")] = None,
+        int | None, option(f"Random subnets per step (default: {_D.num_random}).")] = None,
     distill_weight: Annotated[
         float | None,
-        _opt(f"Weight of in-place distillation (default: {_D.distill_weight})."),
+        option(f"Weight of in-place distillation (default: {_D.distill_weight})."),
     ] = None,
     few_shot: Annotated[
         int | None,
-        _opt("Few-shot NAS: split the supernet into K sub-supernets after a warm-up, on the "
+        option("Few-shot NAS: split the supernet into K sub-supernets after a warm-up, on the "
              "decision (nb201 edge, ofa-mbv3 block kernel/expand) whose candidates' gradients "
              "disagree most (gradient matching); each subnet is then trained and scored by "
              "its own sub-supernet (default: one-shot).", panel=_FEW_SHOT_PANEL),
     ] = None,
     few_shot_warmup: Annotated[
         int | None,
-        _opt("Few-shot: epochs trained before the split (default: half the epochs).",
+        option("Few-shot: epochs trained before the split (default: half the epochs).",
              panel=_FEW_SHOT_PANEL),
     ] = None,
     few_shot_batches: Annotated[
         int | None,
-        _opt("Few-shot: batches the gradients are compared on (default: 10).",
+        option("Few-shot: batches the gradients are compared on (default: 10).",
              panel=_FEW_SHOT_PANEL),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
-        _opt(f"Checkpoint every N steps (default: {_D.checkpoint_every})."),
+        option(f"Checkpoint every N steps (default: {_D.checkpoint_every})."),
+    ] = None,
+    checkpoint_minutes: Annotated[
+        float | None,
+        option("Also checkpoint when this many minutes passed since the last checkpoint; "
+             f"Ctrl-C and SIGTERM save one too (default: {_D.checkpoint_minutes:g})."),
     ] = None,
     amp: Annotated[
         str | None,
-        _opt("Mixed precision: none, bf16 or fp16 (fp16: CUDA only) (default: none)."),
+        option("Mixed precision: none, bf16 or fp16 (fp16: CUDA only) (default: none)."),
     ] = None,
     channels_last: Annotated[
         bool,
@@ -173,59 +163,59 @@ def train_supernet(
     ] = False,
     init_channels: Annotated[
         int | None,
-        _opt("DARTS: channels of the first cells, doubled at each reduction, even "
-             "(default: 16; overrides --width-mult).", panel=_DARTS_PANEL),
+        option("DARTS: channels of the first cells, doubled at each reduction, even "
+               "(default: 16; overrides --width-mult); nb201: C.", panel=_DARTS_PANEL),
     ] = None,
     layers: Annotated[
         int | None,
-        _opt("DARTS: number of cells, reductions at 1/3 and 2/3 (default: 8).",
+        option("darts: number of cells, reductions at 1/3 and 2/3 (default: 8).",
              panel=_DARTS_PANEL),
     ] = None,
     partial_channels: Annotated[
         int | None,
-        _opt("pc-darts: K, only 1/K of each edge's channels go through the mixed operation; "
+        option("pc-darts: K, only 1/K of each edge's channels go through the mixed operation; "
              "K must divide init-channels/2 (default: 4).", panel=_DARTS_PANEL),
     ] = None,
     tau_max: Annotated[
         float | None,
-        _opt("gdas: Gumbel-softmax temperature at the first epoch, annealed linearly "
+        option("gdas, rome: Gumbel-softmax temperature at the first epoch, annealed linearly "
              "(default: 10).", panel=_DARTS_PANEL),
     ] = None,
     tau_min: Annotated[
         float | None,
-        _opt("gdas: temperature at the last epoch (default: 0.1).", panel=_DARTS_PANEL),
+        option("gdas, rome: temperature at the last epoch (default: 0.1).", panel=_DARTS_PANEL),
     ] = None,
     arch_lr: Annotated[
         float | None,
-        _opt("DARTS: Adam learning rate of the architecture weights (default: 3e-4, "
+        option("DARTS: Adam learning rate of the architecture weights (default: 3e-4, "
              "pc-darts 6e-4).", panel=_DARTS_PANEL),
     ] = None,
     arch_warmup_epochs: Annotated[
         int | None,
-        _opt("DARTS: epochs that train only the weights before the architecture starts "
+        option("DARTS: epochs that train only the weights before the architecture starts "
              "moving (default: 0; PC-DARTS uses 15 of 50).", panel=_DARTS_PANEL),
     ] = None,
     select: Annotated[
         str | None,
-        _opt("DARTS: how the genotype is chosen: argmax (largest alpha per edge) or "
+        option("DARTS: how the genotype is chosen: argmax (largest alpha per edge) or "
              "perturbation (DARTS-PT: each op's effect on validation accuracy) "
              "(default: argmax).", panel=_DARTS_PANEL),
     ] = None,
     latency_table: Annotated[
         str | None,
-        _opt("fbnet/proxyless: per-op latency table: a JSON/JSONL FILE, 'profile' or "
+        option("fbnet/proxyless: per-op latency table: a JSON/JSONL FILE, 'profile' or "
              "'profile:DEVICE' (measured by `nas profile --space darts --device DEVICE`), "
              "'measure' (time the ops on this CPU now) or 'toy' (analytic) (default: profile "
              "for cpu when it exists, else measure).", panel=_DARTS_PANEL),
     ] = None,
     target_latency: Annotated[
         float | None,
-        _opt("fbnet/proxyless: target latency of the cells in ms (default: 70% of the "
+        option("fbnet/proxyless: target latency of the cells in ms (default: 70% of the "
              "initial expected latency).", panel=_DARTS_PANEL),
     ] = None,
     latency_weight: Annotated[
         float | None,
-        _opt("fbnet/proxyless: weight of the latency term (FBNet alpha, default 1.0; "
+        option("fbnet/proxyless: weight of the latency term (FBNet alpha, default 1.0; "
              "ProxylessNAS lambda, default 0.1).", panel=_DARTS_PANEL),
     ] = None,
     resume: Annotated[
@@ -233,30 +223,45 @@ def train_supernet(
         typer.Option("--resume", help="Continue the run from its last checkpoint."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    threads: ThreadsOption = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the summary as JSON (a cell search's has \"arch\").")] = False,
     runs_dir: RunsDirOption = None,
     config: ConfigOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
-    DARTS cell with --space darts (genotype.json)."""
+    cell with a DARTS-family method (--space darts or nb201; arch.json)."""
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     # on --resume the run's saved options come first (the typed flags alone may be invalid)
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,
                                                                              config)
     resolve_device(cfg.device)
-    is_main = DistContext.from_env().is_main
-    show = is_main and not quiet and console.is_terminal
-    with TrainProgress(show) as progress:
-        summary = train_run(cfg, run_dir, resume=resume, on_step=progress.update)
+    set_threads(threads)
+    dist = DistContext.from_env()
+    is_main = dist.is_main
+    quiet = quiet or json_output
+    show = is_main and not quiet
+    # torchrun --max-restarts relaunches the same command line after a worker died: the
+    # relaunched workers continue from the checkpoint when there is one
+    mode = True if resume else (None if dist.restarts else False)
+    with TrainProgress(show) as progress, resumable(f"nas train-supernet --run {run} --resume"):
+        summary = train_run(cfg, run_dir, resume=mode, on_step=progress.update, dist=dist,
+                            wait=wait)
+    if is_main and json_output:
+        typer.echo(json.dumps({**summary.as_dict(), "run": run_dir.name}))
     if is_main and not quiet:
         console.print(summary_table(run_dir, summary))
-        # a once-for-all run ends in weights, a DARTS search in a genotype
-        for label, path in (
-            ("weights", weights_path(run_dir)),
-            ("genotype", run_dir.path / "genotype.json"),
-            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE),
-        ):
+        if "arch" in summary.details:
+            console.print(f"found cell: {summary.details['arch']}")
+        # a once-for-all run ends in weights, a DARTS-family search in a cell
+        for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
+                            ("genotype", run_dir.sub("genotype.json")),
+                            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE)):
             if path.is_file():
-                console.print(f"{label}: {path}")
+                console.print(f"{label}: {path}", soft_wrap=True)
+        if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`
+            console.print(f"genotype: {summary.details['genotype_string']}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -267,5 +272,4 @@ def register(app: typer.Typer) -> None:
     app.command("eval")(eval_subnet)
 
 
-# TrainProgress lives in _progress (shared with `nas train`); quickstart imports it from here
-__all__ = ["TrainProgress", "register", "summary_table", "train_supernet"]
+__all__ = ["register", "train_supernet"]

@@ -12,11 +12,15 @@ from nas.artifacts import RunDir
 from nas.commands._common import (
     ConfigOption,
     RunsDirOption,
+    ThreadsOption,
+    WaitOption,
     console,
     explicit_params,
     option,
     resolve_config,
     resolve_runs_dir,
+    resumable,
+    set_threads,
 )
 from nas.commands._progress import TrainProgress
 from nas.errors import ConfigError
@@ -86,9 +90,14 @@ def train(
     max_steps: Annotated[int | None, option("Stop after this many steps (quick runs).")] = None,
     config: ConfigOption = None,
     runs_dir: RunsDirOption = None,
+    checkpoint_minutes: Annotated[float | None, option(
+        "Also checkpoint when this many minutes passed since the last; Ctrl-C and SIGTERM "
+        f"save one too (default: {_D.checkpoint_minutes:g}).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    threads: ThreadsOption = None,
+    wait: WaitOption = False,
 ) -> None:
     """Train one network from scratch: a DARTS genotype's evaluation network (cutout,
     drop-path, aux head) or, with --arch, any subnet of any space."""
@@ -97,20 +106,22 @@ def train(
     kind, other = (SubnetConfig, EvalTrainConfig) if arch else (EvalTrainConfig, SubnetConfig)
     _check_options(ctx, kind, other)
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
-    with TrainProgress(not quiet and console.is_terminal) as progress:
+    set_threads(threads)
+    again = f"nas train --run {run} " + (f"--arch {arch}" if arch else f"--genotype {genotype}")
+    with TrainProgress(not quiet) as progress, resumable(f"{again} ... --resume"):
         if arch:
             summary = train_arch(resolve_config(ctx, SubnetConfig, config), run_dir,
-                                 resume=resume, on_step=progress.update)
+                                 resume=resume, on_step=progress.update, wait=wait)
         else:
             summary = train_genotype(resolve_config(ctx, EvalTrainConfig, config), run_dir,
-                                     resume=resume, on_step=progress.update)
+                                     resume=resume, on_step=progress.update, wait=wait)
     console.print(
         f"[bold]{run}[/bold]: {summary['steps']} steps, val top-1 {100 * summary['val_acc']:.2f}%"
         f", test top-1 {100 * summary['test_acc']:.2f}%, {summary['params']:,} params, "
         f"{summary['macs']:,} MACs" + ("" if summary["completed"] else " (stopped early)"),
         highlight=False,
     )
-    console.print(f"weights: {run_dir.trained_weights}")
+    console.print(f"weights: {run_dir.trained_weights}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -86,12 +86,18 @@ def describe_arch(arch: Mapping[str, Any]) -> str:
             blocks = range(s * per_stage, s * per_stage + int(d))
             stages.append(" ".join(f"k{kernels[b]}e{expands[b]}" for b in blocks))
         parts.append(f"{sum(depth)} blocks in {len(depth)} stages: " + " | ".join(stages))
+    for cell in ("normal", "reduce"):  # DARTS genotypes: every edge, as op(input node)
+        edges = arch.get(cell)
+        if isinstance(edges, list):
+            parts.append(f"{cell} cell " + " ".join(
+                f"{edge[0]}({edge[1]})" for edge in edges if isinstance(edge, (list, tuple))))
     for key, value in arch.items():
         if key not in ("resolution", "depth", "kernel_size", "expand_ratio") and not isinstance(
             value, (list, dict)
         ):
             parts.append(f"{key} {value}")
-    return ", ".join(parts) or json.dumps(arch, sort_keys=True)[:200]
+    # the whole of it: a cut architecture cannot be read back or compared
+    return ", ".join(parts) or json.dumps(arch, sort_keys=True)
 
 
 def write_card(out_dir: Path, metrics: Mapping[str, Any]) -> None:
@@ -205,11 +211,20 @@ def _parity_lines(metrics: Mapping[str, Any]) -> list[str]:
 def _provenance_lines(prov: Mapping[str, Any], metrics: Mapping[str, Any]) -> list[str]:
     env = metrics.get("environment") or {}
     lines = [f"- {key}: `{value}`" for key, value in prov.items() if key != "commands"]
+    if isinstance(metrics.get("bn_calibration"), Mapping):
+        lines.append(f"- BN statistics: {_bn_line(metrics['bn_calibration'])}")
     for command in prov.get("commands") or []:
         lines.append(f"- command: `{command}`")
     lines.append(f"- git revision: `{env.get('git_revision')}`, nas {env.get('nas')}, "
                  f"torch {env.get('torch')}; exported {metrics.get('created')}")
     return lines
+
+
+def _bn_line(calibration: Mapping[str, Any]) -> str:
+    if not calibration.get("batches"):
+        return "kept as stored in the supernet, not recalibrated (`--no-bn-recalibration`)"
+    return (f"recalibrated for this subnet on {calibration['batches']} training batches of "
+            f"{calibration.get('batch_size')} (seed {calibration.get('seed')})")
 
 
 def _usage_lines(files: Mapping[str, str], folder: str) -> list[str]:

@@ -22,11 +22,12 @@ from torch import nn
 
 import nas.export.formats as fmt
 from nas.arch import Arch, arch_id
-from nas.artifacts import atomic_write_json, environment, now_iso
+from nas.artifacts import atomic_write_json, atomic_write_text, environment, now_iso
 from nas.export.deploy import FORMS, STORED, DeployForm, deployable
 from nas.export.load import SavedModel, load_exported
 from nas.export.parity import FormatParity, ParityCheck, count_correct
 from nas.export.parity import raise_on_failure as _raise_on_failure
+from nas.profile.devices import TimingSetup
 from nas.supernet.evaluate import activate_and_recalibrate, resize_to
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def export_subnet(
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
-    latency_threads: int | Mapping[str, int | None] | None = None,
+    latency_setups: Mapping[str, TimingSetup] | None = None,
 ) -> ExportReport:
     """Export `arch` of `supernet` as a static network with recalibrated BN statistics.
 
@@ -115,8 +116,8 @@ def export_subnet(
         predicted_latency: `{device: milliseconds}` from the run's latency predictors.
         latency_devices: devices of this machine (`nas profile` names: cpu, onnxruntime,
             cuda) to time the exported model on, batch 1, as the profiler does; () skips it.
-        latency_threads: intra-op threads for the timing, one number or per device (None:
-            the library default).
+        latency_setups: threads and clock of each device's timing, as its profile was timed
+            (default: 1 thread, wall clock).
 
     Raises:
         ParityError: a format's outputs or accuracy differ from the supernet's subnet.
@@ -141,7 +142,7 @@ def export_subnet(
         static, out_dir, meta=meta, reference=supernet, splits=splits, formats=chosen,
         resolution=resolution, batch_size=batch_size, provenance=provenance,
         predicted_latency=predicted_latency, latency_devices=latency_devices,
-        latency_threads=latency_threads,
+        latency_setups=latency_setups,
         extra={"bn_calibration": {
             "batches": calib_batches, "batch_size": batch_size, "seed": seed}},
     )
@@ -158,6 +159,7 @@ def export_network(
     batch_size: int = 64,
     provenance: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
+    latency_setups: Mapping[str, TimingSetup] | None = None,
 ) -> ExportReport:
     """Export a trained stand-alone network, `space.build_network(arch)` (a DARTS evaluation
     network trained from a genotype, a subnet trained alone), checked against the model itself.
@@ -173,7 +175,7 @@ def export_network(
     return export_model(
         model, out_dir, meta=meta, reference=model, splits=splits,
         formats=fmt.parse_formats(formats), resolution=side, batch_size=batch_size,
-        provenance=provenance, latency_devices=latency_devices,
+        provenance=provenance, latency_devices=latency_devices, latency_setups=latency_setups,
     )
 
 
@@ -190,7 +192,7 @@ def export_model(
     provenance: Mapping[str, Any] | None = None,
     predicted_latency: Mapping[str, Any] | None = None,
     latency_devices: Sequence[str] = ("cpu",),
-    latency_threads: int | Mapping[str, int | None] | None = None,
+    latency_setups: Mapping[str, TimingSetup] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Write `model` in `formats` to `out_dir` and check each against `reference` (CPU).
@@ -204,7 +206,7 @@ def export_model(
     """
     from nas.export.card import build_metrics, write_card
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _begin_folder(out_dir)
     val = split_batches(splits, "val", batch_size=batch_size, resolution=resolution)
     if not val:
         from nas.errors import DatasetError
@@ -226,7 +228,7 @@ def export_model(
     first = loaded[formats[0]]
     test = split_batches(splits, "test", batch_size=batch_size, resolution=resolution)
     test_correct, test_total = count_correct(first, test) if test else (0, 0)
-    latency = _measure_forms(model, tuple(example.shape), latency_devices, latency_threads,
+    latency = _measure_forms(model, tuple(example.shape), latency_devices, latency_setups,
                              deploy)
     metrics = build_metrics(
         arch_json=arch_json, model=model, parity=results, reference_correct=check.correct,
@@ -236,12 +238,24 @@ def export_model(
         extra={**dict(extra or {}), "deploy": deploy},
     )
     write_card(out_dir, metrics)
+    (out_dir / fmt.INCOMPLETE_FILE).unlink(missing_ok=True)  # complete, passed or not
     report = ExportReport(
         out_dir=out_dir, arch=dict(arch_json["arch"]), arch_id=arch_json["arch_id"],
         formats=tuple(formats), parity=tuple(results), metrics=metrics,
     )
     _raise_on_failure(results)
     return report
+
+
+def _begin_folder(out_dir: Path) -> None:
+    """Mark `out_dir` incomplete until `metrics.json` and the card are written, and remove
+    temporary files a killed export left (the caller holds the folder's lock)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in out_dir.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    atomic_write_text(out_dir / fmt.INCOMPLETE_FILE, (
+        f"export started {now_iso()} and has not finished (still running, killed or failed);"
+        " run the same `nas export` again to complete it\n"))
 
 
 def _write_checked(
@@ -310,7 +324,7 @@ def _arch_json(
 
 def _measure_forms(
     model: nn.Module, input_shape: tuple[int, ...], devices: Sequence[str],
-    threads: int | Mapping[str, int | None] | None, deploy: Mapping[str, Any],
+    setups: Mapping[str, TimingSetup] | None, deploy: Mapping[str, Any],
 ) -> dict[str, Any]:
     """`measure_latency` of the form users get: torch devices time the pytorch format's form
     (what `load_exported` returns), onnxruntime devices the ONNX file's form."""
@@ -321,7 +335,7 @@ def _measure_forms(
     latency: dict[str, Any] = {}
     for device in devices:
         form = chosen("onnx" if device.startswith("onnxruntime") else "pytorch")
-        timing = measure_latency(deployable(model, form), input_shape, (device,), threads)
+        timing = measure_latency(deployable(model, form), input_shape, (device,), setups)
         for entry in timing.values():
             if "median_ms" in entry:
                 entry["form"] = form.label
@@ -331,7 +345,7 @@ def _measure_forms(
 
 def measure_latency(
     model: nn.Module, input_shape: tuple[int, ...], devices: Sequence[str],
-    threads: int | Mapping[str, int | None] | None,
+    setups: Mapping[str, TimingSetup] | None = None,
 ) -> dict[str, Any]:
     """`{device: timing}` of `model` at `input_shape`, measured like `nas profile` does.
 
@@ -339,22 +353,21 @@ def measure_latency(
     export: the files are already written and checked by then.
     """
     from nas.errors import NasError
-    from nas.profile.devices import create_device
     from nas.profile.measure import measure
 
     out: dict[str, Any] = {}
     previous_threads = torch.get_num_threads()
     try:
         for name in devices:
-            count = threads.get(name) if isinstance(threads, Mapping) else threads
+            setup = (setups or {}).get(name) or TimingSetup(threads=1)
             try:
-                device = create_device(name, threads=count)
+                device = setup.device(name)
                 timing = measure(device.prepare(model, input_shape))
             except NasError as exc:
                 out[name] = {"error": str(exc)}
                 continue
             out[name] = {**timing.to_dict(), "batch_size": input_shape[0],
-                         "threads": count if count is not None else previous_threads}
+                         "threads": setup.threads or previous_threads, "clock": setup.clock}
     finally:
         torch.set_num_threads(previous_threads)  # the cpu device sets it process-wide
     return out

@@ -41,6 +41,8 @@ FILES = {"pytorch": WEIGHTS_FILE, "torchscript": TORCHSCRIPT_FILE, "onnx": ONNX_
 # exporter both cover completely (hardswish, hardsigmoid, adaptive pooling as GlobalAveragePool)
 ONNX_OPSET = 17
 INPUT_NAME = "input"
+# present while an export is being written (or after it was killed): the folder is not usable
+INCOMPLETE_FILE = "INCOMPLETE"
 OUTPUT_NAME = "logits"
 
 

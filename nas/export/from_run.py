@@ -21,6 +21,9 @@ from nas.errors import ArtifactError, ConfigError, NasError
 from nas.export.export import ExportReport, export_subnet
 from nas.export.formats import FORMATS
 from nas.export.pick import Front, Pick, pick, read_front
+from nas.locks import stage_lock
+from nas.names import check_relative_out
+from nas.profile.devices import TimingSetup
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
@@ -100,27 +103,34 @@ def predictor_latencies(
     return predicted, metas
 
 
-def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+def timing_setups(run: RunDir, space: SearchSpace) -> dict[str, TimingSetup]:
+    """Devices of this machine to time `run`'s exports on, with the threads and clock each was
+    profiled with (`cpu` with 1 thread, the profiler's default, when it was not profiled)."""
+    _, metas = predictor_latencies(run, space, [], profiled_devices(run))
+    return _local_devices(metas)
+
+
+def _local_devices(metas: Mapping[str, Mapping[str, Any]]) -> dict[str, TimingSetup]:
     """Devices to time the export on: `cpu` always, plus profiled devices of this very
-    machine, each with the thread count it was profiled with (so numbers compare)."""
+    machine, each with the threads and clock it was profiled with (so numbers compare)."""
     from nas.fingerprint import mismatch_warning
 
-    local: dict[str, int | None] = {"cpu": 1}
+    local: dict[str, TimingSetup] = {"cpu": TimingSetup(threads=1)}
     for name, meta in metas.items():
         setup = meta.get("setup") or {}
         device = str(setup.get("device") or name)
         recorded = meta.get("fingerprint")
         if device == "cpu" or (isinstance(recorded, dict) and "cpu_model" in recorded
                                and mismatch_warning(recorded) is None):
-            threads = setup.get("threads")
-            local[device] = int(threads) if threads else None
+            local[device] = TimingSetup.of(setup)
     return local
 
 
 def _commands(run: RunDir, tag: str | None, argv: Sequence[str] | None) -> list[str]:
     """The command lines of the stages that produced this export, oldest first."""
     stages = run.manifest().get("stages", {})
-    wanted = ["train-supernet", "train", *sorted(s for s in stages if s.startswith("profile"))]
+    wanted = ["train-supernet", "import-supernet", "train",
+              *sorted(s for s in stages if s.startswith("profile"))]
     if tag is not None:
         wanted.append(f"search-{tag}")
     lines = []
@@ -151,6 +161,7 @@ def export_from_run(
     out_dir: Path | None = None,
     calib_batches: int | None = None,
     argv: Sequence[str] | None = None,
+    wait: bool = False,
 ) -> RunExport:
     """Pick a subnet of `run` and export it (see `nas export --help` for the rules).
 
@@ -163,7 +174,22 @@ def export_from_run(
         out_dir: export folder (default `runs/NAME/export/<arch_id>/`).
         calib_batches: BN recalibration batches (default: the run's `bn_calibration_batches`).
         argv: the command line, recorded in the model card and the manifest.
+        wait: queue behind another export of this run instead of failing.
     """
+    run.require()
+    if out_dir is not None:
+        check_relative_out(out_dir)
+    # one export of a run at a time: they share the manifest's export stage
+    with stage_lock(run.path, STAGE, wait=wait):
+        return _export_from_run(run, pick_rule, search_tag, device, formats, out_dir,
+                                calib_batches, argv)
+
+
+def _export_from_run(
+    run: RunDir, pick_rule: str, search_tag: str | None, device: str | None,
+    formats: Sequence[str], out_dir: Path | None, calib_batches: int | None,
+    argv: Sequence[str] | None,
+) -> RunExport:
     from nas.supernet.trained import TrainedSupernet
     from nas.supernet.weights import weights_path
 
@@ -194,7 +220,7 @@ def export_from_run(
     provenance = {
         "run": run.name, "runs_dir": str(run.root), "search_tag": tag, "pick": pick_rule,
         "pick_reason": chosen.reason, "supernet": str(weights_path(run)),
-        "commands": _commands(run, tag, argv),
+        "commands": _commands(run, tag, argv), **_weights_origin(trained.train_config),
     }
     try:
         report = export_subnet(
@@ -204,7 +230,7 @@ def export_from_run(
             batch_size=batch_size, seed=settings.seed, provenance=provenance,
             predicted_latency={d: v[0] for d, v in predicted.items()},
             latency_devices=tuple(_local_devices(metas)),
-            latency_threads=_local_devices(metas),
+            latency_setups=_local_devices(metas),
         )
     except BaseException:
         run.end_stage(STAGE, status="failed")
@@ -219,10 +245,12 @@ def _export_trained_network(
     argv: Sequence[str] | None,
 ) -> RunExport:
     """Export the network a run trained alone (`nas train`: no supernet, nothing to pick)."""
-    from safetensors.torch import load_file
-
+    from nas.artifact_kinds import GENOTYPE as GENOTYPE_KIND
+    from nas.artifact_kinds import NETWORK_WEIGHTS as WEIGHTS_KIND
+    from nas.artifact_kinds import TRAINED_ARCH
     from nas.artifacts import read_json
     from nas.export.export import export_network
+    from nas.readers import damaged, load_tensors
     from nas.supernet.trained import EvalSettings
     from search_spaces import space_from_spec
 
@@ -233,11 +261,18 @@ def _export_trained_network(
         )
     manifest = run.manifest()
     space = space_from_spec(manifest["space"], source=str(run.manifest_path))
-    source = run.trained_arch if run.trained_arch.is_file() else run.path / GENOTYPE
-    arch = space.normalize(read_json(source))
+    source, kind = ((run.trained_arch, TRAINED_ARCH) if run.trained_arch.is_file()
+                    else (run.path / GENOTYPE, GENOTYPE_KIND))
+    arch = space.normalize(read_json(source, kind))
     train_cfg = dict((manifest.get("stages", {}).get(TRAIN_STAGE) or {}).get("config") or {})
     model = space.build_network(arch)
-    model.load_state_dict(load_file(str(run.trained_weights)), strict=True)
+    state = load_tensors(run.trained_weights, WEIGHTS_KIND)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise damaged(run.trained_weights, "does not fit the trained network "
+                      f"({(str(exc).splitlines()[1:2] or [''])[0].strip()})", WEIGHTS_KIND) \
+            from None
     target = out_dir or run.export_dir(arch_id(arch))
     run.begin_stage(STAGE, config={"formats": list(formats), "out_dir": str(target)},
                     argv=list(argv) if argv else None)
@@ -247,14 +282,25 @@ def _export_trained_network(
                   "commands": _commands(run, None, argv)}
     try:
         splits = EvalSettings.from_train_config(train_cfg).load_dataset()
+        timing = timing_setups(run, space)
         report = export_network(space, arch, model, target, splits=splits,
-                                formats=formats, provenance=provenance)
+                                formats=formats, provenance=provenance,
+                                latency_devices=tuple(timing), latency_setups=timing)
     except BaseException:
         run.end_stage(STAGE, status="failed")
         raise
     run.end_stage(STAGE, summary={"arch_id": report.arch_id, "out_dir": str(target),
                                   "status": report.metrics["status"]})
     return RunExport(report, Pick(arch, "config", "the trained network"), None)
+
+
+def _weights_origin(train_config: Mapping[str, Any]) -> dict[str, str]:
+    """`{"weights_from": ...}` for a supernet imported from elsewhere (`nas import-supernet`),
+    so the model card says where the weights came from; nothing for one trained here."""
+    from nas.supernet.ofa_import import describe_source
+
+    source = train_config.get("imported_from")
+    return {"weights_from": describe_source(source)} if isinstance(source, Mapping) else {}
 
 
 def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
@@ -274,4 +320,5 @@ def _latency_fn(run: RunDir, space: SearchSpace, device: str) -> Any:
     return predict
 
 
-__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags"]
+__all__ = ["RunExport", "export_from_run", "find_front", "profiled_devices", "search_tags",
+           "timing_setups"]

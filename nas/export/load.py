@@ -15,7 +15,6 @@ in memory.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas.artifact_kinds import ARCH_JSON, EXPORT_WEIGHTS
 from nas.artifacts import read_json
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.export.deploy import STORED, DeployForm, deployable
 from nas.export.formats import (
     ARCH_FILE,
     FORMATS,
+    INCOMPLETE_FILE,
     INPUT_NAME,
     ONNX_FILE,
     OUTPUT_NAME,
     TORCHSCRIPT_FILE,
     WEIGHTS_FILE,
 )
+from nas.readers import load_tensors
 
 
 def build_static(meta: dict[str, Any]) -> nn.Module:
@@ -89,8 +91,6 @@ def load_exported(
         ArtifactError: files are missing (export with `--format pytorch`).
         IncompatibleArtifactError: the weights do not fit the recorded architecture.
     """
-    from safetensors.torch import load_file
-
     folder = Path(directory)
     meta = read_arch_json(folder)
     weights = folder / WEIGHTS_FILE
@@ -101,7 +101,7 @@ def load_exported(
         )
     model = build_static(meta)
     try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(load_tensors(weights, EXPORT_WEIGHTS), strict=True)
     except RuntimeError as exc:
         detail = (str(exc).splitlines()[1:2] or [str(exc)])[0].strip()
         raise IncompatibleArtifactError(
@@ -119,13 +119,17 @@ def load_exported(
 
 def read_arch_json(out_dir: Path) -> dict[str, Any]:
     """The export's `arch.json` (raises `ArtifactError` when missing or malformed)."""
-    data = read_json(out_dir / ARCH_FILE)
-    if not isinstance(data, dict) or "arch" not in data or "space" not in data:
-        raise ArtifactError(
-            f"{out_dir / ARCH_FILE}: expected an object with 'arch' and 'space', "
-            f"got {json.dumps(data)[:80]}; re-export with `nas export`"
-        )
+    data: dict[str, Any] = read_json(out_dir / ARCH_FILE, ARCH_JSON)
     return data
+
+
+def require_complete(out_dir: Path) -> None:
+    """`ArtifactError` when `out_dir` is an export that was killed or failed while writing."""
+    marker = out_dir / INCOMPLETE_FILE
+    if marker.is_file():
+        raise ArtifactError(f"{out_dir}: the export is incomplete ({marker.name} is there: it "
+                            "was killed or failed while writing); run the same `nas export` "
+                            "again")
 
 
 class SavedModel:

@@ -3,7 +3,9 @@
 The first three read a search's Pareto front (`runs/NAME/search/TAG/pareto.json`); CONFIG is
 inline JSON or a JSON file in any format the space's `normalize` accepts.
 
-- `best`: the highest accuracy among front members that meet the search's constraints;
+- `best`: the highest accuracy among front members that meet the search's constraints, with
+  the latency measured on this machine when the search measured it (a member predicted
+  within the budget but measured over it is not picked);
 - `INDEX`: the front member at that position (0-based, as `nas search` lists them);
 - `latency<=MS`: the most accurate front member whose latency on `--device` is at most MS
   (the search's own latency when it searched for that device, else a latency function, usually
@@ -21,6 +23,7 @@ from typing import Any
 
 from nas.arch import arch_id as compute_arch_id
 from nas.arch import parse_arch_argument
+from nas.artifact_kinds import PARETO
 from nas.artifacts import read_json
 from nas.errors import ArtifactError, ConfigError
 
@@ -39,6 +42,7 @@ class FrontEntry:
     arch_id: str
     values: dict[str, float]
     violation: float = 0.0
+    measured_latency: float | None = None  # ms, timed by the search on the profiled machine
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,22 @@ class Front:
         return next((n for n in names if n.startswith("latency")), None)
 
     def meets_constraints(self, entry: FrontEntry) -> bool:
-        if entry.violation > 0:
+        """Within every constraint, by the search's values and by measured latency."""
+        ok = entry.violation <= 0 and self._within(entry.values)
+        return ok and not self.over_measured(entry)
+
+    def over_measured(self, entry: FrontEntry) -> bool:
+        """Whether the latency measured by the search breaks a latency constraint."""
+        if entry.measured_latency is None:
             return False
+        latency = {str(c.get("metric")): entry.measured_latency for c in self.constraints
+                   if str(c.get("metric")).startswith("latency")}
+        return not self._within(latency)
+
+    def _within(self, values: Mapping[str, float]) -> bool:
+        """Every constraint on a metric of `values` holds (others are not checked)."""
         for constraint in self.constraints:
-            value = entry.values.get(str(constraint.get("metric")))
+            value = values.get(str(constraint.get("metric")))
             if value is None or math.isnan(value):
                 continue  # the search recorded no value: it could not have enforced it either
             if constraint.get("max") is not None and value > float(constraint["max"]):
@@ -100,12 +116,15 @@ def _entry(index: int, raw: Any, path: Path) -> FrontEntry:
         raise ArtifactError(f"{path}: front member {index} has no 'arch' (got {str(raw)[:80]})")
     values = raw.get("values", raw.get("metrics", {}))
     numbers = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
-    violation = float(raw.get("violation", 0.0) or 0.0)
+    # null: an infinite violation (a constraint's metric could not be computed)
+    violation = math.inf if raw.get("violation", 0.0) is None else float(raw.get("violation")
+                                                                          or 0.0)
     if raw.get("feasible") is False:
         violation = max(violation, 1.0)
     arch = dict(raw["arch"])
+    measured = raw.get("measured_latency_ms")
     return FrontEntry(index, arch, str(raw.get("arch_id") or compute_arch_id(arch)), numbers,
-                      violation)
+                      violation, float(measured) if isinstance(measured, (int, float)) else None)
 
 
 def read_front(path: Path) -> Front:
@@ -113,7 +132,7 @@ def read_front(path: Path) -> Front:
 
     Each member is `{"arch", "arch_id", "values": {metric: number}}` (`metrics` also accepted).
     """
-    data = read_json(path)
+    data = read_json(path, PARETO)
     if isinstance(data, list):
         data = {"front": data}
     if not isinstance(data, Mapping):
@@ -180,15 +199,19 @@ def pick(
 def _pick_best(front: Front, normalize: Callable[[Any], dict[str, Any]]) -> Pick:
     key = front.accuracy_key
     ok = [e for e in front.entries if front.meets_constraints(e) and key in e.values]
+    over = sum(front.over_measured(e) for e in front.entries)
+    measured = f" ({over} measured over the latency budget on this machine)" if over else ""
     if not ok:
         raise ArtifactError(
             f"{front.path}: no front member meets the search's constraints "
-            f"({_describe(front.constraints)}); use --pick INDEX or latency<=MS"
+            f"({_describe(front.constraints)}){measured}; use --pick INDEX or latency<=MS"
         )
     best = max(ok, key=lambda e: (e.values[key], -e.index))
     reason = f"best: highest {key} ({best.values[key]:.4g}) of {len(ok)} front members"
     if front.constraints:
         reason += f" meeting {_describe(front.constraints)}"
+    if over:
+        reason += f"; {over} skipped: measured over the latency budget"
     return Pick(normalize(best.arch), "best", reason, best)
 
 

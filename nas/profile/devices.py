@@ -13,7 +13,8 @@ import io
 import logging
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, DeviceError
@@ -62,6 +63,23 @@ DEVICES: Registry[type[Device]] = Registry("device")
 
 
 CLOCKS = ("wall", "cpu")
+
+
+@dataclass(frozen=True)
+class TimingSetup:
+    """How a device's profile was timed (its `setup`): every later timing of that device
+    (search's front, export's card, fine-tuning) uses the same, so the numbers compare."""
+
+    threads: int | None = None
+    clock: str = "wall"
+
+    @classmethod
+    def of(cls, setup: Mapping[str, Any]) -> TimingSetup:
+        threads = setup.get("threads")
+        return cls(int(threads) if threads else None, str(setup.get("clock") or "wall"))
+
+    def device(self, spec: str) -> Device:
+        return create_device(spec, threads=self.threads, clock=self.clock)
 
 
 def create_device(spec: str, *, threads: int | None = None, clock: str = "wall") -> Device:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -190,6 +191,15 @@ def build_predictors(
         meta = _meta(item.kind, selection, report, extra_meta or {})
         save_model(LatencyModel(item.predictor, featurizer, meta),
                    store.predictor_dir / item.kind)
+    chosen = selection.get(selection.chosen)
+    if chosen.predicted is not None and chosen.holdout is not None:
+        from nas.profile.plot import PLOT, plot_predicted_vs_measured
+
+        plot_predicted_vs_measured(
+            store.predictor_dir / PLOT, latency, chosen.predicted,
+            title=f"{store.device}: {chosen.kind}, {len(latency)} subnets (cross-validated)",
+            within10=chosen.holdout.within10)
+        report["plot"] = PLOT
     atomic_write_json(store.predictor_dir / SELECTED, {"kind": selection.chosen})
     atomic_write_json(store.predictor_dir / REPORT, report)
     return report
@@ -200,9 +210,10 @@ def read_measurements(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     subnets, blocks = [], []
     for number, record in read_user_jsonl(path, what="measurements file"):
         latency = record.get("latency_ms") if isinstance(record, dict) else None
-        if not isinstance(latency, (int, float)) or not latency > 0:
+        if (not isinstance(latency, (int, float)) or isinstance(latency, bool)
+                or not math.isfinite(latency) or not latency > 0):
             raise ConfigError(
-                f"{path} line {number}: expected an object with a positive 'latency_ms', "
+                f"{path} line {number}: expected an object with a finite positive 'latency_ms', "
                 f"got {json.dumps(record)[:80]}"
             )
         if "arch" in record:
@@ -215,10 +226,12 @@ def read_measurements(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def import_measurements(
-    space: SearchSpace, store: ProfileStore, path: Path, *, replace: bool = False
+    space: SearchSpace, store: ProfileStore, path: Path, *, replace: bool = False,
+    measurements: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
 ) -> tuple[int, int]:
-    """Append the measurements of `path` to the device's store; returns (subnets, blocks)."""
-    subnets, blocks = read_measurements(path)
+    """Append the measurements of `path` (`measurements`: as `read_measurements` read them
+    already) to the device's store; returns (subnets, blocks)."""
+    subnets, blocks = measurements or read_measurements(path)
     normalised = []
     for number, record in enumerate(subnets, start=1):
         try:

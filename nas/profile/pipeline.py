@@ -8,6 +8,7 @@ works on a `ProfileTarget`: a run's space, or a space built from its name (no ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,9 +18,18 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
+from nas.artifact_kinds import PREDICTOR_REPORT
 from nas.artifacts import RunDir, device_dirname, read_json
+from nas.config import check_finite
 from nas.errors import ConfigError
-from nas.profile.fit import build_predictors, import_measurements, read_archs, training_data
+from nas.locks import stage_lock
+from nas.profile.fit import (
+    build_predictors,
+    import_measurements,
+    read_archs,
+    read_measurements,
+    training_data,
+)
 from nas.profile.session import ProfilePlan, ProgressCallback, Session
 from nas.profile.store import REPORT, ProfileStore, open_target
 from predictors.io import LatencyModel, load_predictor, predictor_warning
@@ -38,6 +48,7 @@ class ProfileTarget:
     num_classes: int | None = None
     image_size: int | None = None
     space_options: Sequence[str] = ()
+    wait: bool = False  # queue behind another process writing this device's profile
 
     def open(self) -> tuple[SearchSpace, ProfileStore]:
         """The space and the device's store (see `nas.profile.store.open_target`)."""
@@ -46,6 +57,11 @@ class ProfileTarget:
             image_size=self.image_size, device=self.device, options=self.space_options,
         )
         return space, store
+
+    def writing(self, store: ProfileStore) -> contextlib.AbstractContextManager[None]:
+        """The lock of this device's profile and predictors (one writer at a time)."""
+        return stage_lock(store.root, f"profile-{device_dirname(self.device)}", wait=self.wait,
+                          hint="or profile another --device")
 
     def as_config(self) -> dict[str, Any]:
         """As recorded in the stage config (the names of the command's options)."""
@@ -72,6 +88,7 @@ class ProfileOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         if (self.samples < 2 or self.batch_size < 1 or self.threads < 1
                 or self.measure_ms <= 0 or self.rounds < 1):
             raise ConfigError(
@@ -116,10 +133,18 @@ def profile_device(
     With a run, the session is recorded as the stage `profile-<device>` (`argv`: the command
     line recorded, default `sys.argv`). Earlier measurements are resumed unless `fresh`.
     """
+    space, store = target.open()
+    with target.writing(store):
+        return _profile_device(target, options, space, store, on_progress, argv)
+
+
+def _profile_device(
+    target: ProfileTarget, options: ProfileOptions, space: SearchSpace, store: ProfileStore,
+    on_progress: ProgressCallback | None, argv: list[str] | None,
+) -> Predictors:
     from nas.profile.devices import create_device
     from predictors.select import quick_within10
 
-    space, store = target.open()
     device = create_device(target.device, threads=options.threads, clock=options.clock)
     if options.fresh:
         store.clear()
@@ -143,7 +168,10 @@ def profile_device(
                     "session": summary},
     )
     if run is not None:
-        run.end_stage(stage, summary={"chosen": report["chosen"], **summary})
+        holdout = (report["predictors"].get(report["chosen"]) or {}).get("holdout") or {}
+        run.end_stage(stage, summary={"chosen": report["chosen"], **summary,
+                                      "within10": holdout.get("within10"),
+                                      "poor": holdout.get("poor")})
     return _predictors(report, store)
 
 
@@ -160,14 +188,17 @@ def import_profile(
     """
     space, store = target.open()
     source = _source(target, space, transfer_from)
-    imported = import_measurements(space, store, file, replace=replace)
-    report = build_predictors(
-        space, store, resolutions=space.input_sizes(), seed=seed, force=_force(predictor),
-        extra_meta={"fingerprint": None,
-                    "setup": {"device": target.device, "imported_from": file.name}},
-        source=source, needed=True,
-    )
-    return dataclasses.replace(_predictors(report, store), imported=imported)
+    measurements = read_measurements(file)  # a bad file fails before anything is written
+    with target.writing(store):
+        imported = import_measurements(space, store, file, replace=replace,
+                                       measurements=measurements)
+        report = build_predictors(
+            space, store, resolutions=space.input_sizes(), seed=seed, force=_force(predictor),
+            extra_meta={"fingerprint": None,
+                        "setup": {"device": target.device, "imported_from": file.name}},
+            source=source, needed=True,
+        )
+        return dataclasses.replace(_predictors(report, store), imported=imported)
 
 
 def refit_predictors(
@@ -182,13 +213,15 @@ def refit_predictors(
     space, store = target.open()
     previous = store.predictor_dir / REPORT
     # keep the provenance of the measurements (fingerprint, set-up, session) from the last fit
-    kept = read_json(previous) if previous.is_file() else {}
+    kept = read_json(previous, PREDICTOR_REPORT) if previous.is_file() else {}
     extra = {k: kept[k] for k in ("fingerprint", "setup", "session") if k in kept}
     source = _source(target, space, transfer_from or kept.get("transfer_from"))
-    report = build_predictors(space, store, resolutions=space.input_sizes(), seed=seed,
-                              force=_force(predictor), extra_meta=extra or {"fingerprint": None},
-                              source=source, needed="needed" in kept)
-    return _predictors(report, store)
+    with target.writing(store):
+        report = build_predictors(space, store, resolutions=space.input_sizes(), seed=seed,
+                                  force=_force(predictor),
+                                  extra_meta=extra or {"fingerprint": None},
+                                  source=source, needed="needed" in kept)
+        return _predictors(report, store)
 
 
 def _source(

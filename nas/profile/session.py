@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from nas.arch import arch_id
+from nas.artifact_kinds import REFERENCE as REFERENCE_KIND
 from nas.artifacts import atomic_write_json, read_json
 from nas.profile.devices import Device, Runner
 from nas.profile.measure import MeasureSettings, Timing, measure, measure_relative
@@ -155,7 +156,7 @@ class Session:
         shape = (self.plan.batch_size, channels, int(side or 32), int(side or 32))
         runner = self.device.prepare(self.supernet.extract_subnet(arch), shape)
         stored = self.store.profile_dir / REFERENCE
-        known = read_json(stored) if stored.is_file() else {}
+        known = read_json(stored, REFERENCE_KIND) if stored.is_file() else {}
         if known.get("setup") == self.setup:
             self.reference_ms = float(known["latency_ms"])
         else:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.artifact_kinds import BLOCK_RECORD, LATENCY_RECORD
 from nas.artifacts import RunLayout, append_jsonl, read_jsonl, standalone_profile
 
 LATENCY = "latency.jsonl"
@@ -30,6 +31,7 @@ REPEATS = "repeats.jsonl"
 PROFILE = "profile.json"
 REPORT = "report.json"
 REFERENCE = "reference.json"
+_RECORDS = {LATENCY: LATENCY_RECORD, BLOCKS: BLOCK_RECORD, REPEATS: LATENCY_RECORD}
 
 @dataclass(frozen=True)
 class ProfileStore:
@@ -68,7 +70,7 @@ class ProfileStore:
 
     def records(self, path: Path, setup: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Records of `path`, only those taken with `setup` when given."""
-        out = list(read_jsonl(path))
+        out = list(read_jsonl(path, _RECORDS.get(path.name, LATENCY_RECORD)))
         if setup is not None:
             out = [r for r in out if r.get("setup") == dict(setup)]
         return out

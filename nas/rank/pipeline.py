@@ -32,6 +32,7 @@ from nas.artifacts import RunDir, RunLayout, file_sha256, standalone_rank
 from nas.config import config_to_dict
 from nas.data import DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.locks import stage_lock
 from nas.rank.combined import DEFAULT_MEMBERS, rank_average
 from nas.rank.metrics import RankingMetrics, ranking_metrics
 from nas.rank.report import SCATTER_PNG, RankedSubnet, write_report
@@ -113,6 +114,7 @@ class RankTarget:
     image_size: int | None = None
     space_options: tuple[str, ...] = ()
     tag: str | None = None  # default: the truth file's name, or "standalone"
+    wait: bool = False  # queue behind another process ranking the same tag instead of failing
 
 
 class RankObserver:
@@ -184,6 +186,16 @@ def rank_subnets(
         raise ConfigError("--standalone: expected a stand-alone trainer, got none; pass "
                           "train_alone=nas.train.subnet.train_for_ranking")
     setup = _setup(cfg, target)
+    # one process per ranking folder: two would score every subnet twice into one log
+    with stage_lock(setup.folder.parent.parent, f"rank-{setup.folder.name}", wait=target.wait,
+                    hint="or use another --tag"):
+        return _rank(cfg, setup, proxies, observer, train_alone)
+
+
+def _rank(
+    cfg: RankConfig, setup: _Setup, proxies: list[str], observer: RankObserver,
+    train_alone: TrainAlone | None,
+) -> RankResult:
     truth = None
     if cfg.truth is not None:
         truth = read_truth(Path(cfg.truth), setup.space, dataset=setup.dataset,

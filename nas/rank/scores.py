@@ -1,7 +1,8 @@
 """The scores of a ranking, kept as they are computed: `scores.jsonl` and `settings.json`.
 
 Every subnet's scores are appended to `scores.jsonl` (one line per subnet and batch of scorers,
-`{"arch_id", "scores": {SCORER: value}, "seconds": {SCORER: s}}`, `-Infinity` allowed) the
+`{"arch_id", "scores": {SCORER: value}, "seconds": {SCORER: s}}`; JSON has no infinities, so
+a score of minus infinity is written as the text "-Infinity", likewise "Infinity" and "NaN") the
 moment they exist, so a ranking killed at any point and started again with the same options
 recomputes nothing it had finished. `settings.json` records what the scores depend on (space,
 seeds, proxy batches, the supernet's weights, stand-alone training); a rerun whose settings
@@ -10,12 +11,15 @@ differ is refused instead of mixing scores of two settings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nas.artifact_kinds import RANK_SCORES, RANK_SETTINGS
 from nas.artifacts import append_jsonl, atomic_write_json, read_json, read_jsonl
 from nas.errors import ConfigError
+from nas.readers import damaged
 
 SCORES = "scores.jsonl"
 SETTINGS = "settings.json"
@@ -38,7 +42,7 @@ class ScoreLog:
         recorded_path = folder / SETTINGS
         current = _plain(settings)
         if recorded_path.is_file() and self.path.is_file():
-            recorded = read_json(recorded_path)
+            recorded = read_json(recorded_path, RANK_SETTINGS)
             changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
             if changed:
                 raise ConfigError(
@@ -50,8 +54,13 @@ class ScoreLog:
         atomic_write_json(recorded_path, current)
         self.values: dict[str, dict[str, float]] = {}
         self.seconds: dict[str, dict[str, float]] = {}
-        for record in read_jsonl(self.path):
-            self._merge(str(record["arch_id"]), record["scores"], record.get("seconds") or {})
+        for number, record in enumerate(read_jsonl(self.path, RANK_SCORES), start=1):
+            try:
+                self._merge(record["arch_id"], _numbers(record["scores"]),
+                            _numbers(record.get("seconds") or {}))
+            except ValueError:
+                raise damaged(self.path, f"record {number}: a score is neither a number nor "
+                              "Infinity, -Infinity or NaN", RANK_SCORES) from None
 
     def missing(self, arch_id: str, scorers: list[str]) -> list[str]:
         """Those of `scorers` without a value for `arch_id` yet."""
@@ -62,8 +71,8 @@ class ScoreLog:
         """Record new scores of one subnet (appended at once)."""
         if not scores:
             return
-        append_jsonl(self.path, {"arch_id": arch_id, "scores": dict(scores),
-                                 "seconds": dict(seconds)})
+        append_jsonl(self.path, {"arch_id": arch_id, "scores": _spelled(scores),
+                                 "seconds": _spelled(seconds)})
         self._merge(arch_id, scores, seconds)
 
     def _merge(
@@ -71,6 +80,17 @@ class ScoreLog:
     ) -> None:
         self.values.setdefault(arch_id, {}).update({k: float(v) for k, v in scores.items()})
         self.seconds.setdefault(arch_id, {}).update({k: float(v) for k, v in seconds.items()})
+
+
+def _spelled(values: Mapping[str, float]) -> dict[str, float | str]:
+    """Scores as strict JSON: infinities and NaN as the texts `float()` reads back."""
+    return {k: float(v) if math.isfinite(v) else repr(float(v)).replace("inf", "Infinity")
+            .replace("nan", "NaN") for k, v in values.items()}
+
+
+def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
+    """`_spelled` read back (null, from older files, as NaN); ValueError on other text."""
+    return {k: math.nan if v is None else float(v) for k, v in values.items()}
 
 
 def _plain(settings: Mapping[str, Any]) -> dict[str, Any]:

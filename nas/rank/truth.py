@@ -16,6 +16,7 @@ dataset is named (`cifar10`, `cifar100`, `imagenet16-120` ...); `top1`. Rows are
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import arch_id
-from nas.config import read_user_jsonl
+from nas.config import read_user_jsonl, read_user_text
 from nas.errors import ArtifactError, ConfigError, InvalidArchError
 from search_spaces.base import SearchSpace
 
@@ -111,11 +112,11 @@ def _jsonl_rows(path: Path) -> list[tuple[int, Mapping[str, Any]]]:
 
 
 def _csv_rows(path: Path) -> list[tuple[int, Mapping[str, Any]]]:
-    if not path.is_file():
-        raise ConfigError(f"truth table {path} does not exist; pass a CSV or JSONL file")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        return list(_numbered(reader))
+    text = read_user_text(path, what="truth table", hint="pass a CSV or JSONL file")
+    try:
+        return list(_numbered(csv.DictReader(io.StringIO(text, newline=""))))
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a CSV table ({exc}); pass a CSV or JSONL file") from None
 
 
 def _numbered(reader: csv.DictReader[str]) -> Iterator[tuple[int, Mapping[str, Any]]]:

@@ -89,6 +89,8 @@ class Evaluator:
         self.new_evaluations = 0
         self.expensive_calls = 0
         self.on_use: list[Callable[[Candidate, bool], None]] = []
+        # each subnet as soon as it is scored (a batch is used only when all of it is)
+        self.on_score: list[Callable[[Candidate], None]] = []
         self.accuracy_screen = screen
         self._seconds_per_subnet = -1.0  # not timed yet
         self.screened: dict[str, Candidate] = {}
@@ -287,6 +289,8 @@ class Evaluator:
         self.new_evaluations += 1
         if self.recorder is not None and record:
             self.recorder.record(candidate)
+        for callback in self.on_score:
+            callback(candidate)
 
     def _screen(
         self, archs: Sequence[Arch], ids: Sequence[str]

@@ -100,7 +100,8 @@ def predictor_latency(run: RunDir, device: str, space: SearchSpace) -> LatencySo
     """`latency_ms` from `device`'s latency predictor in `run` (see `nas profile`)."""
     from predictors.io import load_predictor, predictor_warning
 
-    model, meta = load_predictor(run, device, space=space)
+    # not logged here: the search's observer shows `LatencySource.warning` once
+    model, meta = load_predictor(run, device, space=space, warn=False)
 
     def evaluate(archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         return np.asarray(model.predict(archs), dtype=np.float64)
@@ -122,11 +123,17 @@ class SupernetAccuracy:
         return self.trained.net
 
     @classmethod
-    def load(cls, run: RunDir, *, device: str, split: str, batch_size: int) -> SupernetAccuracy:
+    def load(
+        cls, run: RunDir, *, device: str, split: str, batch_size: int,
+        calibration_batches: int | None = None,
+    ) -> SupernetAccuracy:
+        """`calibration_batches`: BN recalibration batches (None: the run's own setting)."""
         from nas.runtime import resolve_device
         from nas.supernet.trained import TrainedSupernet
 
         trained = TrainedSupernet.load(run, resolve_device(device))
+        if calibration_batches is not None:
+            trained = trained.with_calibration(calibration_batches)
         _ = trained.splits  # a missing dataset fails here, before the search starts
         return cls(trained, split, batch_size)
 
@@ -156,15 +163,15 @@ def measure_latency(
 ) -> dict[str, float]:
     """Median measured latency (ms) of each arch's extracted subnet on `device`, by arch_id.
 
-    Uses the profiler's device runners and measurement method with the batch size and threads
-    the predictor was profiled with, so predicted and measured numbers are comparable.
+    Uses the profiler's device runners and measurement method with the batch size, threads and
+    clock the predictor was profiled with, so predicted and measured numbers are comparable.
     """
     from nas.arch import arch_id
-    from nas.profile.devices import create_device
+    from nas.profile.devices import TimingSetup
     from nas.profile.measure import MeasureSettings, measure
 
     setup = meta.get("setup") or {}
-    runner_device = create_device(device, threads=setup.get("threads"))
+    runner_device = TimingSetup.of(setup).device(device)
     batch = int(setup.get("batch_size", 1))
     channels = int(supernet.space.in_channels)
     settings = MeasureSettings(target_ms=150.0)

@@ -56,6 +56,7 @@ def run_search(
     shared: bool = False,
     heartbeat: float = HEARTBEAT_S,
     on_use: Callable[[Candidate, bool], None] | None = None,
+    on_score: Callable[[Candidate], None] | None = None,
     screen: AccuracyScreen | None = None,
 ) -> SearchResult:
     """Search `space` for the Pareto front of `objectives` under `constraints`.
@@ -76,6 +77,8 @@ def run_search(
             result (history, front) covers every trial of the study once all are finished.
         heartbeat: seconds between a shared worker's heartbeats.
         on_use: called with each subnet the search uses and whether it was newly scored.
+        on_score: called with each subnet as soon as it is newly scored (before `on_use`,
+            which waits for the rest of its batch).
         screen: an online accuracy predictor that skips hopeless candidates' evaluation.
     """
     if shared and storage is None:
@@ -101,6 +104,8 @@ def run_search(
         )
         if on_use is not None:
             evaluator.on_use.append(on_use)
+        if on_score is not None:
+            evaluator.on_score.append(on_score)
         searcher = create_searcher(algorithm, population=population)
         searcher.run(space, evaluator, seed=seed)
         if isinstance(evaluator, SharedEvaluator):

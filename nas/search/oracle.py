@@ -48,9 +48,10 @@ class Oracle:
         self.space, self.skip_missing, self.source = space, skip_missing, source
         self.table: dict[str, dict[str, float]] = {}
         for index, row in enumerate(rows, start=1):
-            if "arch" not in row:
+            if not isinstance(row, Mapping) or "arch" not in row:
+                got = sorted(map(str, row)) if isinstance(row, Mapping) else type(row).__name__
                 raise ArtifactError(
-                    f"{source}: line {index}: expected an 'arch' key, got {sorted(row)}"
+                    f"{source}: line {index}: expected an object with an 'arch' key, got {got}"
                 )
             try:
                 arch = space.normalize(row["arch"])
@@ -113,4 +114,6 @@ class Oracle:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A metric value; NaN and infinities count as missing (JSON has neither)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))

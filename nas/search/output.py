@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import atomic_save_with, atomic_write_json, atomic_write_text
+from nas.artifacts import atomic_save_with, atomic_write_json, atomic_write_text, json_ready
 from nas.search.base import Candidate, Constraint, Objective
 
 
@@ -59,8 +59,11 @@ def write_front(
     """Write pareto.json and pareto.csv (one column per arch key and per metric)."""
     measured = measured or {}
 
-    def extra(c: Candidate) -> dict[str, float]:
-        return {"measured_latency_ms": measured[c.arch_id]} if c.arch_id in measured else {}
+    def extra(c: Candidate) -> dict[str, Any]:
+        if c.arch_id not in measured:
+            return {}
+        over = measured_over(measured[c.arch_id], constraints)
+        return {"measured_latency_ms": measured[c.arch_id], "measured_over_budget": over}
 
     atomic_write_json(
         directory / "pareto.json",
@@ -73,7 +76,8 @@ def write_front(
     )
     arch_keys = sorted({k for c in front for k in c.arch})
     metrics = sorted({k for c in front for k in c.values})
-    columns = ["arch_id", *arch_keys, *metrics] + (["measured_latency_ms"] if measured else [])
+    columns = ["arch_id", *arch_keys, *metrics] + (
+        ["measured_latency_ms", "measured_over_budget"] if measured else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -81,9 +85,16 @@ def write_front(
         cells = [c.arch_id, *(_cell(c.arch.get(k)) for k in arch_keys)]
         cells += [c.values.get(m, "") for m in metrics]
         if measured:
-            cells.append(measured.get(c.arch_id, ""))
+            value = measured.get(c.arch_id)
+            cells += ["", ""] if value is None else [value, measured_over(value, constraints)]
         writer.writerow(cells)
     atomic_write_text(directory / "pareto.csv", buffer.getvalue())
+
+
+def measured_over(latency_ms: float, constraints: Sequence[Constraint]) -> bool:
+    """Whether a measured latency breaks a constraint on latency (predicted, it did not)."""
+    return any(c.metric.startswith("latency") and c.max is not None and latency_ms > c.max
+               for c in constraints)
 
 
 def _cell(value: Any) -> Any:
@@ -93,7 +104,7 @@ def _cell(value: Any) -> Any:
 def write_trials(directory: Path, history: Sequence[Candidate], rejected: int) -> None:
     """trials.jsonl: every scored subnet, in the order the search used it."""
     lines = [
-        json.dumps(flat(c, violation=c.violation, order=i), sort_keys=True)
+        json.dumps(json_ready(flat(c, violation=c.violation, order=i)), sort_keys=True)
         for i, c in enumerate(history)
     ]
     atomic_write_text(directory / "trials.jsonl", "\n".join(lines) + ("\n" if lines else ""))
@@ -188,6 +199,59 @@ def plot_front(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    atomic_save_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def hypervolume_curve(
+    history: Sequence[Candidate], objectives: Sequence[Objective]
+) -> list[float]:
+    """Hypervolume of the feasible subnets among the first i evaluated, for every i.
+
+    Objectives are scaled to [0, 1] over the whole history (so the curve ends near the
+    hypervolume of the final front, in the same units throughout); reference point 1.1.
+    """
+    import numpy as np
+
+    from nas.search.base import costs
+    from nas.search.hypervolume import hypervolume
+
+    names = [o.name for o in objectives]
+    usable = [c.feasible and all(n in c.values for n in names) for c in history]
+    points = [c for c, ok in zip(history, usable, strict=True) if ok]
+    if not points:
+        return [0.0] * len(history)
+    matrix = costs(points, objectives)
+    low, high = matrix.min(axis=0), matrix.max(axis=0)
+    scaled = (matrix - low) / np.where(high > low, high - low, 1.0)
+    reference = [1.1] * len(objectives)
+    curve, seen, value = [], 0, 0.0
+    for ok in usable:
+        if ok:
+            seen += 1
+            value = hypervolume(scaled[:seen], reference)
+        curve.append(value)
+    return curve
+
+
+def plot_hypervolume(
+    path: Path, history: Sequence[Candidate], objectives: Sequence[Objective], *, title: str
+) -> None:
+    """PNG: the hypervolume of the front found so far against the subnets evaluated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = hypervolume_curve(history, objectives)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    ax.plot(range(1, len(curve) + 1), curve, color="tab:blue", linewidth=1.4)
+    ax.set_xlabel("subnets evaluated")
+    ax.set_ylabel("hypervolume (objectives scaled to [0, 1])")
+    ax.set_title(f"{title}: {' vs '.join(o.name for o in objectives)}")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_save_with(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)

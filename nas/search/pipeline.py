@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas.config import config_to_dict
+from nas.locks import stage_lock
+from nas.names import check_name, device_dirname
 from nas.rank.trust import supernet_trust
 from nas.search import objectives as metrics
 from nas.search.base import Candidate
 from nas.search.claims import has_claims
 from nas.search.optimize import SearchResult, run_search
-from nas.search.output import flat, plot_front, write_front, write_trials
+from nas.search.output import flat, plot_front, plot_hypervolume, write_front, write_trials
 from nas.search.problems import (
     LATENCY,
     Problem,
@@ -30,7 +33,9 @@ from nas.search.problems import (
     prepare,
 )
 from nas.search.searchers import SEARCHERS
+from nas.search.study_file import STUDY_FILE, check_study_file
 from nas.search.workers import run_workers
+from search_spaces.base import SearchSpace
 
 
 class SearchObserver:
@@ -40,8 +45,10 @@ class SearchObserver:
     has a ranking report (`nas rank`), and `warning(text)` once per input that should not be
     trusted blindly (a poor latency predictor per device, a supernet ranking subnets no better
     than their parameter count); then, per device, `started(tag, algorithm, budget)`,
-    `used(candidate, fresh)` for each subnet the search uses (`fresh`: scored now, not read
-    from the study), `stopped()` (always, also when the search fails), and `finished(search)`
+    `scored(candidate)` as soon as each new subnet is scored (one worker only), `used(candidate,
+    fresh)` for each subnet the search uses (`fresh`: scored now, not read from the study; a
+    batch is used once all of it is scored), `stopped()` (always, also when the search fails),
+    and `finished(search)`
     once the device's files are written.
     """
 
@@ -54,6 +61,9 @@ class SearchObserver:
 
     def started(self, tag: str, algorithm: str, budget: int) -> None:
         """A device's search starts; at most `budget` distinct subnets will be used."""
+
+    def scored(self, candidate: Candidate) -> None:
+        """One more subnet was newly scored (per-evaluation progress)."""
 
     def used(self, candidate: Candidate, fresh: bool) -> None:
         """The search used one more subnet."""
@@ -138,7 +148,13 @@ def run_searches(
 
     if cfg.algorithm is not None:
         SEARCHERS.get(cfg.algorithm)  # unknown names fail here with the valid list
+    if target.tag is not None:
+        check_name(target.tag, "--tag")  # before anything is loaded or written
     setup = prepare(cfg, target)
+    tags = _tags(target, setup.problems)
+    if cfg.storage is None:  # damaged earlier searches fail before any note or warning
+        for tag in tags:
+            check_study_file(setup.run.search_dir(tag), tag)
     trust = supernet_trust(setup.run) if setup.accuracy is not None else None
     if trust is not None:
         observer.note(trust.summary)
@@ -151,14 +167,26 @@ def run_searches(
     if trust is not None:
         header["ranking"] = dataclasses.asdict(trust)  # what the search knew of its supernet
     searches = []
-    for problem in setup.problems:
-        base = target.tag or problem.device or "oracle"
-        several = len(setup.problems) > 1
-        tag = f"{target.tag}-{problem.device}" if target.tag and several else base
-        search = _search_device(cfg, target, setup, tag, problem, header, observer)
+    for tag, problem in zip(tags, setup.problems, strict=True):
+        # one writer per search; processes sharing a study (--storage) coordinate in it
+        with stage_lock(setup.run.path, f"search-{tag}", wait=target.wait,
+                        hint="or use another --tag", enabled=cfg.storage is None):
+            search = _search_device(cfg, target, setup, tag, problem, header, observer)
         observer.finished(search)
         searches.append(search)
     return searches
+
+
+def _tags(target: SearchTarget, problems: Sequence[Problem]) -> list[str]:
+    """Each problem's search tag: --tag (`<tag>-<device>` with several devices), else the
+    device's folder name, else `oracle`."""
+    tags = []
+    for problem in problems:
+        device = device_dirname(problem.device) if problem.device else None
+        several = len(problems) > 1
+        tags.append(f"{target.tag}-{device}" if target.tag and several
+                    else target.tag or device or "oracle")
+    return tags
 
 
 def _search_device(
@@ -175,7 +203,7 @@ def _search_device(
     algorithm = cfg.algorithm or ("nsga2" if len(problem.objectives) >= 2 else "evolution")
     out = run.search_dir(tag)
     out.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    storage = cfg.storage or f"sqlite:///{(out / STUDY_FILE).resolve()}"
     config = {
         **config_to_dict(cfg),
         "algorithm": algorithm,
@@ -190,7 +218,7 @@ def _search_device(
         if cfg.workers > 1:
             result = run_workers(
                 cfg, target, tag=tag, problem=problem, space=space, storage=storage,
-                on_use=observer.used,
+                on_use=_scored_then_used(observer),
             )
         else:
             result = run_search(
@@ -198,7 +226,7 @@ def _search_device(
                 seed=cfg.seed, population=cfg.population, constraints=problem.constraints,
                 extra=problem.extra, storage=storage, study_name=tag,
                 shared=cfg.storage is not None or has_claims(storage, tag),
-                on_use=observer.used,
+                on_use=observer.used, on_score=observer.scored,
                 screen=accuracy_screen(cfg, problem, space, setup.accuracy),
             )
     except BaseException:
@@ -206,6 +234,7 @@ def _search_device(
         raise
     finally:
         observer.stopped()
+    result = dataclasses.replace(result, front=_with_complexity(space, result.front))
     measured, note = _measure(cfg, problem, setup.accuracy, result.front)
     search = DeviceSearch(run.name, tag, algorithm, problem, result, out, measured, note)
     _write(search, {**header, "device": problem.device, "algorithm": algorithm, "config": config})
@@ -213,8 +242,26 @@ def _search_device(
     return search
 
 
+def _scored_then_used(observer: SearchObserver) -> Callable[[Candidate, bool], None]:
+    """Workers report each subnet once, as it appears in the study: a fresh one was just
+    scored, so the observer hears `scored` then `used`, as from a search in this process."""
+    def report(candidate: Candidate, fresh: bool) -> None:
+        if fresh:
+            observer.scored(candidate)
+        observer.used(candidate, fresh)
+
+    return report
+
+
+def _with_complexity(space: SearchSpace, front: list[Candidate]) -> list[Candidate]:
+    """Front members with their MACs and parameters (pareto.csv, the table), when missing."""
+    return [dataclasses.replace(c, values={**space.complexity(c.arch), **c.values})
+            if not {"macs", "params"} <= c.values.keys() else c for c in front]
+
+
 def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
-    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png."""
+    """pareto.json, pareto.csv, trials.jsonl and (two objectives or more) pareto.png and
+    hypervolume.png."""
     problem, result = search.problem, search.result
     write_front(
         search.out,
@@ -236,6 +283,8 @@ def _write(search: DeviceSearch, header: dict[str, Any]) -> None:
             title=f"{search.run} / {search.tag}: {search.algorithm}",
             measured=search.measured,
         )
+        plot_hypervolume(search.out / "hypervolume.png", result.history, problem.objectives,
+                         title=f"{search.run} / {search.tag}")
 
 
 def _measure(

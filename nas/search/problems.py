@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.artifacts import RunDir
+from nas.config import check_finite
 from nas.errors import ConfigError
 from nas.search import objectives as metrics
 from nas.search.base import Constraint, Objective
@@ -45,10 +46,17 @@ class SearchConfig:
     eval_device: str = "cpu"  # torch device that evaluates accuracy
     measure: bool = True  # time the front for real when the profiled device is this machine
     skip_missing: bool = False
+    # a poor latency predictor is refused unless the front is measured here or this is set
+    accept_poor_predictor: bool = False
+    calibration_batches: int | None = None  # BN recalibration batches (None: the run's)
     workers: int = 1  # local worker processes sharing the study
     oracle_delay: float = 0.0  # seconds slept per --oracle evaluation: simulates a scorer's cost
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
+        if self.calibration_batches is not None and self.calibration_batches < 1:
+            raise ConfigError(
+                f"--calibration-batches: expected >= 1, got {self.calibration_batches}")
         if self.oracle_delay < 0:
             raise ConfigError(f"oracle_delay: expected >= 0 seconds, got {self.oracle_delay}")
         for name in ("budget", "population", "batch_size", "workers"):
@@ -88,6 +96,7 @@ class SearchTarget:
         oracle: a JSONL table of metrics per subnet, searched instead of a supernet.
         space: the search space of the `oracle` table.
         argv: the command line recorded in the manifest (default: `sys.argv`).
+        wait: queue behind another process writing the same search instead of failing.
     """
 
     runs_dir: Path
@@ -97,6 +106,7 @@ class SearchTarget:
     oracle: Path | None = None
     space: str | None = None
     argv: list[str] | None = None
+    wait: bool = False
 
 
 @dataclass
@@ -122,14 +132,23 @@ def _constraints(cfg: SearchConfig, latency_name: str) -> list[Constraint]:
 
 
 def _assemble(
-    wanted: Sequence[tuple[str, str]], constraints: list[Constraint], available: dict[str, Any]
+    wanted: Sequence[tuple[str, str]], constraints: list[Constraint], available: dict[str, Any],
+    offered: Sequence[str] = (),
 ) -> tuple[list[Objective], list[Objective]]:
-    """Objectives in the order asked, and extra metrics needed only by constraints."""
+    """Objectives in the order asked, and extra metrics needed only by constraints.
+
+    `offered`: more names the user may ask for (made available only when asked for).
+    """
 
     def get(name: str, direction: str) -> Objective:
         if name not in available:
+            import difflib
+
+            names = sorted({*available, *offered})
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(
-                f"expected a metric among {', '.join(sorted(available))}, got '{name}'; "
+                f"expected a metric among {', '.join(names)}, got '{name}'{hint}; "
                 "fix --objectives"
             )
         metric: Objective = available[name](direction)
@@ -190,7 +209,8 @@ def supernet_problems(
     accuracy = None
     if any(n == "top1" for n, _ in wanted):
         accuracy = metrics.SupernetAccuracy.load(
-            run, device=cfg.eval_device, split=cfg.split, batch_size=cfg.batch_size
+            run, device=cfg.eval_device, split=cfg.split, batch_size=cfg.batch_size,
+            calibration_batches=cfg.calibration_batches,
         )
     problems = []
     for device in devices:
@@ -203,10 +223,32 @@ def supernet_problems(
         constraints = _constraints(cfg, LATENCY)
         if any(n == LATENCY for n, _ in wanted) or cfg.latency_max is not None:
             latency = metrics.predictor_latency(run, device, space)
+            _check_trust(cfg, latency, device)
             available[LATENCY] = lambda d, s=latency: dataclasses.replace(s.objective, direction=d)
-        objectives, extra = _assemble(wanted, constraints, available)
+        # the aliases too: users type `latency`, the metric is called latency_ms
+        offered = [LATENCY, "top1", *metrics.ALIASES]
+        objectives, extra = _assemble(wanted, constraints, available, offered)
         problems.append(Problem(device, objectives, constraints, extra, latency))
     return problems, accuracy
+
+
+def _check_trust(cfg: SearchConfig, latency: metrics.LatencySource, device: str) -> None:
+    """Refuse a poor predictor whose front nobody will measure, unless the user accepts it.
+
+    A poor predictor is fine when the front is measured here (the search marks members over
+    the budget and `nas export --pick best` skips them); otherwise its front may break the
+    budget unnoticed.
+    """
+    if not latency.meta.get("poor") or cfg.accept_poor_predictor:
+        return
+    if cfg.measure and latency.local:
+        return
+    why = "--no-measure" if latency.local else "it was profiled on another machine"
+    raise ConfigError(
+        f"the latency predictor of '{device}' is poor and the front will not be measured "
+        f"({why}), so subnets offered within --latency-max may not be; profile more subnets "
+        f"(`nas profile --device {device} --samples N`), or pass --accept-poor-predictor"
+    )
 
 
 def accuracy_screen(

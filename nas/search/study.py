@@ -25,6 +25,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from nas.artifacts import process_alive
 from nas.errors import ArtifactError, ConfigError
 from nas.search.base import Candidate, Direction, Objective
 from search_spaces.base import SearchSpace
@@ -265,7 +266,7 @@ class StudyRecorder:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get("owner") or {}
             pid, host, worker = owner.get("pid"), owner.get("host"), owner.get("worker")
-            gone = host == self.host and pid is not None and not _alive(int(pid))
+            gone = host == self.host and pid is not None and not process_alive(int(pid))
             if gone or (live is not None and worker is not None and worker not in live):
                 self.study.tell(trial.number, state=TrialState.FAIL)
                 count += 1
@@ -318,11 +319,3 @@ def _stored(trial: FrozenTrial) -> StoredEvaluation | None:
     return StoredEvaluation(trial.number, candidate, owner.get("pid"), owner.get("host"))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

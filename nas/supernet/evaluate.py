@@ -8,7 +8,8 @@ same way), resizing to a subnet's resolution and reading a subnet from the comma
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +21,6 @@ from nas.errors import ConfigError
 from nas.layers.fuse import fuse_conv_bn
 from nas.supernet.base import Supernet
 from nas.supernet.bn import recalibrate_bn
-
-if TYPE_CHECKING:
-    pass
 
 SPLITS = ("train", "val", "test")
 
@@ -88,7 +86,79 @@ def activate_and_recalibrate(
     return supernet
 
 
+@dataclass(frozen=True)
+class EvalBatches:
+    """Normalised batches at one resolution: made once, then reused for every subnet scored.
+
+    Attributes:
+        calibration: BN-recalibration inputs (`calibration_images`), channels-last.
+        batches: (images, labels) of the evaluated split, resized and channels-last.
+    """
+
+    calibration: list[Tensor]
+    batches: list[tuple[Tensor, Tensor]]
+    split: str
+    dataset: str
+    calibration_batches: int  # requested (a small training split may offer fewer)
+
+
+# NHWC activations: oneDNN's convolutions (depthwise above all) run ~2x faster on CPU
+_LAYOUT = torch.channels_last
+
+
+def eval_batches(
+    splits: DatasetSplits,
+    *,
+    split: str,
+    resolution: int | None,
+    calibration_batches: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str,
+) -> EvalBatches:
+    """The inputs `score_subnet` needs for subnets of one resolution (see `evaluate_subnet`)."""
+    if split not in SPLITS:
+        raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
+    calibration: list[Tensor] = []
+    for images in calibration_images(splits, batch_size=batch_size, device=device, seed=seed,
+                                     resolution=resolution):
+        if len(calibration) >= calibration_batches:
+            break
+        calibration.append(images.contiguous(memory_format=_LAYOUT))
+    loader = BatchLoader.for_splits(splits, split, batch_size=batch_size, device=device)
+    batches = [(resize_to(images, resolution).contiguous(memory_format=_LAYOUT), labels)
+               for images, labels in loader.epoch(0)]
+    return EvalBatches(calibration, batches, split, splits.name, calibration_batches)
+
+
 @torch.no_grad()
+def score_subnet(
+    supernet: Supernet, arch: Arch, inputs: EvalBatches, *, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """Top-1 and loss of `arch` on `inputs` (made at the arch's resolution by `eval_batches`).
+
+    The subnet is extracted, recalibrated on `inputs.calibration` and BN-folded, so the
+    supernet's own statistics are left untouched.
+    """
+    subnet = supernet.extract_subnet(arch).to(device).to(memory_format=_LAYOUT)  # type: ignore[call-overload]
+    recalibrate_bn(subnet, inputs.calibration, num_batches=inputs.calibration_batches)
+    subnet = fuse_conv_bn(subnet)  # eval mode; BN folded into the convs: same outputs, faster
+    # the folded convs' weights are new NCHW tensors: channels-last again, or every conv takes
+    # oneDNN's slow mixed-layout path (10x slower measured on a 12 px quickstart subnet)
+    subnet = subnet.to(memory_format=_LAYOUT)  # type: ignore[call-overload]
+    correct, loss_sum, n = 0, 0.0, 0
+    for images, labels in inputs.batches:
+        logits = subnet(images)
+        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        n += int(labels.numel())
+    if n == 0:
+        raise ConfigError(
+            f"split '{inputs.split}' of dataset '{inputs.dataset}' is empty; nothing to evaluate"
+        )
+    return {"top1": 100.0 * correct / n, "loss": loss_sum / n, "n": n}
+
+
 def evaluate_subnet(
     supernet: Supernet,
     arch: Arch,
@@ -104,7 +174,8 @@ def evaluate_subnet(
 
     The subnet is extracted first and recalibrated on `calibration_batches` shuffled training
     batches, so the supernet's own statistics are left untouched. Images are resized to the
-    arch's resolution when it differs from the dataset's image size.
+    arch's resolution when it differs from the dataset's image size. To score many subnets,
+    make the inputs once with `eval_batches` and call `score_subnet` (`TrainedSupernet` does).
 
     Returns:
         `{"top1": percent in [0, 100], "loss": mean cross-entropy, "n": images evaluated}`.
@@ -112,30 +183,7 @@ def evaluate_subnet(
     if split not in SPLITS:
         raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
     arch = supernet.space.normalize(arch)
-    resolution = supernet.input_resolution(arch)
-    # NHWC activations: oneDNN's convolutions (depthwise above all) run ~2x faster on CPU
-    layout = torch.channels_last
-    subnet = supernet.extract_subnet(arch).to(device).to(memory_format=layout)  # type: ignore[call-overload]
-    recalibrate_bn(
-        subnet,
-        (
-            images.contiguous(memory_format=layout)
-            for images in calibration_images(
-                splits, batch_size=batch_size, device=device, seed=seed, resolution=resolution
-            )
-        ),
-        num_batches=calibration_batches,
-    )
-    subnet = fuse_conv_bn(subnet)  # eval mode; BN folded into the convs: same outputs, faster
-    loader = BatchLoader.for_splits(splits, split, batch_size=batch_size, device=device)
-    correct, loss_sum, n = 0, 0.0, 0
-    for images, labels in loader.epoch(0):
-        logits = subnet(resize_to(images, resolution).contiguous(memory_format=layout))
-        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == labels).sum())
-        n += int(labels.numel())
-    if n == 0:
-        raise ConfigError(
-            f"split '{split}' of dataset '{splits.name}' is empty; nothing to evaluate"
-        )
-    return {"top1": 100.0 * correct / n, "loss": loss_sum / n, "n": n}
+    inputs = eval_batches(splits, split=split, resolution=supernet.input_resolution(arch),
+                          calibration_batches=max(calibration_batches, 0),
+                          batch_size=batch_size, seed=seed, device=device)
+    return score_subnet(supernet, arch, inputs, device=device)

@@ -20,13 +20,15 @@ from torch import Tensor
 
 from nas.artifacts import RunDir, file_sha256
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
+from nas.locks import stage_lock
 from nas.supernet import Supernet
-from nas.supernet.weights import save_weights
+from nas.supernet.weights import SUPERNET_LOCK, save_weights
 from search_spaces import create_space
 from search_spaces.ofa_keymap import OFAKeyMap
 
 STAGE = "import-supernet"
 OFA_RESOLUTIONS = (128, 160, 192, 224)  # OFA trained and evaluated at these (elastic 128-224)
+WIDTH_KEYS = ("width_mult", "width_scale")  # each space's name for its width argument
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,24 @@ def supernet_to_ofa(net: Supernet) -> tuple[dict[str, Tensor], dict[str, Any]]:
     return network.key_map().to_ofa(net.state_dict()), kwargs
 
 
+def _width(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The space's width argument (`width_mult` of ofa-mbv3, `width_scale` of ofa-resnet50)."""
+    kwargs = spec.get("kwargs") or {}
+    return {key: kwargs[key] for key in WIDTH_KEYS if key in kwargs}
+
+
+def describe_source(source: Mapping[str, Any]) -> str:
+    """One line saying where imported weights came from (a run's manifest `source`, or the
+    `imported_from` of its weights): file, OFA class, sha256 prefix, space and width."""
+    details = [str(source.get("network") or source.get("format") or "unknown format")]
+    if source.get("sha256"):
+        details.append(f"sha256 {str(source['sha256'])[:12]}")
+    if source.get("space"):
+        details.append(f"space {source['space']}")
+    details += [f"{key} {source[key]}" for key in WIDTH_KEYS if key in source]
+    return f"imported from {source.get('file', '?')} ({', '.join(details)})"
+
+
 def check_dataset(name: str) -> None:
     """Refuse an unknown dataset name now, not in a later stage."""
     from nas.data import DATASETS, loaders  # noqa: F401  (loaders registers the datasets)
@@ -203,6 +223,7 @@ def import_ofa_supernet(
     dataset: str = "imagefolder",
     data_dir: Path | None = None,
     argv: list[str] | None = None,
+    wait: bool = False,
 ) -> ImportSummary:
     """Import OFA's checkpoint at `path` as the supernet of a new run `run`.
 
@@ -219,6 +240,14 @@ def import_ofa_supernet(
         ArtifactError: the file is missing or unreadable.
         IncompatibleArtifactError: the file does not fit the space (names the first tensor).
     """
+    with stage_lock(run.path, SUPERNET_LOCK, wait=wait, hint="or import into another --run"):
+        return _import(path, run, space, width_mult, resolutions, dataset, data_dir, argv)
+
+
+def _import(
+    path: Path, run: RunDir, space: str | None, width_mult: float | None,
+    resolutions: Sequence[int], dataset: str, data_dir: Path | None, argv: list[str] | None,
+) -> ImportSummary:
     _check_fresh(run)
     check_dataset(dataset)
     data_folder = _data_folder(data_dir)
@@ -229,6 +258,7 @@ def import_ofa_supernet(
     origin = {
         "format": "ofa", "network": ofa_network(net.space.name).ofa_class, "file": path.name,
         "path": str(path.resolve()), "sha256": file_sha256(path), "bytes": path.stat().st_size,
+        "space": net.space.name, **_width(spec),
     }
     # what nas eval / search / export / finetune read from a run's weights
     data_config = {
@@ -249,8 +279,10 @@ def import_ofa_supernet(
 __all__ = [
     "OFA_RESOLUTIONS",
     "STAGE",
+    "WIDTH_KEYS",
     "ImportSummary",
     "OFANetwork",
+    "describe_source",
     "detect_space",
     "import_ofa_supernet",
     "ofa_network",

@@ -7,7 +7,7 @@ instead of each repeating the load sequence (weights, metadata, dataset, calibra
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,12 @@ from nas.data import DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.runtime import resolve_device
 from nas.supernet.base import Supernet
-from nas.supernet.evaluate import activate_and_recalibrate, evaluate_subnet
+from nas.supernet.evaluate import (
+    EvalBatches,
+    activate_and_recalibrate,
+    eval_batches,
+    score_subnet,
+)
 from nas.supernet.weights import load_weights, read_weights_metadata, weights_path
 
 if TYPE_CHECKING:
@@ -83,6 +88,9 @@ class TrainedSupernet:
     train_config: Mapping[str, Any]
     settings: EvalSettings
     device: torch.device
+    # evaluation inputs by (split, resolution, batch size), made on first use
+    _inputs: dict[tuple[str, int | None, int], EvalBatches] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, run: RunDir, device: str | torch.device = "cpu") -> TrainedSupernet:
@@ -98,6 +106,14 @@ class TrainedSupernet:
         net = load_weights(path, meta, device=device)
         return cls(run, net, config, EvalSettings.from_train_config(config), torch.device(device))
 
+    def with_calibration(self, batches: int) -> TrainedSupernet:
+        """The same network and data, evaluated with `batches` BN-recalibration batches."""
+        settings = replace(self.settings, calibration_batches=batches)
+        other = replace(self, settings=settings, _inputs={})
+        if "splits" in self.__dict__:  # the same data: not loaded again
+            other.__dict__["splits"] = self.__dict__["splits"]
+        return other
+
     @property
     def space(self) -> SearchSpace:
         return self.net.space
@@ -112,11 +128,17 @@ class TrainedSupernet:
         Returns:
             `{"top1": percent in [0, 100], "loss": mean cross-entropy, "n": images evaluated}`.
         """
-        return evaluate_subnet(
-            self.net, arch, self.splits, split=split, batch_size=batch_size,
-            calibration_batches=self.settings.calibration_batches, seed=self.settings.seed,
-            device=self.device,
-        )
+        arch = self.space.normalize(arch)
+        resolution = self.net.input_resolution(arch)
+        key = (split, resolution, batch_size)
+        inputs = self._inputs.get(key)
+        if inputs is None:  # normalised and resized once per resolution, not per subnet
+            inputs = eval_batches(self.splits, split=split, resolution=resolution,
+                                  calibration_batches=self.settings.calibration_batches,
+                                  batch_size=batch_size, seed=self.settings.seed,
+                                  device=self.device)
+            self._inputs[key] = inputs
+        return score_subnet(self.net, arch, inputs, device=self.device)
 
     def calibrated(
         self,

@@ -15,14 +15,17 @@ from typing import Any
 
 import torch
 
+from nas.artifact_kinds import SUPERNET_METADATA, SUPERNET_WEIGHTS
 from nas.artifacts import RunLayout, atomic_save_with, atomic_write_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.readers import check_shape, damaged, load_tensors, parse_json, tensors_metadata
 from nas.supernet.base import Supernet
 from nas.supernet.few_shot import FewShotSupernet, split_supernet
 
 WEIGHTS_FORMAT = "nas-supernet/1"
 WEIGHTS_FILE = "weights.safetensors"
 SPACE_FILE = "space.json"
+SUPERNET_LOCK = "supernet"  # the stage lock of whatever writes supernet/ (training, import)
 
 
 def weights_path(run: RunLayout) -> Path:
@@ -54,24 +57,24 @@ def save_weights(
 
 def read_weights_metadata(path: Path) -> dict[str, Any]:
     """The space spec and training config stored beside the weights."""
-    from safetensors import safe_open
-
     if not path.is_file():
         raise ArtifactError(
             f"no trained supernet at {path}; train one with `nas train-supernet --run NAME`"
         )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata: dict[str, str] = handle.metadata() or {}
+    metadata = tensors_metadata(path, SUPERNET_WEIGHTS)
     if metadata.get("format") != WEIGHTS_FORMAT or "space" not in metadata:
         raise IncompatibleArtifactError(
             f"{path}: expected metadata format '{WEIGHTS_FORMAT}' with a space spec, "
             f"got format {metadata.get('format')!r}; re-run `nas train-supernet`"
         )
-    return {
-        "space": json.loads(metadata["space"]),
-        "train_config": json.loads(metadata.get("train_config", "{}")),
-        "few_shot": json.loads(metadata.get("few_shot", "null")),
-    }
+    try:
+        meta = {"space": parse_json(metadata["space"]),
+                "train_config": parse_json(metadata.get("train_config", "{}"))}
+        if "few_shot" in metadata:
+            meta["few_shot"] = parse_json(metadata["few_shot"])
+    except ValueError:
+        raise damaged(path, "its metadata is not JSON", SUPERNET_METADATA) from None
+    return dict(check_shape(meta, path, SUPERNET_METADATA))
 
 
 def load_trained_supernet(run: RunLayout, device: str | torch.device = "cpu") -> Supernet:
@@ -91,13 +94,11 @@ def load_weights(path: Path, meta: dict[str, Any], *, device: str | torch.device
     Raises:
         IncompatibleArtifactError: the weights were made for another space version or layout.
     """
-    from safetensors.torch import load_file
-
     from search_spaces import space_from_spec
 
     space = space_from_spec(meta["space"], source=str(path))
     net = split_supernet(space.build_supernet(), meta.get("few_shot"))
-    state = load_file(str(path))
+    state = load_tensors(path, SUPERNET_WEIGHTS)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:

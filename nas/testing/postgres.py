@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from nas.errors import NasError
+from nas.testing import free_port
 
 TOOLS = ("initdb", "pg_ctl", "postgres")
 
@@ -56,12 +56,6 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
@@ -81,7 +75,7 @@ def temporary_postgres(*, durable: bool = False) -> Iterator[str]:
     if reason is not None:
         raise NasError(f"expected a local PostgreSQL installation, got: {reason}")
     root = Path(tempfile.mkdtemp(prefix="nas-pg-"))
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, user="postgres")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"

@@ -1,15 +1,20 @@
-"""Bilevel differentiable search on the DARTS space: DARTS (1st/2nd order), PC-DARTS, GDAS and
-hardware-aware DNAS (FBNet's multiplicative and ProxylessNAS' additive latency loss).
+"""Differentiable (DARTS-family) search on any space with a `DifferentiableSupernet`: DARTS
+(1st/2nd order), PC-DARTS, GDAS, hardware-aware DNAS (FBNet's multiplicative and ProxylessNAS'
+additive latency loss), SD-DARTS, RARTS and ROME (`nas.train.bilevel_rules`).
 
 The training split is cut in two halves (seeded): the weights train on the first, the
-architecture parameters on the second, alternating one step each (architecture first, as in
-DARTS). Artifacts in the run folder:
+architecture parameters on the second, one step each per batch pair (architecture first, as in
+DARTS). The space family (`nas.train.bilevel_spaces`) sizes and builds the search network.
+Artifacts in the run folder:
 
-* `supernet/checkpoint.pt`: the shared loop's checkpoint (weights, alphas, both optimizers,
-  position, RNG); `resume=True` continues from it with identical batches;
-* `supernet/metrics.jsonl`: step and epoch records; `supernet/alphas.jsonl`: softmaxed alphas
-  (and betas) per epoch, to watch for collapse such as skip connections taking over;
-* `genotype.json` (the DARTS repository's form) and `genotype.png` (both cells drawn).
+* `supernet/checkpoint.pt`: the shared loop's checkpoint (weights, architecture parameters,
+  both optimizers, the method's own state, position, RNG); `resume=True` continues from it
+  with identical batches;
+* `supernet/metrics.jsonl`: step and epoch records (`skip`: the mean softmax weight of skip
+  connections, to watch the alphas drift); `supernet/alphas.jsonl`: softmaxed alphas (and
+  betas) per epoch;
+* `arch.json` and `supernet/summary.json` (`nas.train.bilevel_summary`), plus the family's
+  own files (DARTS: `genotype.json`, `genotype.png`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,38 +34,29 @@ from nas.artifacts import RunDir, append_jsonl, atomic_write_json
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, Split, load_dataset
 from nas.errors import ConfigError
+from nas.supernet.differentiable import SKIP, DifferentiableSupernet
 from nas.train.bilevel_config import BilevelConfig
+from nas.train.bilevel_rules import make_rule
+from nas.train.bilevel_spaces import search_family
 from nas.train.config import DARTS_TRAINED, TrainConfig
-from nas.train.darts_adapter import bilevel_config_from, default_latency_source, train_values
-from nas.train.darts_steps import (
-    Objective,
-    arch_step_first_order,
-    arch_step_second_order,
-    weight_step,
-)
+from nas.train.darts_adapter import bilevel_config_from, train_values
+from nas.train.darts_steps import Objective
 from nas.train.distributed import DistContext
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.metrics import truncate_jsonl
 from nas.train.trainer import LoopResult, Phase, RunTrainer, StepOutput
-from search_spaces.darts.genotypes import genotype_string
-from search_spaces.darts.space import DartsSpace
-from search_spaces.darts.supernet import DartsSupernet
+from search_spaces import SearchSpace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from nas.train.darts_latency import ExpectedLatency
+    from nas.train.search_latency import ExpectedLatency
 
 logger = logging.getLogger(__name__)
 
 
-def build_search_network(config: BilevelConfig, space: DartsSpace) -> DartsSupernet:
-    """The supernet for `config.method` (partial channels and edge norm for pc-darts)."""
-    pc = config.method == "pc-darts"
-    net = space.build_supernet(
-        partial_channels=config.partial_channels if pc else 1, edge_norm=pc, seed=config.seed
-    )
-    net.mode = "gumbel" if config.method == "gdas" else "softmax"
+def build_search_network(config: BilevelConfig, space: SearchSpace) -> DifferentiableSupernet:
+    """The search network of `space` for `config.method`, in the method's mode."""
+    net = search_family(config.space).build(space, config)
+    net.mode = config.mode
     return net
 
 
@@ -72,11 +68,11 @@ def _halves(split: Split, seed: int) -> tuple[Split, Split]:
 
 
 class BilevelTrainer(RunTrainer):
-    """A DARTS-family search: weights and architecture parameters, alternating steps.
+    """A DARTS-family search: weights and architecture parameters, one step each per batch pair.
 
     Args:
-        config: search options.
-        run: run folder (latency tables, `alphas.jsonl`, `genotype.json`, `summary.json`).
+        config: search options (`config.space` names the space).
+        run: run folder (latency tables, `alphas.jsonl`, `arch.json`, `summary.json`).
         splits: dataset; the train split is halved for weights and alphas, val is reported.
         device: torch device.
         resume: the search continues from a checkpoint (keeps the latency table it started
@@ -84,23 +80,22 @@ class BilevelTrainer(RunTrainer):
     """
 
     kind = "bilevel"
-    resume_keys = ("method", "epochs", "batch_size", "seed", "lr", *DARTS_TRAINED)
-    net: DartsSupernet
+    resume_keys = ("space", "space_options", "method", "epochs", "epoch_steps", "batch_size",
+                   "seed", "lr", *DARTS_TRAINED)
+    net: DifferentiableSupernet
     config: BilevelConfig
 
     def __init__(self, config: BilevelConfig, run: RunDir, splits: DatasetSplits,
                  device: torch.device, *, resume: bool = False) -> None:
         self.config, self.run, self.splits, self.device = config, run, splits, device
-        self.space = DartsSpace(
-            init_channels=config.init_channels, layers=config.layers,
-            num_classes=splits.num_classes, in_channels=splits.channels,
-            image_size=splits.image_size,
-        )
+        self.family = search_family(config.space)
+        self.space = self.family.space(config, splits)
         self.net = build_search_network(config, self.space).to(device)
         self.w_opt = torch.optim.SGD(self.net.weight_parameters(), lr=config.lr,
                                      momentum=config.momentum, weight_decay=config.weight_decay)
         self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=config.resolved_arch_lr(),
                                       betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
+        self.rule = make_rule(self.net, self.w_opt, self.a_opt, config)
         weight_half, arch_half = _halves(splits.train, config.seed)
         self.w_loader, self.a_loader = (
             BatchLoader(half, batch_size=config.batch_size, device=device, mean=splits.mean,
@@ -133,16 +128,23 @@ class BilevelTrainer(RunTrainer):
         splits = load_dataset(cfg.dataset, data_dir=data_dir, image_size=cfg.image_size,
                               seed=cfg.seed)
         if config.hardware_aware and config.latency_table is None:
-            space = DartsSpace(init_channels=config.init_channels, layers=config.layers,
-                               num_classes=splits.num_classes, in_channels=splits.channels,
-                               image_size=splits.image_size)
-            config = dataclasses.replace(
-                config, latency_table=default_latency_source(run, space, resume=resume)
-            )
+            family = search_family(config.space)
+            source = family.default_latency_source(run, family.space(config, splits),
+                                                   resume=resume)
+            config = dataclasses.replace(config, latency_table=source)
         trainer = cls(config, run, splits, device, resume=resume)
         trainer._run_options = {"space": cfg.space, "dataset": cfg.dataset,
                                 "data_dir": cfg.data_dir, "image_size": cfg.image_size}
         return trainer
+
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        if dist.enabled:
+            raise ConfigError(
+                f"--method {cfg.resolved_method}: a distributed DARTS search is not supported "
+                "(its architecture steps, the second-order unrolled step, Gumbel draws and "
+                "latency tables are not synchronised across processes, and a cell search fits "
+                "one device); start it without torchrun")
 
     def stage_config(self) -> dict[str, Any]:
         return {**config_to_dict(self.config), **self._run_options}
@@ -152,30 +154,30 @@ class BilevelTrainer(RunTrainer):
         return train_values(recorded)
 
     # ------------------------------------------------------------------ objective
-    def _init_latency(self, resume: bool) -> None:
-        from nas.train.darts_latency import ExpectedLatency, search_latency_table
+    def _alphas(self) -> dict[str, torch.Tensor]:
+        return {cell: self.net.alphas(cell) for cell in self.net.cell_types}
 
+    def _init_latency(self, resume: bool) -> None:
         source = self.config.latency_table or "toy"
-        table, keep = search_latency_table(source, self.space, self.run, resume=resume)
+        table, keep = self.family.latency_table(source, self.space, self.run, resume=resume)
         self._table_to_keep = table if keep else None
-        self.latency = ExpectedLatency(self.space, table)
+        self.latency = self.family.expected_latency(self.space, table)
         with torch.no_grad():
-            initial = float(self.latency(self.net.alphas_normal, self.net.alphas_reduce))
+            initial = float(self.latency(self._alphas()))
         self.target = self.config.target_latency or 0.7 * initial
 
     def objective(self) -> Objective:
         if self.latency is None:
             return F.cross_entropy
-        from nas.train.darts_latency import latency_loss
+        from nas.train.search_latency import latency_loss
 
         config, latency = self.config, self.latency
         form = "multiplicative" if config.method == "fbnet" else "additive"
         weight = config.latency_weight or (1.0 if form == "multiplicative" else 0.1)
 
         def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            expected = latency(self.net.alphas_normal, self.net.alphas_reduce)
-            return latency_loss(F.cross_entropy(logits, labels), expected, form=form,
-                                target=self.target, weight=weight,
+            return latency_loss(F.cross_entropy(logits, labels), latency(self._alphas()),
+                                form=form, target=self.target, weight=weight,
                                 exponent=config.latency_exponent)
 
         return loss
@@ -200,7 +202,8 @@ class BilevelTrainer(RunTrainer):
 
     @property
     def steps_per_epoch(self) -> int:
-        return min(len(self.w_loader), len(self.a_loader))
+        full = min(len(self.w_loader), len(self.a_loader))
+        return min(full, self.config.epoch_steps or full)
 
     def space_spec(self) -> dict[str, Any]:
         return self.space.spec()
@@ -212,6 +215,7 @@ class BilevelTrainer(RunTrainer):
             "a_opt": self.a_opt.state_dict(),
             "gumbel_state": self.net.gumbel_generator.get_state(),
             "target_latency": self.target,
+            "method_state": self.rule.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -220,6 +224,7 @@ class BilevelTrainer(RunTrainer):
         self.a_opt.load_state_dict(state["a_opt"])
         self.net.gumbel_generator.set_state(state["gumbel_state"].cpu())
         self.target = float(state["target_latency"])
+        self.rule.load_state_dict(state.get("method_state", {}))
         self.steps_done = int(state["position"].step)
 
     def start(self, *, resumed_at: int | None) -> None:
@@ -237,6 +242,7 @@ class BilevelTrainer(RunTrainer):
         self.epoch, self._lr = epoch, self.lr_at(epoch)
         for group in self.w_opt.param_groups:
             group["lr"] = self._lr
+        self.rule.set_lr(self._lr)
         self.net.tau = self.tau_at(epoch)
 
     def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
@@ -247,31 +253,25 @@ class BilevelTrainer(RunTrainer):
     def train_step(self, batch: Any, *, step: int) -> StepOutput:
         config, net = self.config, self.net
         w_batch, a_batch = batch
-        arch_loss = float("nan")
-        if self.epoch >= config.arch_warmup_epochs:
-            if config.method == "darts-2nd":
-                arch_loss = arch_step_second_order(net, self.a_opt, self.w_opt, w_batch,
-                                                   a_batch, self.objective(), lr=self._lr)
-            else:
-                arch_loss = arch_step_first_order(net, self.a_opt, a_batch[0], a_batch[1],
-                                                  self.objective())
-        loss, acc = weight_step(net, self.w_opt, w_batch[0], w_batch[1],
-                                grad_clip=config.grad_clip)
+        arch = self.epoch >= config.arch_warmup_epochs
+        loss, acc, extra = self.rule.step(w_batch, a_batch, arch=arch, lr=self._lr,
+                                          objective=self.objective())
         self.steps_done, self.val_acc = step + 1, None
-        metrics = {"loss": loss, "acc": acc, "arch_loss": arch_loss}
-        if config.method == "gdas":
+        metrics = {"loss": loss, "acc": acc, **extra, "skip": net.op_share(SKIP)}
+        if config.mode != "softmax":
             metrics["tau"] = net.tau
         if self.latency is not None:
             with torch.no_grad():
-                metrics["latency_ms"] = float(self.latency(net.alphas_normal, net.alphas_reduce))
+                metrics["latency_ms"] = float(self.latency(self._alphas()))
         images = int(w_batch[0].shape[0] + a_batch[0].shape[0])
         return StepOutput(loss=loss, images=images, metrics=metrics, acc=acc)
 
     def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
         self.val_acc = self.evaluate()
         logger.info("epoch %d: val_acc %.4f", epoch, self.val_acc)
-        self._log_alphas(epoch + 1)
-        return {"val_acc": self.val_acc, "genotype": self.net.derive()}
+        arch = self.net.derive()
+        self._log_alphas(epoch + 1, arch)
+        return {"val_acc": self.val_acc, "arch": self.net.arch_string(arch)}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> float:
@@ -280,7 +280,6 @@ class BilevelTrainer(RunTrainer):
         loader = BatchLoader.for_splits(self.splits, "val", batch_size=config.eval_batch_size,
                                         device=self.device)
         correct = total = 0
-        mode = net.mode
         net.eval()
         with torch.no_grad():
             for index, (images, labels) in enumerate(loader.epoch(0)):
@@ -289,79 +288,40 @@ class BilevelTrainer(RunTrainer):
                 correct += int((net(images).argmax(1) == labels).sum())
                 total += len(labels)
         net.train()
-        net.mode = mode
         return correct / max(1, total)
 
-    def _log_alphas(self, epochs_done: int) -> None:
+    def _log_alphas(self, epochs_done: int, arch: dict[str, Any]) -> None:
         net = self.net
-        record: dict[str, Any] = {"epoch": epochs_done, "step": self.steps_done}
+        record: dict[str, Any] = {"epoch": epochs_done, "step": self.steps_done,
+                                  "ops": list(net.op_names), "skip": round(net.op_share(SKIP), 5)}
         with torch.no_grad():
-            for cell in ("normal", "reduce"):
+            for cell in net.cell_types:
                 record[cell] = [[round(float(v), 5) for v in row] for row in net.op_weights(cell)]
                 edges = net.edge_weights(cell)
                 if edges is not None:
                     record[f"edges_{cell}"] = [round(float(v), 5) for v in edges]
-        record["genotype"] = net.derive()
+                if net.topology_inputs is not None:
+                    record[f"topology_{cell}"] = [round(float(v), 5) for v in net.betas(cell)]
+        record["arch"] = net.arch_string(arch)
         append_jsonl(self.run.sub("supernet", "alphas.jsonl"), record)
 
     def finish(self, result: LoopResult) -> dict[str, Any]:
-        """Derive the genotype; write `genotype.json`/`.png` and `supernet/summary.json`."""
+        """Derive the subnet; write `arch.json`, the family's files and `summary.json`."""
+        from nas.train.bilevel_summary import search_summary
+
         self.summary = search_summary(self, result)
         val_acc = float(self.summary["val_acc"])
+        keys = ("arch", "subnet", "genotype")
         return {"val": {"derived": {"top1": 100.0 * val_acc}},
-                "genotype": self.summary["genotype"]}
-
-
-def derive_genotype(trainer: BilevelTrainer) -> dict[str, Any]:
-    """The genotype by `config.select`: largest alphas, or DARTS-PT's perturbation."""
-    config, net = trainer.config, trainer.net
-    if config.select == "perturbation":
-        from nas.train.darts_select import perturbation_genotype
-
-        genotype = perturbation_genotype(net, trainer.splits, device=trainer.device,
-                                         batches=config.pt_batches,
-                                         batch_size=config.eval_batch_size)
-    else:
-        genotype = net.derive()
-    net.mode = "gumbel" if config.method == "gdas" else "softmax"
-    return trainer.space.normalize(genotype)
-
-
-def search_summary(trainer: BilevelTrainer, result: LoopResult) -> dict[str, Any]:
-    """Write `genotype.json`, `genotype.png` and `supernet/summary.json`; return the summary."""
-    config, net, run, space = trainer.config, trainer.net, trainer.run, trainer.space
-    genotype = derive_genotype(trainer)
-    eval_space = DartsSpace(init_channels=36, layers=20, num_classes=space.num_classes,
-                            in_channels=space.in_channels, image_size=space.image_size)
-    summary: dict[str, Any] = {
-        "method": config.method, "select": config.select, "completed": result.completed,
-        "epochs_done": result.epochs_done, "steps": result.steps,
-        "val_acc": trainer.val_acc if trainer.val_acc is not None else trainer.evaluate(),
-        "genotype": genotype, "genotype_string": genotype_string(genotype),
-        "eval_network_36x20": eval_space.complexity(genotype),
-        "supernet": {"init_channels": config.init_channels, "layers": config.layers,
-                     "params": sum(p.numel() for p in net.weight_parameters())},
-    }
-    if trainer.latency is not None:
-        summary["target_latency_ms"] = trainer.target
-        summary["genotype_latency_ms"] = trainer.latency.of_genotype(genotype)
-    atomic_write_json(run.sub("genotype.json"), genotype)
-    try:
-        from search_spaces.darts.plot import plot_genotype
-
-        plot_genotype(genotype, run.sub("genotype.png"))
-    except ImportError as exc:  # matplotlib is a dependency; keep the search result anyway
-        logger.warning("genotype drawing skipped: %s", exc)
-    summary["config"] = dataclasses.asdict(config)
-    atomic_write_json(run.sub("supernet", "summary.json"), summary)
-    return summary
+                **{key: self.summary[key] for key in keys if key in self.summary}}
 
 
 def run_bilevel_search(
     config: BilevelConfig, run: RunDir, *, splits: DatasetSplits, device: torch.device | str,
     on_step: Callable[[StepLog], None] | None = None, resume: bool = False,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
-    """Search a genotype with `config.method`; returns a JSON-able summary.
+    """Search a cell with `config.method`; returns a JSON-able summary.
 
     Args:
         config: search options.
@@ -370,10 +330,15 @@ def run_bilevel_search(
         device: torch device.
         on_step: called after every step (progress bars).
         resume: continue from `supernet/checkpoint.pt`.
+        max_steps: stop there this time (overrides `config.max_steps`, which is not a resume
+            key: a search can be run in slices and resumed).
     """
     trainer = BilevelTrainer(config, run, splits, torch.device(device), resume=resume)
-    loop = TrainingLoop(trainer, run.path / "supernet", options=LoopOptions.of(config),
-                        on_step=on_step, label=f"run '{run.name}'")
+    options = LoopOptions.of(config)
+    if max_steps is not None:
+        options = dataclasses.replace(options, max_steps=max_steps)
+    loop = TrainingLoop(trainer, run.path / "supernet", options=options, on_step=on_step,
+                        label=f"run '{run.name}'")
     state = loop.load(resume=resume)
     run.update_manifest(space=trainer.space_spec())
     trainer.finish(loop.run(state))

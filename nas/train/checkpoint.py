@@ -3,9 +3,9 @@
 - `checkpoint.pt` (`supernet/checkpoint.pt` for every supernet trainer; stand-alone and
   fine-tuning runs write theirs in their own folder): the full training state of any trainer
   of the shared loop: the position (phase, epoch, batch, step), the trainer's options and
-  space spec (as JSON text), the RNG states and the trainer's own state. Written atomically
-  with `torch.save`, read with `torch.load(weights_only=True)`, so everything in it is a
-  tensor or a plain type.
+  space spec (as JSON text), the RNG states (every rank's under torchrun) and the trainer's own
+  state. Written atomically with `torch.save`, read with `torch.load(weights_only=True)`, so
+  everything in it is a tensor or a plain type.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from typing import Any
 
 import torch
 
+from nas.artifact_kinds import CHECKPOINT
 from nas.artifacts import RunDir, atomic_save_with
 from nas.errors import ArtifactError, IncompatibleArtifactError
+from nas.readers import Kind, check_shape, damaged, load_torch, parse_json
+from nas.schema import Number, Obj
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ def checkpoint_path(run: RunDir) -> Path:
 # so a checkpoint reads back without pickle and without this package's classes.
 _POSITION_KEYS = ("phase", "epoch", "batch", "step")
 _JSON_KEYS = ("config", "space")
+_POSITION = Kind(CHECKPOINT.name, Obj({k: Number(integer=True, low=0) for k in _POSITION_KEYS}),
+                 CHECKPOINT.remedy)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -94,18 +99,21 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
         raise ArtifactError(
             f"no checkpoint at {path}; start the run without --resume (or check --run/--runs-dir)"
         )
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a torn or foreign file
-        kind = type(exc).__name__
-        raise ArtifactError(f"{path} is not a readable checkpoint ({kind})") from None
+    payload = load_torch(path, CHECKPOINT, map_location=map_location, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise IncompatibleArtifactError(
             f"{path}: expected checkpoint format {CHECKPOINT_FORMAT}, got "
             f"{payload.get('format') if isinstance(payload, dict) else type(payload).__name__}"
             "; it was written by another version of nas: start the run again without --resume"
         )
-    for key in _JSON_KEYS:
-        payload[key] = json.loads(payload[key])
+    try:
+        for key in _JSON_KEYS:
+            payload[key] = parse_json(payload[key])
+            if not isinstance(payload[key], dict):
+                raise TypeError(key)
+        check_shape({key: payload[key] for key in _POSITION_KEYS}, path, _POSITION)
+    except (KeyError, TypeError, ValueError):
+        raise damaged(path, "its position or options are missing or not JSON",
+                      CHECKPOINT) from None
     payload["position"] = Position(**{key: payload.pop(key) for key in _POSITION_KEYS})
     return payload

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nas.config import differing_keys
+from nas.config import check_finite, differing_keys
 from nas.errors import ConfigError
-from nas.train.registry import TRAINERS, family_of
+from nas.train.registry import BILEVEL_METHODS, TRAINERS, family_of
 from search_spaces import parse_space_options
 
 # the run stage (`RunDir.begin_stage`) a `nas train-supernet` run records these options under
@@ -27,19 +27,28 @@ SAMPLERS = ("uniform", "complexity")
 AMP_MODES = ("none", "bf16", "fp16")
 SELECTIONS = ("argmax", "perturbation")
 # options of DARTS-family searches only, and those that only one kind of method uses
+# (the network's size otherwise comes from --space-option, e.g. nb201's cells_per_stage=2)
 DARTS_OPTIONS = ("init_channels", "layers", "partial_channels", "tau_max", "tau_min", "arch_lr",
                  "arch_warmup_epochs", "select", "latency_table", "target_latency",
-                 "latency_weight")
+                 "latency_weight", "sd_teachers", "sd_weight", "sd_temperature",
+                 "rarts_coupling", "rome_samples")
 # those that change what is trained (all but the final selection rule): checked on --resume
 DARTS_TRAINED = tuple(key for key in DARTS_OPTIONS if key != "select")
 METHOD_OPTIONS = {
     "partial_channels": ("pc-darts",),
-    "tau_max": ("gdas",),
-    "tau_min": ("gdas",),
+    "tau_max": ("gdas", "rome"),
+    "tau_min": ("gdas", "rome"),
     "latency_table": ("fbnet", "proxyless"),
     "target_latency": ("fbnet", "proxyless"),
     "latency_weight": ("fbnet", "proxyless"),
+    "sd_teachers": ("sd-darts",),
+    "sd_weight": ("sd-darts",),
+    "sd_temperature": ("sd-darts",),
+    "rarts_coupling": ("rarts",),
+    "rome_samples": ("rome",),
 }
+# network options of one space family's search network
+FAMILY_OPTIONS = {"layers": ("darts",)}
 # Arch keys whose unlocking shrinks channels: the supernet re-sorts channels before such a phase.
 CHANNEL_KEYS = ("expand_ratio", "width", "width_mult")
 
@@ -155,15 +164,17 @@ class TrainConfig:
     few_shot_batches: int | None = None
     phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
     checkpoint_every: int = 200  # steps
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10  # steps per metrics.jsonl line
     amp: str = "none"
     channels_last: bool = False
     bn_calibration_batches: int = 10
     eval_batch_size: int = 256
-    # DARTS-family search only (`--space darts`); None: the method's default (see
-    # nas.train.bilevel.BilevelConfig). Giving one with a once-for-all space is an error.
-    init_channels: int | None = None  # channels of the first cells (DARTS search: 16)
-    layers: int | None = None  # cells (DARTS search: 8)
+    # DARTS-family search only (`--space darts`, or nb201 with a DARTS-family method); None:
+    # the method's default (see nas.train.bilevel_config.BilevelConfig). Giving one to
+    # once-for-all training is an error.
+    init_channels: int | None = None  # channels of the first cells (darts 16; nb201 C, 16)
+    layers: int | None = None  # darts: cells (8)
     partial_channels: int | None = None  # pc-darts: K, 1/K of the channels are mixed
     tau_max: float | None = None  # gdas: temperature at the first epoch
     tau_min: float | None = None  # gdas: temperature at the last epoch
@@ -173,8 +184,14 @@ class TrainConfig:
     latency_table: str | None = None  # fbnet/proxyless: FILE, toy, measure, profile[:DEVICE]
     target_latency: float | None = None  # fbnet/proxyless: ms of the cells
     latency_weight: float | None = None  # fbnet alpha / proxyless lambda
+    sd_teachers: int | None = None  # sd-darts: earlier iterates voting as the teacher (2)
+    sd_weight: float | None = None  # sd-darts: weight of the distillation term (1.0)
+    sd_temperature: float | None = None  # sd-darts: distillation temperature (1.0)
+    rarts_coupling: float | None = None  # rarts: beta tying main and auxiliary weights (1.0)
+    rome_samples: int | None = None  # rome: subnets per step, gradients accumulated (4)
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         object.__setattr__(self, "resolutions", _int_tuple(self.resolutions, "resolutions"))
         options = self.space_options
         if isinstance(options, str) or not isinstance(options, Sequence):
@@ -191,6 +208,16 @@ class TrainConfig:
     def family(self) -> str:
         """The family of the space (`SearchSpace.family`): it picks the trainer."""
         return family_of(self.space)
+
+    @property
+    def elastic_resolution(self) -> bool:
+        """Whether the space draws an input resolution per subnet (its constructor takes
+        `resolutions`); other spaces ignore --resolutions (DARTS, nb201)."""
+        import inspect
+
+        from search_spaces import SPACES
+
+        return "resolutions" in inspect.signature(SPACES.get(self.space).__init__).parameters
 
     @property
     def resolved_method(self) -> str:
@@ -219,6 +246,13 @@ class TrainConfig:
         self._check_few_shot()
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
+        if self.elastic_resolution and max(self.resolutions) > self.image_size:
+            # images are stored at --image-size: a larger resolution would only upsample them
+            fix = (f"--resolutions with sizes from 8 to {self.image_size}, or a larger "
+                   "--image-size" if self.image_size >= 8 else "--image-size 8 or more")
+            raise ConfigError(
+                f"resolutions: expected sizes up to --image-size {self.image_size}, got "
+                f"{','.join(map(str, self.resolutions))}; pass {fix}")
 
     def _check_few_shot(self) -> None:
         extra = [key for key in ("few_shot_warmup", "few_shot_batches")
@@ -249,20 +283,27 @@ class TrainConfig:
         if not given:
             return
         flags = ", ".join("--" + key.replace("_", "-") for key in given)
-        if self.family != "darts":
-            raise ConfigError(f"{flags}: DARTS search options, expected --space darts, got "
-                              f"space '{self.space}' (once-for-all training does not use them)")
-        # an option the chosen method ignores would silently change nothing
         method = self.resolved_method
+        if method not in BILEVEL_METHODS:
+            raise ConfigError(
+                f"{flags}: DARTS-family search options, expected --space darts (or --space "
+                f"nb201 with a DARTS-family --method), got space '{self.space}' with method "
+                f"'{method}' (once-for-all training does not use them)")
+        # an option the chosen method or space ignores would silently change nothing
         for key, methods in METHOD_OPTIONS.items():
             if getattr(self, key) is not None and method not in methods:
                 raise ConfigError(f"--{key.replace('_', '-')}: only used by --method "
                                   f"{' or '.join(methods)}, got method '{method}'")
+        for key, families in FAMILY_OPTIONS.items():
+            if getattr(self, key) is not None and self.family not in families:
+                raise ConfigError(f"--{key.replace('_', '-')}: only used with --space "
+                                  f"{' or '.join(families)}, got space '{self.space}'")
         if self.init_channels is not None and self.width_mult is not None:
             raise ConfigError("expected --init-channels or --width-mult (16 x width), not both")
         if self.select is not None and self.select not in SELECTIONS:
             raise ConfigError(f"select: expected argmax or perturbation, got '{self.select}'")
-        for key in ("arch_lr", "target_latency", "latency_weight"):
+        for key in ("arch_lr", "target_latency", "latency_weight", "sd_teachers",
+                    "sd_temperature", "rome_samples"):
             if getattr(self, key) is not None and getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: expected a positive number, got {getattr(self, key)}")
         if self.arch_warmup_epochs is not None and self.arch_warmup_epochs < 0:

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from nas.artifacts import RunDir, atomic_write_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
 from nas.train.standalone import STAGE, save_network
@@ -61,10 +62,12 @@ class EvalTrainConfig:
     device: str = "cpu"
     max_steps: int | None = None
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
+        check_finite(self)  # NaN passes every comparison below
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "init_channels"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
@@ -220,15 +223,25 @@ def run_eval_training(
 
 def train_genotype(
     config: EvalTrainConfig, run: RunDir, *, resume: bool = False,
-    on_step: Callable[[StepLog], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None, wait: bool = False,
 ) -> dict[str, Any]:
-    """`nas train`: load the data, train into `run` (recorded as its "train" stage)."""
+    """`nas train`: load the data, train into `run` (recorded as its "train" stage); one
+    process at a time (`wait`: queue behind another instead of failing)."""
+    with stage_lock(run.path, STAGE, wait=wait, hint="or train another --run"):
+        return _train_genotype(config, run, resume, on_step)
+
+
+def _train_genotype(
+    config: EvalTrainConfig, run: RunDir, resume: bool,
+    on_step: Callable[[StepLog], None] | None,
+) -> dict[str, Any]:
     data_dir = None if config.data_dir is None else Path(config.data_dir)
     splits = load_dataset(config.dataset, data_dir=data_dir, image_size=config.image_size,
                           seed=config.seed)
-    trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
-    loop = _loop(trainer, run, on_step)
-    state = loop.load(resume=resume)
+    with run.kept_only_if_used():
+        trainer = GenotypeTrainer(config, run, splits, torch.device(config.device))
+        loop = _loop(trainer, run, on_step)
+        state = loop.load(resume=resume)
     with recorded_stage(run, STAGE, config=config_to_dict(config), seed=config.seed,
                         device=config.device) as recorded:
         summary = trainer.finish(loop.run(state))

@@ -1,4 +1,5 @@
-"""Expected latency of DARTS cells, differentiable in the alphas (FBNet, ProxylessNAS).
+"""Latency tables of DARTS cells (FBNet, ProxylessNAS); the expectation is
+`nas.train.search_latency.ExpectedLatency`.
 
 A latency table maps one op on one edge shape to milliseconds: keys are
 `darts/<op>/c<channels>/s<size>/x<stride>` (see `latency_key`). `measure_latency_table` times
@@ -18,24 +19,22 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nas.artifacts import RunDir
 from nas.errors import ArtifactError
+from nas.train.search_latency import ExpectedLatency, median_ms, resolve_table
 from search_spaces.darts.blocks import edge_shapes as darts_edge_shapes
 from search_spaces.darts.blocks import op_key
 from search_spaces.darts.counting import cell_plans, edge_geometry, op_cost
-from search_spaces.darts.genotypes import CELL_OPS, STEPS
+from search_spaces.darts.genotypes import CELL_OPS, PRIMITIVES, STEPS
 from search_spaces.darts.space import DartsSpace
 
 EdgeShape = tuple[int, int, int]  # channels, input size, stride
-PROFILE = "profile"  # --latency-table profile[:DEVICE]
 
 
 def latency_key(op: str, channels: int, size: int, stride: int) -> str:
@@ -70,43 +69,10 @@ def measure_latency_table(
     for channels, size, stride in edge_shapes(space):
         x = torch.randn(batch_size, channels, size, size)
         for op_name in CELL_OPS:
-            module = build_op(op_name, channels, stride).eval()
-            times = []
-            with torch.no_grad():
-                for index in range(warmup + repeats):
-                    start = time.perf_counter()
-                    module(x)
-                    if index >= warmup:
-                        times.append((time.perf_counter() - start) * 1000.0)
-            table[latency_key(op_name, channels, size, stride)] = statistics.median(times)
+            module = build_op(op_name, channels, stride)
+            table[latency_key(op_name, channels, size, stride)] = median_ms(
+                module, x, warmup=warmup, repeats=repeats)
     return table
-
-
-def load_latency_table(path: Path) -> dict[str, float]:
-    """A table from JSON (`{key: ms}` or `{"entries": {key: ms}}`) or JSONL (`{"key", "ms"}`)."""
-    if not path.is_file():
-        raise ArtifactError(f"latency table: expected a JSON/JSONL file, toy, measure, profile "
-                            f"or profile:DEVICE, got '{path}' (no such file)")
-    text = path.read_text()
-    try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            return {str(r["key"]): float(r.get("ms", r.get("latency_ms"))) for r in rows}
-        data = json.loads(text)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ArtifactError(f"{path}: expected {{key: ms}} JSON or key/ms JSONL ({exc})") from None
-    if isinstance(data, Mapping) and isinstance(data.get("entries"), Mapping):
-        data = data["entries"]
-    if not isinstance(data, Mapping):
-        raise ArtifactError(f"{path}: expected a JSON object of key -> milliseconds")
-    return {str(k): float(v) for k, v in data.items()}
-
-
-def profile_device(source: str | None) -> str | None:
-    """The device of a `profile` / `profile:DEVICE` table source (None for other sources)."""
-    if source is None or not (source == PROFILE or source.startswith(PROFILE + ":")):
-        return None
-    return source.partition(":")[2] or "cpu"
 
 
 def profile_blocks_path(runs_dir: Path, space: DartsSpace, device: str) -> Path:
@@ -161,6 +127,7 @@ def load_profile_table(
     first, then in the standalone one of the space at this image size. The table must cover
     every op key of `space`'s network; otherwise `ArtifactError` says how to make one.
     """
+    from nas.artifact_kinds import BLOCK_RECORD
     from nas.artifacts import read_jsonl
     from nas.profile.store import ProfileStore
 
@@ -175,7 +142,7 @@ def load_profile_table(
                             f"{candidates[-1]}; {how}")
     table: dict[str, float] = {}
     for path in found:
-        for table in _tables_by_setup(list(read_jsonl(path))) or [{}]:
+        for table in _tables_by_setup(list(read_jsonl(path, BLOCK_RECORD))) or [{}]:
             missing = [key for key in needed if key not in table]
             if not missing:
                 return {key: table[key] for key in needed}
@@ -188,68 +155,35 @@ def load_profile_table(
     )
 
 
-class ExpectedLatency:
-    """Differentiable expected latency of the cells of a DARTS supernet.
+def expected_latency(space: DartsSpace, table: Mapping[str, float]) -> ExpectedLatency:
+    """The differentiable expected latency of the cells of `space`'s search network.
 
-    Args:
-        space: the supernet's space (shapes of every edge).
-        table: latency table (see `latency_key`); a missing shape raises `ArtifactError`.
+    Costs sum the table entries of every cell of a type; `none` is left out of the
+    expectation (`derive()` never keeps it, so letting its weight lower the latency would only
+    reward a choice that is then discarded), and each edge counts `2 / inputs` of its node
+    because a derived node keeps 2 of its `node + 2` incoming edges. A missing table key
+    raises `ArtifactError`.
     """
-
-    def __init__(self, space: DartsSpace, table: Mapping[str, float]) -> None:
-        self.costs = {"normal": torch.zeros(14, len(CELL_OPS)),
-                      "reduce": torch.zeros(14, len(CELL_OPS))}
-        for plan in cell_plans(space.init_channels, space.layers, space.image_size):
-            cell = "reduce" if plan.reduction else "normal"
-            row = 0
-            for node in range(STEPS):
-                for source in range(node + 2):
-                    stride, size = edge_geometry(plan, source)
-                    for o, op in enumerate(CELL_OPS):
-                        key = latency_key(op, plan.channels, size, stride)
-                        if key not in table:
-                            raise ArtifactError(
-                                f"latency table has no entry '{key}'; rebuild it for this space "
-                                f"(init_channels={space.init_channels}, layers={space.layers}, "
-                                f"image_size={space.image_size})"
-                            )
-                        self.costs[cell][row, o] += 2.0 / (node + 2) * float(table[key])
-                    row += 1
-
-    def __call__(self, alphas_normal: torch.Tensor, alphas_reduce: torch.Tensor) -> torch.Tensor:
-        """Expected milliseconds of all cells' derived operations."""
-        total = alphas_normal.new_zeros(())
-        for cell, alphas in (("normal", alphas_normal), ("reduce", alphas_reduce)):
-            probs = F.softmax(alphas[:, 1:], dim=-1)  # column 0 is `none`
-            total = total + (probs * self.costs[cell].to(alphas.device)).sum()
-        return total
-
-    def of_genotype(self, genotype: Mapping[str, list[list[object]]]) -> float:
-        """Table latency of a derived genotype's cells (same scale as the expectation)."""
-        from search_spaces.darts.supernet import edge_index
-
-        total = 0.0
-        for cell in ("normal", "reduce"):
-            for slot, (op, source) in enumerate(genotype[cell]):
-                node = slot // 2
-                row = edge_index(node, int(str(source)))
-                total += float(self.costs[cell][row, CELL_OPS.index(str(op))]) * (node + 2) / 2.0
-        return total
-
-
-def latency_loss(
-    ce: torch.Tensor, latency: torch.Tensor, *, form: str, target: float, weight: float,
-    exponent: float,
-) -> torch.Tensor:
-    """Combine cross-entropy with expected latency.
-
-    `form="multiplicative"` (FBNet): `ce * weight * (latency / target) ** exponent`.
-    `form="additive"` (ProxylessNAS): `ce + weight * (latency - target) / target`.
-    """
-    ratio = latency / target
-    if form == "multiplicative":
-        return ce * weight * ratio.pow(exponent)
-    return ce + weight * (ratio - 1.0)
+    costs = {cell: torch.zeros(14, len(PRIMITIVES)) for cell in ("normal", "reduce")}
+    for plan in cell_plans(space.init_channels, space.layers, space.image_size):
+        cell = "reduce" if plan.reduction else "normal"
+        row = 0
+        for node in range(STEPS):
+            for source in range(node + 2):
+                stride, size = edge_geometry(plan, source)
+                for op in CELL_OPS:
+                    key = latency_key(op, plan.channels, size, stride)
+                    if key not in table:
+                        raise ArtifactError(
+                            f"latency table has no entry '{key}'; rebuild it for this space "
+                            f"(init_channels={space.init_channels}, layers={space.layers}, "
+                            f"image_size={space.image_size})"
+                        )
+                    costs[cell][row, PRIMITIVES.index(op)] += float(table[key])
+                row += 1
+    scale = torch.tensor([2.0 / (node + 2) for node in range(STEPS) for _ in range(node + 2)])
+    return ExpectedLatency(costs, columns=range(1, len(PRIMITIVES)),
+                           row_scale={"normal": scale, "reduce": scale})
 
 
 def search_latency_table(
@@ -261,14 +195,7 @@ def search_latency_table(
     `supernet/latency_table.json`: the profile may grow and timings vary, and a resumed search
     must go on with the table it started with.
     """
-    device = profile_device(source)
-    saved = run.sub("supernet", "latency_table.json")
-    if (source == "measure" or device is not None) and resume and saved.is_file():
-        return load_latency_table(saved), False
-    if source == "toy":
-        return toy_latency_table(space), False
-    if source == "measure":
-        return measure_latency_table(space), True
-    if device is not None:
-        return load_profile_table(run.root, space, device, run_path=run.path), True
-    return load_latency_table(Path(source)), False
+    return resolve_table(
+        source, run, resume=resume, toy=lambda: toy_latency_table(space),
+        measure=lambda: measure_latency_table(space),
+        profile=lambda device: load_profile_table(run.root, space, device, run_path=run.path))

@@ -1,4 +1,4 @@
-"""One weight step and one architecture step of the DARTS family (first and second order).
+"""One weight step and one architecture step of DARTS (first and second order).
 
 Gradients are taken only where they are used: the architecture step asks autograd for the
 alphas' gradients alone (the convolutions' weight gradients, the costliest part of a backward
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.darts.supernet import DartsSupernet
+from nas.supernet.differentiable import DifferentiableSupernet
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # logits, labels -> loss
 
@@ -23,7 +23,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def weight_step(
-    net: DartsSupernet, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+    net: DifferentiableSupernet, optimizer: torch.optim.Optimizer, images: torch.Tensor,
     labels: torch.Tensor, *, grad_clip: float | None,
 ) -> tuple[float, float]:
     """SGD step on the network weights; returns (loss, accuracy)."""
@@ -46,7 +46,7 @@ def _set_grads(
 
 
 def arch_step_first_order(
-    net: DartsSupernet, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+    net: DifferentiableSupernet, optimizer: torch.optim.Optimizer, images: torch.Tensor,
     labels: torch.Tensor, objective: Objective,
 ) -> float:
     """First-order DARTS: the alphas follow the validation loss at the current weights."""
@@ -74,7 +74,7 @@ def _virtual_step(
 
 
 def arch_step_second_order(
-    net: DartsSupernet, a_opt: torch.optim.Optimizer, w_opt: torch.optim.Optimizer,
+    net: DifferentiableSupernet, a_opt: torch.optim.Optimizer, w_opt: torch.optim.Optimizer,
     train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor],
     objective: Objective, *, lr: float,
 ) -> float:

@@ -21,8 +21,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from nas.artifact_kinds import CHECKPOINT
 from nas.config import config_to_dict, differing_keys
 from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
+from nas.readers import damaged
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
     Position,
@@ -38,7 +40,7 @@ from nas.train.trainer import LoopResult, Phase, StepOutput, Trainer
 logger = logging.getLogger(__name__)
 # what the loop stores in a checkpoint beside the trainer's `state_dict()`
 _LOOP_KEYS = frozenset({"format", "trainer", "position", "phase", "epoch", "batch", "step",
-                        "config", "space", "rng"})
+                        "config", "space", "rng", "rng_ranks"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class StepLog:
     images_per_s: float
     lr: float
     epoch_end: Mapping[str, Any] | None = None
+    resumed_from: int | None = None  # the checkpoint's step when this session resumed
 
 
 class HasLoopOptions(Protocol):
@@ -72,6 +75,12 @@ class HasLoopOptions(Protocol):
     def checkpoint_every(self) -> int: ...
     @property
     def log_every(self) -> int: ...
+    @property
+    def checkpoint_minutes(self) -> float: ...
+
+
+# a kill loses at most this much training by default: 200 steps alone can be many minutes
+DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ class LoopOptions:
         checkpoint_seconds: also checkpoint when this long has passed since the last one.
         log_every: steps per metrics.jsonl line (None: epoch records only).
         save_on_signal: on SIGINT/SIGTERM finish the step, checkpoint, then raise
-            KeyboardInterrupt / SystemExit (main thread only).
+            KeyboardInterrupt / SystemExit (main thread only). A second signal during the
+            same step stops at once, as without the option.
     """
 
     max_steps: int | None = None
@@ -95,8 +105,17 @@ class LoopOptions:
 
     @classmethod
     def of(cls, config: HasLoopOptions, **extra: Any) -> LoopOptions:
-        return cls(max_steps=config.max_steps, checkpoint_every=config.checkpoint_every,
-                   log_every=config.log_every, **extra)
+        """The options of a command's config: checkpoints by steps and by time, and a
+        checkpoint on SIGINT/SIGTERM before stopping (so `--resume` always has one)."""
+        if not config.checkpoint_minutes > 0:  # NaN too
+            raise ConfigError(f"checkpoint_minutes: expected a positive number of minutes, got "
+                              f"{config.checkpoint_minutes}")
+        values: dict[str, Any] = {
+            "max_steps": config.max_steps, "checkpoint_every": config.checkpoint_every,
+            "log_every": config.log_every, "checkpoint_seconds": 60 * config.checkpoint_minutes,
+            "save_on_signal": True,
+        }
+        return cls(**{**values, **extra})
 
 
 class TrainingLoop:
@@ -135,6 +154,7 @@ class TrainingLoop:
         self.position = Position()
         self._last_checkpoint = time.monotonic()
         self._signal: int | None = None
+        self._resumed_at: int | None = None
 
     @property
     def total_steps(self) -> int:
@@ -186,13 +206,27 @@ class TrainingLoop:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]
-        self.trainer.load_state_dict(state)
-        restore_rng(state["rng"])
+        try:
+            self.trainer.load_state_dict(state)
+            restore_rng(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # a checkpoint of the right format whose content does not fit the trainer
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise damaged(self.checkpoint_file, f"its state does not fit the "
+                          f"{self.trainer.kind} trainer ({type(exc).__name__}: {first})",
+                          CHECKPOINT) from None
         logger.info("resumed from step %d of %d", self.position.step, self.total_steps)
+
+    def _restore_rank_rng(self, state: dict[str, Any]) -> None:
+        """Each rank draws its own dropout masks: it continues from its own saved RNG state."""
+        if self.dist.enabled and not self.dist.restore_rng(state.get("rng_ranks")):
+            logger.warning("the checkpoint was saved by another number of processes: random "
+                           "draws of ranks > 0 differ from an uninterrupted run's")
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Save the full training state (rank 0; other ranks wait so all stay in step)."""
+        rng_ranks = self.dist.gather_rng()
         if self.dist.is_main:
             own = self.trainer.state_dict()
             assert not own.keys() & _LOOP_KEYS, f"{type(self.trainer).__name__}.state_dict " \
@@ -204,6 +238,7 @@ class TrainingLoop:
                 "config": config_to_dict(self.trainer.config),
                 "space": self.trainer.space_spec(),
                 "rng": capture_rng(),
+                "rng_ranks": rng_ranks,
             }
             save_checkpoint(self.checkpoint_file, state)
         self._last_checkpoint = time.monotonic()
@@ -213,8 +248,10 @@ class TrainingLoop:
     def run(self, state: dict[str, Any] | None = None) -> LoopResult:
         """Train from `state` (a checkpoint from `load`, or None) to the end or `max_steps`."""
         resumed_at = None if state is None else int(state["position"].step)
+        self._resumed_at = resumed_at
         if state is not None:
             self._restore(state)
+            self._restore_rank_rng(state)
         self.log.prepare(resumed_at)
         self.trainer.start(resumed_at=resumed_at)
         started, images, start_step = time.perf_counter(), 0, self.position.step
@@ -226,6 +263,7 @@ class TrainingLoop:
                 images += seen
         if self.dist.is_main and self.position.step > start_step:
             logger.info("trained %d steps", self.position.step - start_step)
+            self._plot()
         return LoopResult(
             steps=self.position.step,
             completed=self.position.phase >= len(self.phases),
@@ -234,6 +272,15 @@ class TrainingLoop:
             epochs_done=self.epochs_done(self.position),
             resumed_from=resumed_at,
         )
+
+    def _plot(self) -> None:
+        """curves.png beside the metrics log (`nas runs plot` redraws it on demand)."""
+        from nas.train.curves import plot_curves
+
+        try:
+            plot_curves(self.metrics_file, title=f"training curves: {self.label}")
+        except (OSError, ValueError, RuntimeError) as exc:  # a plot never fails a training
+            logger.warning("could not draw the training curves: %s", exc)
 
     def epochs_done(self, position: Position) -> int:
         """Whole epochs trained before `position`, over all phases."""
@@ -264,7 +311,7 @@ class TrainingLoop:
                     window = self._log(phase, epoch, window)
                 ended = self.position.phase != index or self.position.epoch != epoch
                 record = self._end_epoch(phase, epoch, run_epoch, epoch_window) if ended else None
-                self._report(index, output, speed, record)
+                self._report(index, epoch, output, speed, record)
                 if self._stop_requested():
                     self._log(phase, epoch, window)
                     self.checkpoint()
@@ -313,7 +360,8 @@ class TrainingLoop:
         return self.dist.rank0_flag(flag)
 
     def _report(
-        self, index: int, output: StepOutput, speed: float, record: dict[str, Any] | None
+        self, index: int, epoch: int, output: StepOutput, speed: float,
+        record: dict[str, Any] | None,
     ) -> None:
         if self.on_step is None:
             return
@@ -322,7 +370,7 @@ class TrainingLoop:
             phase=self.phases[index].name,
             phase_index=index,
             num_phases=len(self.phases),
-            epoch=self.position.epoch,
+            epoch=epoch,  # the step's own (the position has moved on after an epoch's last)
             step=self.position.step,
             total_steps=min(self.total_steps, limit or self.total_steps),
             loss=output.loss,
@@ -331,6 +379,7 @@ class TrainingLoop:
             images_per_s=speed,
             lr=self.trainer.lr(),
             epoch_end=record,
+            resumed_from=self._resumed_at,
         ))
 
     def _log(self, phase: Phase, epoch: int, window: Window) -> Window:
@@ -357,6 +406,8 @@ class TrainingLoop:
             return
 
         def note(signum: int, frame: FrameType | None) -> None:
+            if self._signal is not None:  # asked twice: the user does not want to wait
+                self._raise(signum)
             self._signal = signum
 
         previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -371,9 +422,13 @@ class TrainingLoop:
             return
         logger.info("stopped by signal %d at step %d (checkpoint saved)", self._signal,
                     self.position.step)
-        if self._signal == signal.SIGINT:
+        self._raise(self._signal)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum == signal.SIGINT:
             raise KeyboardInterrupt
-        raise SystemExit(128 + self._signal)
+        raise SystemExit(128 + signum)
 
 
-__all__ = ["LoopOptions", "StepLog", "TrainingLoop"]
+__all__ = ["DEFAULT_CHECKPOINT_MINUTES", "LoopOptions", "StepLog", "TrainingLoop"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.artifacts import append_jsonl, atomic_write_text, read_jsonl
+from nas.artifact_kinds import TRAIN_METRICS
+from nas.artifacts import append_jsonl, atomic_write_text, json_ready, read_jsonl
 from nas.train.trainer import Ratio, StepOutput
 
 
@@ -53,8 +54,9 @@ def truncate_jsonl(path: Path, step: int) -> None:
     """Drop the records logged after `step`: a resumed run logs those steps again."""
     if not path.exists():
         return
-    kept = [r for r in read_jsonl(path) if int(r.get("step", 0)) <= step]
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    kept = [r for r in read_jsonl(path, TRAIN_METRICS) if int(r.get("step", 0)) <= step]
+    atomic_write_text(path, "".join(json.dumps(json_ready(r), sort_keys=True) + "\n"
+                                    for r in kept))
 
 
 class MetricsLog:

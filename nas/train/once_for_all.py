@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from nas.artifacts import RunDir, atomic_write_json
 from nas.config import config_to_dict
@@ -34,7 +33,7 @@ from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, 
 from nas.train.samplers import SubnetSampler, make_sampler
 from nas.train.sandwich import StepOptions, StepResult, train_step
 from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
-from search_spaces import SPACES, SearchSpace, create_space, parse_space_options
+from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ class OnceForAllTrainer(RunTrainer):
         self.device = next(net.parameters()).device
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
-        self.model: nn.Module = self.dist.wrap(net, self.device)
+        self.dist.check_batch(min(loader.batch_size, len(loader.split)))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
@@ -116,9 +115,9 @@ class OnceForAllTrainer(RunTrainer):
         resume: bool, evaluate: bool,
     ) -> OnceForAllTrainer:
         if cfg.few_shot is not None and dist.world_size > 1:
-            raise ConfigError("--few-shot: expected one process (the sub-supernets would "
-                              "leave most weights without gradients under DDP); drop torchrun")
-        dist.setup(device)
+            # not yet checked with several processes: each rank would have to make the same split
+            raise ConfigError("--few-shot: expected one process, got a torchrun job of "
+                              f"{dist.world_size}; run it without torchrun")
         splits = load_dataset(
             cfg.dataset,
             data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -139,6 +138,11 @@ class OnceForAllTrainer(RunTrainer):
         )
         return cls(net, loader, cfg, sampler, space_spec=space.spec(), dist=dist,
                    splits=splits if evaluate else None, run=run)
+
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        """Runs under torchrun: gradients are averaged over the ranks (the batch is checked once
+        the dataset is loaded)."""
 
     # -- set-up ---------------------------------------------------------------------------
     def _make_scaler(self) -> Any:
@@ -195,6 +199,10 @@ class OnceForAllTrainer(RunTrainer):
         self._pending = state
 
     # -- hooks ----------------------------------------------------------------------------
+    def start(self, *, resumed_at: int | None) -> None:
+        # a collective, so not in the constructor, which may still fail on one rank only
+        self.dist.replicate(self.net)
+
     def begin_phase(self, index: int, *, fresh: bool) -> None:
         phase = self.phase_configs[index]
         self._phase = index
@@ -244,7 +252,6 @@ class OnceForAllTrainer(RunTrainer):
 
     def _install(self, split: Split, record: dict[str, Any]) -> None:
         self.net = FewShotSupernet(self.net, split)
-        self.model = self.dist.wrap(self.net, self.device)
         self.few_shot = record
         if self.run is not None and self.dist.is_main:
             atomic_write_json(self.run.supernet_dir / FEW_SHOT_FILE, record)
@@ -267,7 +274,8 @@ class OnceForAllTrainer(RunTrainer):
         images, labels = self.dist.shard(images, labels)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        result = train_step(self.model, self.net, images, labels, spec, self.options)
+        result = train_step(self.net, self.net, images, labels, spec, self.options)
+        self.dist.average_gradients(self.net)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self.cfg.grad_clip is not None:
@@ -347,17 +355,10 @@ def build_space(cfg: TrainConfig, splits: DatasetSplits) -> SearchSpace:
         "small_input": cfg.small_input,
     }
     accepted = inspect.signature(SPACES.get(cfg.space).__init__).parameters
-    kwargs = {k: v for k, v in offered.items() if k in accepted and v is not None}
     if "resolutions" not in accepted and cfg.resolutions != TrainConfig().resolutions:
         # subnets of such a space all take `image_size` inputs: nothing would use the choice
         logger.warning("space %s has no elastic resolution; --resolutions is ignored", cfg.space)
-    options = parse_space_options(cfg.space_options)
-    unknown = sorted(set(options) - set(accepted) - {"self"})
-    if unknown:
-        valid = sorted(k for k in accepted if k not in ("self", "kwargs"))
-        raise ConfigError(f"--space-option: space '{cfg.space}' takes no {', '.join(unknown)} "
-                          f"(expected one of: {', '.join(valid)})")
-    return create_space(cfg.space, **{**kwargs, **options})
+    return create_offered_space(cfg.space, offered, parse_space_options(cfg.space_options))
 
 
 def evaluate_endpoints(

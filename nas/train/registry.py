@@ -24,7 +24,8 @@ from search_spaces import SPACES
 TrainerEntry = type[Any] | str
 
 # the methods of the bilevel trainer (the BilevelConfig validates against this list)
-BILEVEL_METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless")
+BILEVEL_METHODS = ("darts", "darts-2nd", "pc-darts", "gdas", "fbnet", "proxyless", "sd-darts",
+                   "rarts", "rome")
 
 
 class TrainerRegistry:
@@ -96,8 +97,9 @@ TRAINERS = TrainerRegistry()
 TRAINERS.register_all("once-for-all", ("sandwich", "ps", "spos"),
                       "nas.train.once_for_all:OnceForAllTrainer")
 # cells without elastic sizes: no progressive shrinking; single-path (SPOS) first, the
-# standard way to train an NB201 supernet
+# standard way to train an NB201 supernet; the DARTS family searches its mixed supernet
 TRAINERS.register_all("nb201", ("spos", "sandwich"), "nas.train.once_for_all:OnceForAllTrainer")
+TRAINERS.register_all("nb201", BILEVEL_METHODS, "nas.train.bilevel:BilevelTrainer")
 TRAINERS.register_all("darts", BILEVEL_METHODS, "nas.train.bilevel:BilevelTrainer")
 
 

@@ -73,16 +73,6 @@ def resize(images: torch.Tensor, resolution: int | None) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
 
-def _no_sync(model: nn.Module, last: bool) -> contextlib.AbstractContextManager[Any]:
-    # Under DDP only the last subnet's backward all-reduces; earlier ones accumulate locally
-    # (DDP tracks parameters used in any of the accumulated passes).
-    no_sync = getattr(model, "no_sync", None)
-    if no_sync is None or last:
-        return contextlib.nullcontext()
-    ctx: contextlib.AbstractContextManager[Any] = no_sync()
-    return ctx
-
-
 class _Resized:
     """Caches the batch at each resolution used in a step."""
 
@@ -116,7 +106,8 @@ def train_step(
     """Forward + backward every subnet of `spec`; gradients accumulate (no optimizer step).
 
     Args:
-        model: what is called (the supernet, or its DDP wrapper).
+        model: what is called (the supernet, or a wrapper of it). Under torchrun the
+            caller averages the accumulated gradients over the ranks afterwards.
         net: the supernet itself (for `set_active`).
         images: float images at the dataset's size; resized per subnet resolution.
         labels: int64 class labels.
@@ -129,19 +120,18 @@ def train_step(
     for index, (role, arch) in enumerate(spec.subnets):
         net.set_active(arch)
         inputs = batch.at(net.input_resolution(arch))
-        with _no_sync(model, index == len(spec.subnets) - 1):
-            with options.autocast():
-                logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=options.label_smoothing)
-            kd_targets = targets
-            if spec.teacher is not None:
-                kd_targets = _teacher_probs(spec.teacher, inputs, options)
-            if kd_targets is not None and options.distill_weight > 0:
-                kd = soft_cross_entropy(logits, kd_targets)
-                loss = loss + options.distill_weight * kd
-                result.kd_loss += float(kd.detach())
-            scaled = options.scaler.scale(loss) if options.scaler is not None else loss
-            scaled.backward()
+        with options.autocast():
+            logits = model(inputs)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=options.label_smoothing)
+        kd_targets = targets
+        if spec.teacher is not None:
+            kd_targets = _teacher_probs(spec.teacher, inputs, options)
+        if kd_targets is not None and options.distill_weight > 0:
+            kd = soft_cross_entropy(logits, kd_targets)
+            loss = loss + options.distill_weight * kd
+            result.kd_loss += float(kd.detach())
+        scaled = options.scaler.scale(loss) if options.scaler is not None else loss
+        scaled.backward()
         if index == 0 and spec.teacher is None and spec.distill:
             targets = F.softmax(logits.detach().float(), dim=1)
         _record(result, role, float(loss.detach()), logits.detach(), labels)

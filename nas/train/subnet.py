@@ -23,9 +23,10 @@ import torch
 
 from nas.arch import arch_id, canonical_json
 from nas.artifacts import RunDir, RunLayout, atomic_write_json
-from nas.config import config_to_dict
+from nas.config import check_finite, config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
+from nas.locks import stage_lock
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
 from nas.train.standalone import STAGE, StandaloneTrainer, save_network
@@ -58,11 +59,13 @@ class SubnetConfig:
     device: str = "cpu"
     max_steps: int | None = None  # stop early (quick runs); the schedule ignores it
     checkpoint_every: int = 100
+    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
     log_every: int = 10
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "space_options", tuple(str(o) for o in self.space_options))
+        check_finite(self)  # NaN passes every comparison below
         for key in ("epochs", "batch_size", "checkpoint_every", "log_every", "eval_batch_size"):
             if int(getattr(self, key)) < 1:
                 raise ConfigError(f"{key}: expected a positive integer, got {getattr(self, key)}")
@@ -136,23 +139,32 @@ def prepare_subnet(
 
 def train_arch(
     config: SubnetConfig, run: RunDir, *, resume: bool = False,
-    on_step: Callable[[StepLog], None] | None = None,
+    on_step: Callable[[StepLog], None] | None = None, wait: bool = False,
 ) -> dict[str, Any]:
-    """`nas train --arch`: train `config.arch` of `config.space` into `run` (its "train" stage).
+    """`nas train --arch`: train `config.arch` of `config.space` into `run` (its "train" stage),
+    one process at a time (`wait`: queue behind another instead of failing).
 
     Returns:
         The summary: `{"completed", "epochs_done", "steps", "val_acc", "test_acc", "params",
         "macs", "arch", "arch_id"}` (accuracies as fractions).
     """
+    with stage_lock(run.path, STAGE, wait=wait, hint="or train another --run"):
+        return _train_arch(config, run, resume, on_step)
+
+
+def _train_arch(
+    config: SubnetConfig, run: RunDir, resume: bool, on_step: Callable[[StepLog], None] | None,
+) -> dict[str, Any]:
     splits = load_dataset(config.dataset, data_dir=Path(config.data_dir) if config.data_dir
                           else None, image_size=config.image_size, seed=config.seed)
     space = create_sized_space(config.space, num_classes=splits.num_classes,
                                in_channels=splits.channels, image_size=splits.image_size,
                                options=parse_space_options(config.space_options))
-    arch = space.subnet_from_text(config.arch)
-    trainer, loop, state = prepare_subnet(space, arch, config, run, splits=splits,
-                                          resume=resume, label=f"run '{run.name}'",
-                                          on_step=on_step)
+    with run.kept_only_if_used():  # a refused start leaves no empty run folder
+        arch = space.subnet_from_text(config.arch)
+        trainer, loop, state = prepare_subnet(space, arch, config, run, splits=splits,
+                                              resume=resume, label=f"run '{run.name}'",
+                                              on_step=on_step)
     with recorded_stage(run, STAGE, config=config_to_dict(trainer.config), seed=config.seed,
                         device=config.device) as recorded:
         run.update_manifest(space=space.spec())

@@ -213,6 +213,17 @@ class RunTrainer(Trainer):
         `evaluate`: measure validation accuracy in `finish`.
         """
 
+    @classmethod
+    def check_distributed(cls, cfg: TrainConfig, dist: DistContext) -> None:
+        """Refuse to run as one process of a torchrun job unless the trainer keeps its replicas
+        in step (the default refuses: N unsynchronised copies would each train and write)."""
+        if dist.enabled:
+            from nas.errors import ConfigError
+
+            raise ConfigError(
+                f"--method {cfg.resolved_method}: {cls.kind} training runs in one process "
+                f"only, got a torchrun job of {dist.world_size}; start it without torchrun")
+
     def stage_config(self) -> dict[str, Any]:
         """The resolved options recorded with the run's stage (`config/train-supernet.json`)."""
         from nas.config import config_to_dict

@@ -37,6 +37,8 @@ CELL_OPS = PRIMITIVES[1:]
 STEPS = 4  # intermediate nodes per cell
 CONCAT = (2, 3, 4, 5)
 FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+MAX_CONCAT = 64  # bounds on parsed genotype text: nodes of a concat, and characters
+MAX_TEXT = 20_000
 
 Edge = tuple[str, int]
 
@@ -100,15 +102,25 @@ def _literal(node: ast.expr, field: str) -> Any:
         and node.func.id == "range"
         and not node.keywords
     ):
-        bounds = [ast.literal_eval(arg) for arg in node.args]
+        try:
+            bounds = [ast.literal_eval(arg) for arg in node.args]
+        except (ValueError, TypeError, SyntaxError):
+            bounds = []
         if not all(isinstance(b, int) for b in bounds) or not 1 <= len(bounds) <= 2:
             raise InvalidArchError(
-                f"{field}: expected range(start, stop), got {ast.unparse(node)}"
+                f"{field}: expected range(start, stop) of integers, got {ast.unparse(node)[:80]}"
             )
-        return list(range(*bounds))
+        span = range(*bounds)
+        # a cell has a handful of nodes: never materialise a hostile range(0, 10**10)
+        if len(span) > MAX_CONCAT or not all(0 <= b <= MAX_CONCAT + 2 for b in (*bounds, 0)):
+            raise InvalidArchError(
+                f"{field}: expected a range of node indices (at most {MAX_CONCAT} nodes), got "
+                f"{ast.unparse(node)[:80]}"
+            )
+        return list(span)
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         raise InvalidArchError(
             f"{field}: expected a literal list like [('sep_conv_3x3', 0), ...], "
             f"got {ast.unparse(node)}"
@@ -120,12 +132,15 @@ def parse_genotype_string(text: str) -> dict[str, Any]:
 
     Returns a raw dict with the four fields (still to be validated by the space).
     """
+    if len(text) > MAX_TEXT:
+        raise InvalidArchError(f"expected a genotype of at most {MAX_TEXT} characters, got "
+                               f"{len(text)}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
         raise InvalidArchError(
             f"expected a genotype like Genotype(normal=[('sep_conv_3x3', 0), ...], ...), "
-            f"got text that does not parse ({exc.msg})"
+            f"got text that does not parse ({getattr(exc, 'msg', type(exc).__name__)})"
         ) from None
     call = tree.body
     if not isinstance(call, ast.Call) or not (
@@ -182,14 +197,20 @@ def raw_genotype(obj: Any) -> dict[str, Any]:
 def load_genotype_argument(text: str) -> Any:
     """A genotype given on the command line: a published name, a file, or inline text.
 
-    Files may hold JSON (canonical or a `{"genotype": ...}` wrapper as written by a search run)
-    or the repository's `Genotype(...)` text.
+    Files may hold JSON (canonical, or the `{"genotype": ...}` / `{"subnet": ...}` wrappers a
+    search run writes in `supernet/summary.json` / `arch.json`) or the repository's
+    `Genotype(...)` text.
     """
     if named_genotype(text) is not None:
         return text
     path = Path(text)
     if path.is_file():
-        content = path.read_text().strip()
+        if path.stat().st_size > 1 << 20:
+            raise InvalidArchError(f"{path}: expected a genotype file, got over 1 MB")
+        try:
+            content = path.read_bytes().decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArchError(f"{path}: expected a genotype as UTF-8 text ({exc})") from None
         if content.startswith(("{", "[")):
             try:
                 data = json.loads(content)
@@ -197,8 +218,9 @@ def load_genotype_argument(text: str) -> Any:
                 raise InvalidArchError(
                     f"{path}: expected a JSON genotype, got invalid JSON ({exc.msg})"
                 ) from None
-            if isinstance(data, dict) and "genotype" in data:
-                return data["genotype"]
+            for key in ("genotype", "subnet"):
+                if isinstance(data, dict) and key in data:
+                    return data[key]
             return data
         return content
     if text.strip().startswith(("{", "[", "Genotype")):

@@ -1,9 +1,11 @@
 """The DARTS search network (`DartsSupernet`): every op on every edge, mixed by alphas.
 
-Modes (`supernet.mode`):
+Modes (`supernet.mode`, see `nas.supernet.differentiable`):
 * `"softmax"`: DARTS, `softmax(alpha)` mixes all ops of an edge;
 * `"gumbel"`: GDAS, one op per edge is sampled from a Gumbel-softmax (hard, straight-through):
   only that op is computed, so activations of one path per edge are kept in memory;
+* `"rome"`: ROME, two inputs per node drawn by Gumbel-top-2 on the betas, one op per kept
+  edge; only those run;
 * `"fixed"`: the op weights in `supernet.fixed_weights` are used as given (DARTS-PT's
   perturbation masks);
 * `"active"`: a discrete genotype set by `set_active()`: only its edges and ops run, pools
@@ -24,17 +26,18 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.errors import ConfigError
-from nas.supernet.base import Supernet
+from nas.supernet.differentiable import DifferentiableSupernet, MixWeights
 from search_spaces.darts.counting import STEM_MULTIPLIER, CellPlan, cell_plans
-from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS
+from search_spaces.darts.genotypes import CONCAT, PRIMITIVES, STEPS, genotype_string
 from search_spaces.darts.mixed import StateOps
 from search_spaces.darts.ops import FactorizedReduce, ReLUConvBN, init_weights
 
 if TYPE_CHECKING:
     from search_spaces.darts.space import DartsSpace
 
+CELLS = ("normal", "reduce")
+
 NUM_EDGES = sum(node + 2 for node in range(STEPS))  # 14
-MODES = ("softmax", "gumbel", "fixed", "active")
 
 
 def edge_index(node: int, source: int) -> int:
@@ -42,13 +45,7 @@ def edge_index(node: int, source: int) -> int:
     return sum(n + 2 for n in range(node)) + source
 
 
-def node_softmax(betas: torch.Tensor) -> torch.Tensor:
-    """PC-DARTS edge normalisation: softmax of `betas` over each node's incoming edges."""
-    parts = []
-    for node in range(STEPS):
-        start = edge_index(node, 0)
-        parts.append(F.softmax(betas[start: start + node + 2], dim=-1))
-    return torch.cat(parts)
+NODE_ROWS = tuple(tuple(edge_index(node, j) for j in range(node + 2)) for node in range(STEPS))
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -86,13 +83,13 @@ class SearchCell(nn.Module):
             rest = F.max_pool2d(rest, 2, 2)
         return h[:, : self.op_channels], rest
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                edge_weights: torch.Tensor | None, hard: torch.Tensor | None = None,
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, mix: MixWeights,
                 pool_bn: bool = True) -> torch.Tensor:
-        """Mix with `weights` (14, 8); `edge_weights` (14,) scales edges (PC-DARTS betas).
+        """Mix with `mix.ops` (14, 8); `mix.edges` (14,) scales edges (PC-DARTS betas).
 
-        With `hard` (14,) op indices, only that op per edge runs (GDAS single path).
+        With `mix.hard` (14,) op indices, only that op per edge runs (GDAS, ROME single path).
         """
+        weights, edge_weights, hard = mix.ops, mix.edges, mix.hard
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         mixed: list[torch.Tensor | None] = [None] * STEPS
         rest: list[torch.Tensor | None] = [None] * STEPS
@@ -129,8 +126,10 @@ class SearchCell(nn.Module):
                       hard: torch.Tensor, pool_bn: bool) -> list[torch.Tensor]:
         cache: dict[str, torch.Tensor] = {}
         outs = []
-        for slot in range(w.shape[0]):
-            op = int(hard[slot])
+        for slot, op in enumerate(hard.tolist()):
+            if op < 0:  # an edge ROME's topology dropped: its weights are 0, gradients flow
+                outs.append(w[slot].sum())
+                continue
             y = ops.single(x, slot, op, w[slot, op], cache, pool_bn=pool_bn)
             # GDAS' straight-through trick: the unchosen weights are 0 in value but pass the
             # gradient, so every alpha of the edge learns from this sample
@@ -139,18 +138,25 @@ class SearchCell(nn.Module):
         return outs
 
 
-class DartsSupernet(Supernet):
+class DartsSupernet(DifferentiableSupernet):
     """The DARTS search network for a `DartsSpace`.
 
     Args:
         space: the space (channels, layers, classes, image size).
         partial_channels: K of PC-DARTS (1 = every channel through the mixed ops).
         edge_norm: learn PC-DARTS' edge-normalisation betas.
+        topology_inputs: ROME's topology: the betas pick this many inputs per node (2, as the
+            evaluation network has).
         seed: initialisation of weights and alphas.
     """
 
+    cell_types = CELLS
+    op_names = PRIMITIVES
+    node_rows = NODE_ROWS
+    inputs_per_node = 2
+
     def __init__(self, space: DartsSpace, *, partial_channels: int = 1, edge_norm: bool = False,
-                 seed: int = 0) -> None:
+                 topology_inputs: int | None = None, seed: int = 0) -> None:
         super().__init__()
         c = space.init_channels
         if partial_channels < 1 or c % (2 * partial_channels):
@@ -158,13 +164,12 @@ class DartsSupernet(Supernet):
                 f"partial_channels: expected K dividing init_channels/2 ({c // 2}), "
                 f"got {partial_channels}"
             )
+        if topology_inputs not in (None, 2):
+            raise ConfigError(f"topology_inputs: a DARTS cell node has 2 inputs, got "
+                              f"{topology_inputs}")
         generator = torch.Generator().manual_seed(seed)
         self.space: DartsSpace = space
-        self.partial_channels, self.edge_norm = partial_channels, edge_norm
-        self.mode = "softmax"
-        self.tau = 1.0
-        self.gumbel_generator = torch.Generator().manual_seed(seed + 1)
-        self.fixed_weights: dict[str, torch.Tensor] | None = None
+        self.partial_channels = partial_channels
         self._active: dict[str, Any] | None = None
         stem_c = STEM_MULTIPLIER * c
         self.stem = nn.Sequential(
@@ -175,97 +180,53 @@ class DartsSupernet(Supernet):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(STEPS * plans[-1].channels, space.num_classes)
         init_weights(self, generator)  # stem, preprocessing, classifier: seeded too
-        shape = (NUM_EDGES, len(PRIMITIVES))
-        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
-        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(shape, generator=generator))
-        self.betas_normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, generator=generator))
-        self.betas_reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, generator=generator))
+        self.init_architecture(generator, seed=seed, edge_norm=edge_norm,
+                               topology_inputs=topology_inputs)
 
-    # ------------------------------------------------------------- parameters
-    def arch_parameters(self) -> list[nn.Parameter]:
-        """The architecture parameters (alphas, plus betas with edge normalisation)."""
-        params = [self.alphas_normal, self.alphas_reduce]
-        if self.edge_norm:
-            params += [self.betas_normal, self.betas_reduce]
-        return params
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter that is not an architecture parameter."""
-        arch = {"alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce"}
-        return [p for name, p in self.named_parameters() if name not in arch]
-
-    # ------------------------------------------------------------- mixing weights
-    def op_weights(self, cell: str) -> torch.Tensor:
-        """Current softmax op weights (14, 8) of `cell` ("normal" or "reduce")."""
-        return F.softmax(getattr(self, f"alphas_{cell}"), dim=-1)
-
-    def edge_weights(self, cell: str) -> torch.Tensor | None:
-        if not self.edge_norm:
-            return None
-        return node_softmax(getattr(self, f"betas_{cell}"))
-
-    def _gumbel(self, cell: str) -> tuple[torch.Tensor, torch.Tensor]:
-        alphas = getattr(self, f"alphas_{cell}")
-        noise = torch.rand(alphas.shape, generator=self.gumbel_generator).to(alphas.device)
-        exponential = (-torch.log(noise.clamp_min(1e-20))).clamp_min(1e-20)
-        gumbels = -torch.log(exponential)
-        probs = F.softmax((F.log_softmax(alphas, dim=-1) + gumbels) / self.tau, dim=-1)
-        index = probs.argmax(dim=-1)
-        one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-        return one_hot - probs.detach() + probs, index
-
-    def _cell_weights(
-        self, cell: str
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        if self.mode in ("fixed", "active"):
-            assert self.fixed_weights is not None, f"mode '{self.mode}' needs fixed_weights"
-            weights = self.fixed_weights[cell]
-            if self.mode == "fixed":
-                return weights, self.edge_weights(cell), None
-            # discrete: unselected edges run `none` (index 0) and contribute nothing
-            mask = weights.sum(dim=1)
-            return weights, mask if self.partial_channels > 1 else None, weights.argmax(dim=1)
-        if self.mode == "gumbel":
-            weights, index = self._gumbel(cell)
-            return weights, self.edge_weights(cell), index
-        return self.op_weights(cell), self.edge_weights(cell), None
+    def _mix(self, cell: str) -> MixWeights:
+        if self.mode != "active":
+            return self.cell_weights(cell)
+        assert self.fixed_weights is not None
+        weights = self.fixed_weights[cell]
+        # discrete: unselected edges run `none` (index 0) and contribute nothing
+        mask = weights.sum(dim=1)
+        return MixWeights(weights, mask if self.partial_channels > 1 else None,
+                          weights.argmax(dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode not in MODES:
-            raise ConfigError(f"supernet mode: expected one of {MODES}, got '{self.mode}'")
-        cells = {name: self._cell_weights(name) for name in ("normal", "reduce")}
+        cells = {name: self._mix(name) for name in CELLS}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            weights, edges, hard = cells["reduce" if cell.reduction else "normal"]
-            s0, s1 = s1, cell(s0, s1, weights, edges, hard, self.mode != "active")
+            mix = cells["reduce" if cell.reduction else "normal"]
+            s0, s1 = s1, cell(s0, s1, mix, self.mode != "active")
         logits: torch.Tensor = self.classifier(self.global_pooling(s1).flatten(1))
         return logits
 
     # ------------------------------------------------------------- genotypes
-    def derive(self) -> dict[str, Any]:
+    def arch_from_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, Any]:
         """The DARTS genotype: per node the 2 strongest edges, each with its best non-none op.
 
         Edge strength is the largest non-none op weight (times the edge weight with PC-DARTS'
         edge normalisation), exactly as the DARTS and PC-DARTS repositories parse alphas.
         """
-        with torch.no_grad():
-            result: dict[str, Any] = {}
-            for cell in ("normal", "reduce"):
-                weights = self.op_weights(cell)
-                edges = self.edge_weights(cell)
-                if edges is not None:
-                    weights = weights * edges.unsqueeze(1)
-                result[cell] = parse_weights(weights.cpu())
-                result[f"{cell}_concat"] = list(CONCAT)
+        result: dict[str, Any] = {}
+        for cell in CELLS:
+            result[cell] = parse_weights(weights[cell])
+            result[f"{cell}_concat"] = list(CONCAT)
         return result
+
+    def arch_weights(self, arch: Arch) -> dict[str, torch.Tensor]:
+        genotype = self.space.normalize(arch)
+        return {cell: genotype_weights(genotype[cell]) for cell in CELLS}
+
+    def arch_string(self, arch: Arch) -> str:
+        return genotype_string(self.space.normalize(arch))
 
     def set_active(self, arch: Arch) -> None:
         """Run only `arch`'s edges and ops (weight 1), in mode "active"."""
         genotype = self.space.normalize(arch)
-        self.fixed_weights = {
-            cell: genotype_weights(genotype[cell]).to(self.alphas_normal.device)
-            for cell in ("normal", "reduce")
-        }
+        device = self.alphas("normal").device
+        self.fixed_weights = {cell: w.to(device) for cell, w in self.arch_weights(arch).items()}
         self.mode, self._active = "active", genotype
 
     def input_resolution(self, arch: Arch) -> int | None:
@@ -285,7 +246,7 @@ class DartsSupernet(Supernet):
         from search_spaces.darts.extract import build_eval_network
 
         net = build_eval_network(self, self.space.normalize(arch))
-        return net.to(self.alphas_normal.device)
+        return net.to(self.alphas("normal").device)
 
     def block_module(self, key: str) -> tuple[nn.Module, tuple[int, ...]]:
         """A standalone op (random weights) for a `space.block_keys()` key, and its batch-1

@@ -67,6 +67,10 @@ class NB201Network(nn.Module):
         x = self.stem(x)
         for cell in self.cells:
             x = cell(x)
+        return self.head(x)
+
+    def head(self, x: Tensor) -> Tensor:
+        """The logits of the last stage's features (BN-ReLU, pooling, classifier)."""
         logits: Tensor = self.classifier(self.global_pooling(self.lastact(x)).flatten(1))
         return logits
 

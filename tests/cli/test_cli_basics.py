@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from nas.artifacts import RunDir
+from nas.commands.runs import stage_result
 
 runner = CliRunner()
 
@@ -68,3 +69,42 @@ def test_bad_command_line_is_one_line_exit_2() -> None:
         assert result.exit_code == 2, argv
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+
+
+def test_runs_show_lists_stages_in_pipeline_order_with_results(runs_dir: Path) -> None:
+    run = RunDir(runs_dir, "ordered")
+    for stage, summary in (
+        ("search-default", {"front": 7, "scored": 40}),
+        ("profile-cpu", {"chosen": "ridge", "within10": 0.93, "poor": False}),
+        ("train-supernet", {"steps": 264, "val": {"largest": {"top1": 91.5}}}),
+    ):
+        run.begin_stage(stage, config={}, seed=0, device="cpu")
+        run.end_stage(stage, summary=summary)
+    shown = runner.invoke(app, ["runs", "show", "ordered"])
+    assert shown.exit_code == 0
+    out = shown.output  # 80 columns: results fold onto more lines, never cut with "..."
+    assert out.index("train-supernet") < out.index("profile-cpu") < out.index("search-default")
+    assert "…" not in out and "264 steps" in out
+    assert stage_result("train-supernet", run.manifest()["stages"]["train-supernet"]["summary"]) \
+        == "largest val top-1 91.50%; 264 steps"
+    assert stage_result("profile-cpu", {"chosen": "ridge", "within10": 0.93, "poor": True}) \
+        == "predictor ridge, 93% within ±10% (poor)"
+    search = stage_result("search-default", {"front": 7, "scored": 40})
+    assert search == "front of 7 from 40 scored"
+    listed = runner.invoke(app, ["runs", "list"])
+    assert listed.output.index("train-supernet:done") < listed.output.index("search-default")
+
+
+def test_runs_plot_redraws_the_curves_of_a_killed_training(runs_dir: Path) -> None:
+    run = RunDir(runs_dir, "killed")
+    run.begin_stage("train-supernet", config={})
+    log = run.sub("supernet", "metrics.jsonl")
+    log.write_text("".join(json.dumps({"step": s, "loss": 2.0 / s, "lr": 0.1}) + "\n"
+                           for s in range(1, 6)))
+    result = runner.invoke(app, ["runs", "plot", "killed"])
+    assert result.exit_code == 0, result.output
+    png = run.supernet_dir / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "curves.png" in result.output
+    log.write_text("")
+    empty = runner.invoke(app, ["runs", "plot", "killed"])
+    assert empty.exit_code == 2 and "no training log" in empty.output

@@ -38,6 +38,9 @@ def test_train_rejects_an_unknown_genotype(runs_dir: Path) -> None:
     result = runner.invoke(app, ["train", "--run", "bad", "--genotype", "NOT_A_GENOTYPE"])
     assert result.exit_code == 2
     assert "DARTS_V2" in result.output
+    assert not (runs_dir / "bad").exists()  # no run folder, so no stage left "interrupted"
+    bad_arch = runner.invoke(app, ["train", "--run", "bad", "--arch", '{"depth": "x"}'])
+    assert bad_arch.exit_code == 2 and not (runs_dir / "bad").exists(), bad_arch.output
 
 
 @pytest.mark.slow
@@ -51,6 +54,11 @@ def test_train_supernet_space_darts_yields_a_genotype(runs_dir: Path) -> None:
     assert len(genotype["normal"]) == 8 and genotype["normal_concat"] == [2, 3, 4, 5]
     summary = json.loads((runs_dir / "s1" / "supernet" / "summary.json").read_text())
     assert summary["method"] == "pc-darts" and summary["config"]["init_channels"] == 8
+    record = json.loads((runs_dir / "s1" / "arch.json").read_text())
+    assert record["subnet"] == genotype and record["arch"].startswith("Genotype(normal=")
+    from search_spaces.darts.genotypes import load_genotype_argument
+
+    assert load_genotype_argument(str(runs_dir / "s1" / "arch.json")) == genotype
 
 
 def test_space_show_darts_genotype_counts_the_eval_network(tmp_path: Path) -> None:

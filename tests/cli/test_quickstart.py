@@ -55,3 +55,19 @@ def test_quickstart_runs_every_stage_then_skips_them(
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     assert again.output.count("already done, skipped") == 4
+
+
+def test_quickstart_exports_the_fastest_when_all_were_measured_over(tmp_path: Path) -> None:
+    from nas.artifacts import atomic_write_json
+    from nas.quickstart import TAG, _pick_rule
+
+    run = RunDir(tmp_path, "qs")
+    member = {"arch": {"depth": [2]}, "values": {"top1": 50.0, "latency_ms": 4.0}}
+    front = [{**member, "arch_id": "a", "measured_latency_ms": 5.5},
+             {**member, "arch_id": "b", "measured_latency_ms": 4.9}]
+    pareto = {"front": front, "constraints": [{"metric": "latency_ms", "max": 4.7, "min": None}]}
+    atomic_write_json(run.sub("search", TAG, "pareto.json"), pareto)
+    assert _pick_rule(run) == "1"  # the faster of the two, though over the budget
+    front[1]["measured_latency_ms"] = 4.5
+    atomic_write_json(run.sub("search", TAG, "pareto.json"), pareto)
+    assert _pick_rule(run) == "best"  # one member within the budget: the usual rule

@@ -64,6 +64,25 @@ def test_resume_continues_a_stopped_run(runs_dir: Path) -> None:
     assert resolved["max_steps"] == 5
 
 
+def test_a_torchrun_restart_continues_from_the_checkpoint(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torchrun --max-restarts relaunches the command line as it was, without --resume
+    assert _train("--run", "e", "--max-steps", "2", "--checkpoint-every", "1").exit_code == 0
+    again = _train("--run", "e", "--max-steps", "4", "--checkpoint-every", "1")
+    assert again.exit_code == 2 and "pass --resume" in again.output
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    restarted = _train("--run", "e", "--max-steps", "4", "--checkpoint-every", "1")
+    assert restarted.exit_code == 0, restarted.output
+    run = RunDir(runs_dir, "e")
+    assert run.manifest()["stages"]["train-supernet"]["summary"]["steps"] == 4
+    lines = (run.path / "supernet" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4]  # log_every 2 (toy)
+    # a worker that died before the first checkpoint: the restart starts afresh
+    fresh = _train("--run", "f", "--max-steps", "1")
+    assert fresh.exit_code == 0, fresh.output
+
+
 def test_config_file_and_flags_merge(runs_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "train.yaml"
     config.write_text("lr: 0.01\nweight_decay: 0.001\nmax_steps: 1\nbn_calibration_batches: 1\n")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from nas.artifacts import (
     atomic_write_json,
     atomic_write_text,
     read_jsonl,
+    stage_status,
 )
 from nas.errors import ArtifactError, ConfigError
 
@@ -80,3 +83,33 @@ def test_bad_run_names(tmp_path: Path, name: str) -> None:
 def test_missing_run_says_how_to_create(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="nas train-supernet"):
         RunDir(tmp_path, "nope").require()
+
+
+def test_a_failed_first_stage_leaves_no_empty_run(tmp_path: Path) -> None:
+    from nas.artifacts import RunDir
+
+    run = RunDir(tmp_path, "new")
+    with pytest.raises(ValueError), run.kept_only_if_used():
+        run.sub("supernet", "latency_table.json")  # makes supernet/, writes nothing
+        raise ValueError("bad option")
+    assert not run.path.exists()
+    kept = RunDir(tmp_path, "kept")
+    with pytest.raises(ValueError), kept.kept_only_if_used():
+        kept.sub("supernet", "x.json").write_text("{}")
+        raise ValueError("after a file was written")
+    assert (kept.path / "supernet" / "x.json").is_file()
+
+
+def test_a_dead_writers_stage_reads_interrupted(tmp_path: Path) -> None:
+    # a child process begins a stage and dies without ending it (as under `kill -9`)
+    code = ("import sys; from pathlib import Path; from nas.artifacts import RunDir; "
+            "RunDir(Path(sys.argv[1]), 'killed').begin_stage('train-supernet', config={})")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+    info = RunDir(tmp_path, "killed").manifest()["stages"]["train-supernet"]
+    assert info["status"] == "running" and stage_status(info) == "interrupted"
+    run = RunDir(tmp_path, "alive")  # this process is still writing its stage
+    run.begin_stage("profile-cpu", config={})
+    assert stage_status(run.manifest()["stages"]["profile-cpu"]) == "running"
+    elsewhere = {**info, "writer": {"pid": info["writer"]["pid"], "host": "another-machine"}}
+    assert stage_status(elsewhere) == "running"  # cannot be checked from here
+    assert stage_status({"status": "done", "writer": info["writer"]}) == "done"

@@ -2,7 +2,10 @@
 
 Skipped unless `ofa` (pip `ofa==0.1.0.post202307202001`) imports; the committed fixtures
 (test_supernet_import.py) cover the same checks without it. With a current CPU torch, OFA also
-needs a torchvision or a stand-in for it; ../shared/peers/README.md shows one way.
+needs a torchvision or a stand-in for it; ../shared/peers/README.md shows one way: with `ofa`
+installed (`pip install --no-deps --target DIR ofa==0.1.0.post202307202001`),
+
+    PYTHONPATH=DIR:../shared/peers pytest tests/nas/test_ofa_reference.py
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import pytest
 import torch
 
 from nas.artifacts import RunDir
+from nas.export.ofa_checkpoint import export_ofa_checkpoint
 from nas.supernet import Supernet
 from nas.supernet.ofa_import import import_ofa_supernet, supernet_to_ofa
-from nas.supernet.weights import load_trained_supernet
+from nas.supernet.weights import load_trained_supernet, save_weights
 from search_spaces import create_space
 from tests.fixtures.ofa.random_state import measure_running_stats, random_input, random_state
 
 try:
+    try:  # the peers' import shims (a stand-in torchvision), when on the path
+        import peer_compat  # type: ignore[import-not-found]
+
+        peer_compat.apply()
+    except ImportError:
+        pass
     from ofa.imagenet_classification.elastic_nn import networks as ofa_networks
 except Exception as exc:  # absent, or its torchvision does not load on this torch
     pytest.skip(f"the Once-for-All package is not importable ({type(exc).__name__}: {exc})",
@@ -101,4 +111,29 @@ def test_our_supernets_load_into_ofa_with_the_same_logits(space: str) -> None:
     ofa = ofa_net(cls_name, ofa_kwargs)
     ofa.load_state_dict(state)
     differences = compare(ofa.eval(), ours.eval(), sample, seed=9, count=4)
+    assert max(differences) <= TOLERANCE, differences
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", list(NETWORKS))
+def test_nas_export_format_ofa_is_read_by_ofa_with_the_same_logits(
+    space: str, tmp_path: Path
+) -> None:
+    """The user's path: `nas export --format ofa` of a run, then OFA builds its class from the
+    written ofa_net.json and loads the file as its model zoo does."""
+    cls_name, _, sample = NETWORKS[space]
+    sizes = {"width_mult": 1.2} if space == "ofa-mbv3" else {}
+    ours = create_space(space, resolutions=list(RESOLUTIONS), **sizes).build_supernet()
+    ours.load_state_dict(random_state([(k, tuple(v.shape)) for k, v in
+                                       ours.state_dict().items()], seed=10))
+    ours.set_active(ours.space.largest())
+    measure_running_stats(ours, seed=11)
+    run = RunDir(tmp_path / "runs", "ours")
+    run.update_manifest(space=ours.space.spec())
+    save_weights(run, ours, space_spec=ours.space.spec(), train_config={})
+    result = export_ofa_checkpoint(run)
+    assert result.meta["ofa_class"] == cls_name
+    ofa = ofa_net(cls_name, result.meta["ofa_kwargs"])
+    ofa.load_state_dict(torch.load(result.file, map_location="cpu")["state_dict"])
+    differences = compare(ofa.eval(), load_trained_supernet(run), sample, seed=12, count=4)
     assert max(differences) <= TOLERANCE, differences

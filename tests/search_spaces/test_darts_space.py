@@ -142,3 +142,19 @@ def test_registered_and_spec_round_trip() -> None:
     rebuilt = space_from_spec(space.spec())
     assert rebuilt.spec() == space.spec()
     assert space.describe()["num_subnets"] > 1e17
+
+
+def test_genotype_labels_do_not_overlap(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from search_spaces.darts.genotypes import named_genotype, published_names
+    from search_spaces.darts.plot import _LABEL_H, _LABEL_W, label_spots, plot_genotype
+
+    for name in published_names():
+        genotype = named_genotype(name)
+        assert genotype is not None
+        for cell in ("normal", "reduce"):
+            spots = label_spots([list(edge) for edge in genotype[cell]])
+            for i, (x, y) in enumerate(spots):
+                for u, v in spots[:i]:
+                    assert abs(x - u) > _LABEL_W or abs(y - v) > _LABEL_H, (name, cell, i)
+    plot_genotype(named_genotype("DARTS_V2"), tmp_path / "genotype.png")
+    assert (tmp_path / "genotype.png").stat().st_size > 10_000

@@ -134,5 +134,30 @@ def test_malformed_front_is_an_artifact_error(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no 'arch'"):
         read_front(tmp_path / "p.json")
     (tmp_path / "q.json").write_text('{"nothing": 1}')
-    with pytest.raises(ArtifactError, match="'front' list"):
+    with pytest.raises(ArtifactError, match="no 'front'"):
         read_front(tmp_path / "q.json")
+
+
+def test_best_skips_a_member_measured_over_the_budget(tmp_path: Path) -> None:
+    # a2 was predicted at 2.5 ms (within 3.0) but the search measured it at 3.6 ms on this
+    # machine: `best` must not offer it, and says why
+    data = json.loads(json.dumps(FRONT))
+    data["front"][1].update(measured_latency_ms=3.6, measured_over_budget=True)
+    data["front"][2].update(measured_latency_ms=2.2, measured_over_budget=False)
+    path = tmp_path / "pareto.json"
+    path.write_text(json.dumps(data))
+    front = read_front(path)
+    assert front.over_measured(front.entries[1]) and not front.over_measured(front.entries[2])
+    chosen = pick("best", front=front, normalize=normalize)
+    assert chosen.arch == {"w": 3}
+    assert "1 skipped: measured over the latency budget" in chosen.reason
+
+
+def test_best_fails_clearly_when_every_member_is_measured_over(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(FRONT))
+    for member in data["front"]:
+        member["measured_latency_ms"] = 9.0
+    path = tmp_path / "pareto.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="measured over the latency budget"):
+        pick("best", front=read_front(path), normalize=normalize)

@@ -77,6 +77,20 @@ def test_score_log_merges_lines_and_refuses_other_settings(tmp_path: Path) -> No
         ScoreLog(tmp_path, {"seed": 1, "space": ["a", 1]})
 
 
+def test_score_log_writes_strict_json_and_reads_every_non_finite_back(tmp_path: Path) -> None:
+    log = ScoreLog(tmp_path, {"seed": 0})
+    log.add("x", {"a": -np.inf, "b": np.inf, "c": np.nan, "d": 1.0}, {"a": 0.5})
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    for line in (tmp_path / "scores.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+    values = ScoreLog(tmp_path, {"seed": 0}).values["x"]
+    assert values["a"] == -np.inf and values["b"] == np.inf and values["d"] == 1.0
+    assert np.isnan(values["c"])
+
+
 def _report(folder: Path, supernet: float | None, params: float, *, age: int) -> None:
     folder.mkdir(parents=True)
     scores = {"params": {"kendall_tau": {"value": params, "low": None, "high": None}}}

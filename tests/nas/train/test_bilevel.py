@@ -11,8 +11,9 @@ import torch
 from nas.artifacts import RunDir, read_jsonl
 from nas.data import DatasetSplits, Split
 from nas.train.bilevel import BilevelConfig, build_search_network, run_bilevel_search
-from nas.train.darts_latency import ExpectedLatency, latency_loss, toy_latency_table
+from nas.train.darts_latency import expected_latency, toy_latency_table
 from nas.train.registry import BILEVEL_METHODS as METHODS
+from nas.train.search_latency import latency_loss
 from search_spaces.darts.space import DartsSpace
 
 
@@ -82,19 +83,19 @@ def test_second_order_restores_weights_and_differs_from_first_order(tmp_path: Pa
 
 def test_latency_loss_lowers_expected_latency() -> None:
     space = DartsSpace(init_channels=4, layers=3, image_size=8)
-    latency = ExpectedLatency(space, toy_latency_table(space))
-    alphas = [torch.zeros(14, 8, requires_grad=True) for _ in range(2)]
-    optimizer = torch.optim.Adam(alphas, lr=0.1)
-    start = float(latency(*alphas).detach())
+    latency = expected_latency(space, toy_latency_table(space))
+    alphas = {cell: torch.zeros(14, 8, requires_grad=True) for cell in ("normal", "reduce")}
+    optimizer = torch.optim.Adam(list(alphas.values()), lr=0.1)
+    start = float(latency(alphas).detach())
     for _ in range(20):
-        expected = latency(*alphas)
+        expected = latency(alphas)
         for form in ("multiplicative", "additive"):
             loss = latency_loss(torch.tensor(1.0), expected, form=form, target=start * 0.5,
                                 weight=1.0, exponent=0.6)
             optimizer.zero_grad()
             loss.backward(retain_graph=True)
             optimizer.step()
-    assert float(latency(*alphas).detach()) < 0.8 * start
+    assert float(latency(alphas).detach()) < 0.8 * start
 
 
 def test_genotype_latency_sums_the_table_entries_of_its_edges() -> None:
@@ -109,7 +110,8 @@ def test_genotype_latency_sums_the_table_entries_of_its_edges() -> None:
         for op, source in genotype["reduce" if plan.reduction else "normal"]:
             stride, size = edge_geometry(plan, source)
             expected += table[latency_key(op, plan.channels, size, stride)]
-    got = ExpectedLatency(space, table).of_genotype(genotype)
+    net = space.build_supernet()
+    got = expected_latency(space, table).of_weights(net.arch_weights(genotype))
     assert got == pytest.approx(expected, rel=1e-6)
 
 

@@ -55,3 +55,13 @@ def test_resume_mismatches_only_for_keys_that_matter() -> None:
     assert resume_mismatches(base, config_to_dict(TrainConfig(max_steps=5, lr=0.2))) == []
     assert resume_mismatches(base, config_to_dict(TrainConfig(space="darts"))) == ["space"]
     assert resume_mismatches(base, config_to_dict(TrainConfig(method="ps"))) == ["method"]
+
+
+def test_resolutions_above_the_image_size_are_refused_where_they_are_used() -> None:
+    with pytest.raises(ConfigError, match="up to --image-size 32, got 40"):
+        TrainConfig(space="ofa-mbv3", image_size=32, resolutions=(40,))
+    with pytest.raises(ConfigError, match="--image-size 8 or more"):
+        TrainConfig(space="ofa-mbv3", image_size=7, resolutions=(24, 28, 32))
+    # a space without elastic resolution ignores --resolutions: its defaults are no error
+    assert TrainConfig(space="nb201", image_size=16).image_size == 16
+    assert not TrainConfig(space="darts", image_size=16).elastic_resolution

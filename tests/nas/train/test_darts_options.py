@@ -15,14 +15,11 @@ from nas.artifacts import RunDir, append_jsonl
 from nas.config import config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.profile.store import ProfileStore
+from nas.train.bilevel_spaces import search_family
 from nas.train.config import TrainConfig, resume_mismatches
 from nas.train.darts_adapter import bilevel_config_from, default_latency_source
-from nas.train.darts_latency import (
-    load_profile_table,
-    profile_blocks_path,
-    profile_device,
-    toy_latency_table,
-)
+from nas.train.darts_latency import load_profile_table, profile_blocks_path, toy_latency_table
+from nas.train.search_latency import profile_device
 from search_spaces.darts.space import DartsSpace
 
 runner = CliRunner()
@@ -55,9 +52,13 @@ def test_darts_options_reach_the_bilevel_config() -> None:
     hw = bilevel_config_from(TrainConfig(space="darts", method="fbnet", latency_table="toy",
                                          target_latency=3.0, latency_weight=0.5))
     assert (hw.latency_table, hw.target_latency, hw.latency_weight) == ("toy", 3.0, 0.5)
-    # unset options keep the method's defaults; --width-mult still scales the channels
+    # unset options keep the method's (and the space's) defaults; --width-mult still scales
+    # the channels
     plain = bilevel_config_from(TrainConfig(space="darts"))
-    assert (plain.init_channels, plain.layers, plain.partial_channels) == (16, 8, 4)
+    assert (plain.init_channels, plain.layers, plain.partial_channels) == (None, None, 4)
+    sized = search_family("darts").space_options(plain)
+    space = DartsSpace(**{key: value for key, value in sized.items() if value is not None})
+    assert (space.init_channels, space.layers) == (16, 8)
     assert bilevel_config_from(TrainConfig(space="darts", width_mult=0.5)).init_channels == 8
 
 
@@ -196,7 +197,7 @@ def test_resume_keeps_the_latency_table_the_search_started_with(tmp_path: Path) 
 
 
 def test_an_unknown_latency_table_names_the_valid_sources(tmp_path: Path) -> None:
-    from nas.train.darts_latency import load_latency_table
+    from nas.train.search_latency import load_latency_table
 
     with pytest.raises(ArtifactError, match="toy, measure, profile or profile:DEVICE"):
         load_latency_table(tmp_path / "profil")

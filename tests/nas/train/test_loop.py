@@ -148,3 +148,13 @@ def test_a_signal_saves_a_checkpoint_and_stops(tmp_path: Path) -> None:
         loop.run()
     assert load_checkpoint(loop.checkpoint_file)["position"].step == 5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler given back
+
+
+def test_each_step_reports_its_own_phase_and_epoch(tmp_path: Path) -> None:
+    loop = _loop(tmp_path, LineConfig(epochs=3))
+    seen: list[tuple[str, int, int]] = []
+    loop.on_step = lambda log: seen.append((log.phase, log.epoch, log.step))
+    loop.run(loop.load(resume=False))
+    # an epoch's last step still belongs to that epoch (the position has moved on by then)
+    assert seen == [("warm", 0, s) for s in range(1, 5)] + [("main", 0, s) for s in range(5, 9)] \
+        + [("main", 1, s) for s in range(9, 13)]
