@@ -27,6 +27,7 @@ from nas.commands._progress import TrainProgress
 from nas.commands._train_view import summary_table
 from nas.config import build_config, check_keys, read_config_file
 from nas.runtime import resolve_device
+from nas.supernet.few_shot import FEW_SHOT_FILE
 from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
@@ -47,6 +48,7 @@ def _method_help() -> str:
 
 # DARTS-only options get their own --help panel (an OFA space refuses them)
 _DARTS_PANEL = "DARTS-family search (--space darts, or nb201 with a DARTS-family --method)"
+_FEW_SHOT_PANEL = "Few-shot NAS (nb201, ofa-mbv3)"
 
 
 def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
@@ -124,6 +126,23 @@ def train_supernet(
     distill_weight: Annotated[
         float | None,
         option(f"Weight of in-place distillation (default: {_D.distill_weight})."),
+    ] = None,
+    few_shot: Annotated[
+        int | None,
+        option("Few-shot NAS: split the supernet into K sub-supernets after a warm-up, on the "
+             "decision (nb201 edge, ofa-mbv3 block kernel/expand) whose candidates' gradients "
+             "disagree most (gradient matching); each subnet is then trained and scored by "
+             "its own sub-supernet (default: one-shot).", panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_warmup: Annotated[
+        int | None,
+        option("Few-shot: epochs trained before the split (default: half the epochs).",
+             panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_batches: Annotated[
+        int | None,
+        option("Few-shot: batches the gradients are compared on (default: 10).",
+             panel=_FEW_SHOT_PANEL),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
@@ -237,7 +256,8 @@ def train_supernet(
             console.print(f"found cell: {summary.details['arch']}")
         # a once-for-all run ends in weights, a DARTS-family search in a cell
         for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
-                            ("genotype", run_dir.sub("genotype.json"))):
+                            ("genotype", run_dir.sub("genotype.json")),
+                            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE)):
             if path.is_file():
                 console.print(f"{label}: {path}", soft_wrap=True)
         if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`
