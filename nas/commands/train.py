@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +14,6 @@ from nas.commands._common import (
     ThreadsOption,
     WaitOption,
     console,
-    explicit_params,
     option,
     resolve_config,
     resolve_runs_dir,
@@ -24,15 +21,15 @@ from nas.commands._common import (
     set_threads,
 )
 from nas.commands._progress import TrainProgress
+from nas.commands._train_resume import resumed_config
 from nas.commands._train_view import summary_table
-from nas.config import build_config, check_keys, read_config_file
 from nas.runtime import resolve_device
 from nas.supernet.few_shot import FEW_SHOT_FILE
 from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
-from nas.train.supernet_run import saved_options, train_run
+from nas.train.supernet_run import train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
 
@@ -49,24 +46,6 @@ def _method_help() -> str:
 # DARTS-only options get their own --help panel (an OFA space refuses them)
 _DARTS_PANEL = "DARTS-family search (--space darts, or nb201 with a DARTS-family --method)"
 _FEW_SHOT_PANEL = "Few-shot NAS (nb201, ofa-mbv3)"
-
-
-def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
-    """`--resume` starts from the run's saved options; a config file and typed flags still win.
-
-    So `nas train-supernet --run NAME --resume` continues a run without repeating its options,
-    and an option that changes what is trained is then refused by the resume check.
-    """
-    values = saved_options(run)
-    if values is None:
-        return resolve_config(ctx, TrainConfig, config_file)  # train_run reports the error
-    if config_file is not None:
-        from_file = read_config_file(config_file)
-        check_keys(from_file, TrainConfig, source=str(config_file))
-        values.update(from_file)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values.update({k: v for k, v in explicit_params(ctx).items() if k in fields})
-    return build_config(TrainConfig, overrides=values)
 
 
 def train_supernet(
