@@ -10,6 +10,15 @@ processes with one torch thread, so the CPU seconds counted are those of the chi
     python bench/bench_ranking.py --data-dir /tmp/cifar10-jpg \
         --truth ../shared/data/nb201/nb201_accuracy.csv --budgets 1,4,16 --out /tmp/bench-rank
 
+Few-shot NAS against the uniform one-shot baseline (issue 20): `--few-shot K` trains, per budget
+and per seed of `--seeds`, the one-shot supernet and a `--few-shot K` one with the same steps,
+ranks both on the same cells (`nas rank --seed --rank-seed`) and reports the paired difference
+of Kendall tau with a bootstrap interval over the cells, per seed and averaged over the seeds:
+
+    python bench/bench_ranking.py --data-dir /tmp/cifar10-jpg \
+        --truth ../shared/data/nb201/nb201_accuracy.csv --budgets 16 --seeds 0,1,2 \
+        --few-shot 2 --samples 200 --out /tmp/bench-few-shot
+
 Resumable: a budget whose supernet is trained is not trained again (a killed training resumes
 with `--resume`), and `nas rank` keeps its scores per tag. Extra `--space-option KEY=VALUE`
 shrink the supernet for a CPU budget (e.g. cells_per_stage=1); `--sampler pada` trains with
@@ -26,8 +35,12 @@ import os
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import emit, log  # noqa: E402
@@ -49,7 +62,10 @@ def nas(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def train_once(run: str, epochs: int, options: argparse.Namespace, env: dict[str, str]) -> float:
+def train_once(
+    run: str, epochs: int, options: argparse.Namespace, env: dict[str, str], *, seed: int,
+    extra: Sequence[str] = (),
+) -> float:
     """Train the budget's supernet unless it is trained; returns the training CPU seconds."""
     run_dir = Path(options.out) / run
     cpu_file = run_dir / "bench_train_cpu.json"
@@ -63,8 +79,8 @@ def train_once(run: str, epochs: int, options: argparse.Namespace, env: dict[str
         "--dataset", "imagefolder", "--data-dir", options.data_dir, "--image-size", "32",
         "--epochs", str(epochs), "--batch-size", str(options.batch_size), "--lr", str(options.lr),
         "--weight-decay", str(options.weight_decay), "--label-smoothing", "0",
-        "--seed", str(options.seed), "--runs-dir", options.out,
-        *[f"--space-option={option}" for option in options.space_option], *resume,
+        "--seed", str(seed), "--runs-dir", options.out,
+        *[f"--space-option={option}" for option in options.space_option], *extra, *resume,
     ]
     nas(args, env)
     # A resumed training only counts its last leg here; the bench records the first full one.
@@ -73,13 +89,71 @@ def train_once(run: str, epochs: int, options: argparse.Namespace, env: dict[str
     return cpu_seconds
 
 
-def rank(run: str, options: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def rank(run: str, options: argparse.Namespace, env: dict[str, str], *, seed: int
+         ) -> dict[str, Any]:
     out = nas([
         "rank", "--run", run, "--truth", options.truth, "--truth-column", "cifar10_test_top1",
-        "--samples", str(options.samples), "--seed", str(options.seed), "--threads", "1",
+        "--samples", str(options.samples), "--seed", str(seed), "--threads", "1",
         "--runs-dir", options.out, "--json",
     ], env)
     return dict(json.loads(out))
+
+
+def paired_tau_gain(
+    pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]], *, resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean over `pairs` of tau(few-shot) - tau(one-shot) on the same cells, with a 95%
+    bootstrap interval that resamples the cells (jointly in every pair: the same cells)."""
+    tables = []
+    for one_shot, few_shot in pairs:
+        rows = {r["arch_id"]: r for r in one_shot["subnets"]}
+        ids = sorted(set(rows) & {r["arch_id"] for r in few_shot["subnets"]})
+        other = {r["arch_id"]: r for r in few_shot["subnets"]}
+        tables.append(np.array([[rows[i]["truth"], rows[i]["supernet"], other[i]["supernet"]]
+                                for i in ids]))
+
+    def gain(index: np.ndarray | None) -> float:
+        values = []
+        for table in tables:
+            t = table if index is None else table[index % len(table)]
+            values.append(stats.kendalltau(t[:, 0], t[:, 2]).statistic
+                          - stats.kendalltau(t[:, 0], t[:, 1]).statistic)
+        return float(np.nanmean(values))
+
+    rng = np.random.default_rng(seed)
+    size = min(len(t) for t in tables)
+    draws = [gain(rng.integers(0, size, size)) for _ in range(resamples)]
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return gain(None), float(low), float(high)
+
+
+def compare_few_shot(
+    epochs: int, options: argparse.Namespace, env: dict[str, str], shape: str
+) -> None:
+    """One-shot against `--few-shot K` at `epochs`, paired per seed on the same cells."""
+    pairs, cpu = [], {"one-shot": 0.0, "few-shot": 0.0}
+    for seed in options.seed_list:
+        base = f"nb201-{options.method}-{shape}-e{epochs}-s{seed}"
+        fs_args = ["--few-shot", str(options.few_shot)]
+        if options.few_shot_warmup is not None:
+            fs_args += ["--few-shot-warmup", str(options.few_shot_warmup)]
+        runs = {"one-shot": (base, []), "few-shot": (f"{base}-fs{options.few_shot}", fs_args)}
+        reports = {}
+        for kind, (run, extra) in runs.items():
+            cpu[kind] += train_once(run, epochs, options, env, seed=seed, extra=extra)
+            reports[kind] = rank(run, options, env, seed=options.rank_seed)
+        one, few = (reports[k]["scores"]["supernet"]["kendall_tau"]["value"] for k in runs)
+        gain, low, high = paired_tau_gain([(reports["one-shot"], reports["few-shot"])])
+        log(f"{epochs:>6} seed {seed}: one-shot tau {one:.3f}, few-shot {few:.3f}, "
+            f"gain {gain:+.3f} [{low:+.3f}, {high:+.3f}]")
+        pairs.append((reports["one-shot"], reports["few-shot"]))
+    gain, low, high = paired_tau_gain(pairs)
+    log(f"{epochs:>6} mean gain over {len(pairs)} seeds: {gain:+.3f} [{low:+.3f}, {high:+.3f}]")
+    emit(f"nb201_few_shot{options.few_shot}_tau_gain_e{epochs}", gain, "kendall_tau_delta",
+         interval=[low, high], seeds=options.seed_list, n=pairs[0][0]["n"],
+         train_cpu_seconds={k: round(v) for k, v in cpu.items()},
+         space_options=options.space_option)
 
 
 def main() -> None:
@@ -96,17 +170,30 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default=None,
+                        help="training seeds, comma-separated (default: --seed)")
+    parser.add_argument("--rank-seed", type=int, default=0,
+                        help="--few-shot: seed of the ranked cells, the same for every seed")
+    parser.add_argument("--few-shot", type=int, default=None,
+                        help="compare one-shot against `--few-shot K` supernets (issue 20)")
+    parser.add_argument("--few-shot-warmup", type=int, default=None,
+                        help="epochs before the split (default: half the budget)")
     parser.add_argument("--space-option", action="append", default=[],
                         help="KEY=VALUE for the nb201 space, repeatable (e.g. cells_per_stage=1)")
     options = parser.parse_args()
+    options.seed_list = [int(s) for s in (options.seeds or str(options.seed)).split(",")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NAS_PROGRESS_SECONDS": "60"}
     shape = "-".join(option.replace("=", "") for option in options.space_option) or "default"
+    if options.few_shot is not None:
+        for epochs in (int(text) for text in options.budgets.split(",")):
+            compare_few_shot(epochs, options, env, shape)
+        return
     log(f"{'epochs':>6} {'train CPU s':>12} {'supernet tau':>22} {'params tau':>11}")
     for epochs in (int(text) for text in options.budgets.split(",")):
         sampler = "" if options.sampler == "uniform" else f"-{options.sampler}"  # older names
         run = f"nb201-{options.method}{sampler}-{shape}-e{epochs}-s{options.seed}"
-        cpu_seconds = train_once(run, epochs, options, env)
-        report = rank(run, options, env)
+        cpu_seconds = train_once(run, epochs, options, env, seed=options.seed)
+        report = rank(run, options, env, seed=options.seed)
         supernet, params = report["scores"]["supernet"], report["scores"]["params"]
         tau = supernet["kendall_tau"]
         log(f"{epochs:>6} {cpu_seconds:>12.0f} {tau['value']:>8.3f} "

@@ -121,7 +121,7 @@ _TRAIN_REMEDY = ("train the supernet again (`nas train-supernet --run NAME`, or 
 SUPERNET_WEIGHTS = Kind("supernet weights", remedy=_TRAIN_REMEDY)
 SUPERNET_METADATA = Kind(
     "supernet weights metadata",
-    Obj({"space": OBJECT}, optional={"train_config": OBJECT}),
+    Obj({"space": OBJECT}, optional={"train_config": OBJECT, "few_shot": OBJECT}),
     _TRAIN_REMEDY,
 )
 CHECKPOINT = Kind(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -30,6 +31,37 @@ if TYPE_CHECKING:
 # `(encoded, counts)` of a batch of canonical archs: `(n, dim)` encodings and `(n, K)` counts of
 # executed blocks over a given key list (see `SearchSpace.batch_features`)
 BatchFeatures = Callable[[Sequence[Arch]], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision of an arch that few-shot NAS may split the supernet on.
+
+    `arch[key]` (an NB201 edge) or `arch[key][index]` (one block's kernel size) takes one of
+    `candidates`; every canonical arch has exactly one of them there.
+    """
+
+    key: str
+    index: int | None
+    candidates: tuple[Any, ...]
+
+    @property
+    def name(self) -> str:
+        return self.key if self.index is None else f"{self.key}[{self.index}]"
+
+    def value(self, arch: Arch) -> Any:
+        return arch[self.key] if self.index is None else arch[self.key][self.index]
+
+    def with_value(self, arch: Arch, value: Any) -> dict[str, Any]:
+        """A copy of `arch` that takes `value` at this choice."""
+        out = dict(arch)
+        if self.index is None:
+            out[self.key] = value
+        else:
+            values = list(arch[self.key])
+            values[self.index] = value
+            out[self.key] = values
+        return out
 
 
 class SearchSpace(abc.ABC):
@@ -157,6 +189,14 @@ class SearchSpace(abc.ABC):
         latency can be estimated as the sum of its blocks' measured latencies.
         """
         return []
+
+    def few_shot_choices(self) -> tuple[Choice, ...]:
+        """The decisions few-shot NAS may split this space's supernet on (default: none).
+
+        Each must be taken by every subnet (never a block that depth may skip), so that the
+        sub-supernet holding a subnet is a function of the network it runs.
+        """
+        return ()
 
     def block_key_universe(self, resolutions: Sequence[int] | None = None) -> list[str]:
         """Every block key a subnet can produce at `resolutions` (default: none)."""

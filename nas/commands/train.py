@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +14,6 @@ from nas.commands._common import (
     ThreadsOption,
     WaitOption,
     console,
-    explicit_params,
     option,
     resolve_config,
     resolve_runs_dir,
@@ -24,14 +21,15 @@ from nas.commands._common import (
     set_threads,
 )
 from nas.commands._progress import TrainProgress
+from nas.commands._train_resume import resumed_config
 from nas.commands._train_view import summary_table
-from nas.config import build_config, check_keys, read_config_file
 from nas.runtime import resolve_device
+from nas.supernet.few_shot import FEW_SHOT_FILE
 from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
-from nas.train.supernet_run import saved_options, train_run
+from nas.train.supernet_run import train_run
 
 _D = TrainConfig()  # defaults shown in --help; the config dataclass stays their only source
 
@@ -47,24 +45,7 @@ def _method_help() -> str:
 
 # DARTS-only options get their own --help panel (an OFA space refuses them)
 _DARTS_PANEL = "DARTS-family search (--space darts, or nb201 with a DARTS-family --method)"
-
-
-def resumed_config(run: RunDir, ctx: typer.Context, config_file: Path | None) -> TrainConfig:
-    """`--resume` starts from the run's saved options; a config file and typed flags still win.
-
-    So `nas train-supernet --run NAME --resume` continues a run without repeating its options,
-    and an option that changes what is trained is then refused by the resume check.
-    """
-    values = saved_options(run)
-    if values is None:
-        return resolve_config(ctx, TrainConfig, config_file)  # train_run reports the error
-    if config_file is not None:
-        from_file = read_config_file(config_file)
-        check_keys(from_file, TrainConfig, source=str(config_file))
-        values.update(from_file)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values.update({k: v for k, v in explicit_params(ctx).items() if k in fields})
-    return build_config(TrainConfig, overrides=values)
+_FEW_SHOT_PANEL = "Few-shot NAS (nb201, ofa-mbv3)"
 
 
 def train_supernet(
@@ -126,6 +107,23 @@ def train_supernet(
     distill_weight: Annotated[
         float | None,
         option(f"Weight of in-place distillation (default: {_D.distill_weight})."),
+    ] = None,
+    few_shot: Annotated[
+        int | None,
+        option("Few-shot NAS: split the supernet into K sub-supernets after a warm-up, on the "
+             "decision (nb201 edge, ofa-mbv3 block kernel/expand) whose candidates' gradients "
+             "disagree most (gradient matching); each subnet is then trained and scored by "
+             "its own sub-supernet (default: one-shot).", panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_warmup: Annotated[
+        int | None,
+        option("Few-shot: epochs trained before the split (default: half the epochs).",
+             panel=_FEW_SHOT_PANEL),
+    ] = None,
+    few_shot_batches: Annotated[
+        int | None,
+        option("Few-shot: batches the gradients are compared on (default: 10).",
+             panel=_FEW_SHOT_PANEL),
     ] = None,
     checkpoint_every: Annotated[
         int | None,
@@ -239,7 +237,8 @@ def train_supernet(
             console.print(f"found cell: {summary.details['arch']}")
         # a once-for-all run ends in weights, a DARTS-family search in a cell
         for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
-                            ("genotype", run_dir.sub("genotype.json"))):
+                            ("genotype", run_dir.sub("genotype.json")),
+                            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE)):
             if path.is_file():
                 console.print(f"{label}: {path}", soft_wrap=True)
         if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`

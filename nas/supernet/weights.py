@@ -1,7 +1,8 @@
 """A trained supernet's weights: `supernet/weights.safetensors` of a run.
 
 The file holds the final weights with the space spec and the training config in its safetensors
-metadata (self-describing, as nanoGPT's checkpoints are), plus a readable sidecar
+metadata (self-describing, as nanoGPT's checkpoints are; a few-shot run's split too, so its
+sub-supernets are rebuilt before the tensors load), plus a readable sidecar
 `supernet/space.json`. `load_trained_supernet()` rebuilds the network from these alone; nothing
 is unpickled.
 """
@@ -19,6 +20,7 @@ from nas.artifacts import RunLayout, atomic_save_with, atomic_write_json
 from nas.errors import ArtifactError, IncompatibleArtifactError
 from nas.readers import check_shape, damaged, load_tensors, parse_json, tensors_metadata
 from nas.supernet.base import Supernet
+from nas.supernet.few_shot import FewShotSupernet, split_supernet
 
 WEIGHTS_FORMAT = "nas-supernet/1"
 WEIGHTS_FILE = "weights.safetensors"
@@ -44,6 +46,8 @@ def save_weights(
         "space": json.dumps(space_spec, sort_keys=True),
         "train_config": json.dumps(train_config, sort_keys=True),
     }
+    if isinstance(net, FewShotSupernet):  # the split decides the layout of the tensors
+        metadata["few_shot"] = json.dumps(net.split.to_dict(), sort_keys=True)
     path = weights_path(run)
     atomic_save_with(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     sidecar = {"space": space_spec, "format": WEIGHTS_FORMAT}
@@ -66,6 +70,8 @@ def read_weights_metadata(path: Path) -> dict[str, Any]:
     try:
         meta = {"space": parse_json(metadata["space"]),
                 "train_config": parse_json(metadata.get("train_config", "{}"))}
+        if "few_shot" in metadata:
+            meta["few_shot"] = parse_json(metadata["few_shot"])
     except ValueError:
         raise damaged(path, "its metadata is not JSON", SUPERNET_METADATA) from None
     return dict(check_shape(meta, path, SUPERNET_METADATA))
@@ -91,7 +97,7 @@ def load_weights(path: Path, meta: dict[str, Any], *, device: str | torch.device
     from search_spaces import space_from_spec
 
     space = space_from_spec(meta["space"], source=str(path))
-    net = space.build_supernet()
+    net = split_supernet(space.build_supernet(), meta.get("few_shot"))
     state = load_tensors(path, SUPERNET_WEIGHTS)
     try:
         net.load_state_dict(state, strict=True)

@@ -156,6 +156,12 @@ class TrainConfig:
     num_random: int = 2  # random subnets per step, besides the largest and the smallest
     distill_weight: float = 1.0  # weight of the KD term from the largest subnet / teacher
     complexity_bins: int = 8
+    # few-shot NAS (Hu et al. 2022): after `few_shot_warmup` epochs (None: half the epochs)
+    # split the supernet into this many sub-supernets on the decision whose candidates'
+    # gradients disagree most, measured on `few_shot_batches` batches (None: 10). None: one-shot.
+    few_shot: int | None = None
+    few_shot_warmup: int | None = None
+    few_shot_batches: int | None = None
     phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
     checkpoint_every: int = 200  # steps
     checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
@@ -237,6 +243,7 @@ class TrainConfig:
             raise ConfigError("num_random must be >= 0 and complexity_bins >= 1")
         if self.lr <= 0:
             raise ConfigError(f"lr: expected a positive learning rate, got {self.lr}")
+        self._check_few_shot()
         if min(self.resolutions) < 8:
             raise ConfigError(f"resolutions: expected sizes >= 8 pixels, got {self.resolutions}")
         if self.elastic_resolution and max(self.resolutions) > self.image_size:
@@ -246,6 +253,30 @@ class TrainConfig:
             raise ConfigError(
                 f"resolutions: expected sizes up to --image-size {self.image_size}, got "
                 f"{','.join(map(str, self.resolutions))}; pass {fix}")
+
+    def _check_few_shot(self) -> None:
+        extra = [key for key in ("few_shot_warmup", "few_shot_batches")
+                 if getattr(self, key) is not None]
+        if self.few_shot is None:
+            if extra:
+                raise ConfigError(f"--{extra[0].replace('_', '-')}: expected --few-shot K too")
+            return
+        if self.few_shot < 2:
+            raise ConfigError(f"few_shot: expected K >= 2 sub-supernets, got {self.few_shot} "
+                              "(leave it out for one-shot training)")
+        if self.resolved_method not in SINGLE_PHASE_METHODS:
+            raise ConfigError(f"--few-shot: expected --method {' or '.join(SINGLE_PHASE_METHODS)}"
+                              f", got '{self.resolved_method}'")
+        if not 1 <= self.split_epoch < self.epochs:
+            raise ConfigError(f"few_shot_warmup: expected 1 to {self.epochs - 1} epochs (the "
+                              f"split must leave epochs to train), got {self.split_epoch}")
+        if self.few_shot_batches is not None and self.few_shot_batches < 1:
+            raise ConfigError(f"few_shot_batches: expected >= 1, got {self.few_shot_batches}")
+
+    @property
+    def split_epoch(self) -> int:
+        """The epoch at whose start a few-shot run splits its supernet."""
+        return self.few_shot_warmup if self.few_shot_warmup is not None else self.epochs // 2
 
     def _check_darts_options(self) -> None:
         given = [key for key in DARTS_OPTIONS if getattr(self, key) is not None]
@@ -293,6 +324,7 @@ RESUME_KEYS = (
     "space_options",
     "method",
     "sampler", "num_random", "batch_size", "seed", "phases", "epochs",
+    "few_shot", "few_shot_warmup", "few_shot_batches",
     # DARTS searches (None for once-for-all runs, so older checkpoints still compare equal)
     *DARTS_TRAINED,
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,14 +18,16 @@ from typing import Any
 
 import torch
 
-from nas.artifacts import RunDir
+from nas.artifacts import RunDir, atomic_write_json
 from nas.config import config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.supernet import Supernet
+from nas.supernet.few_shot import FEW_SHOT_FILE, FewShotSupernet, Split, groups_text
 from nas.supernet.weights import save_weights
 from nas.train.config import RESUME_KEYS, TrainConfig
 from nas.train.distributed import DistContext
+from nas.train.few_shot import DEFAULT_BATCHES, choose_split, inherit_optimizer
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.pada import PadaSampler
 from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, step_rng, step_spec
@@ -95,6 +99,8 @@ class OnceForAllTrainer(RunTrainer):
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
+        # few_shot.json's record of the split, once made (checkpointed as JSON text)
+        self.few_shot: dict[str, Any] | None = None
         self._phase = 0
         self.scaler = self._make_scaler()
         # Dropout draws from torch's global generator: seed it so a fresh run is reproducible
@@ -113,6 +119,10 @@ class OnceForAllTrainer(RunTrainer):
         cls, cfg: TrainConfig, run: RunDir, *, device: torch.device, dist: DistContext,
         resume: bool, evaluate: bool,
     ) -> OnceForAllTrainer:
+        if cfg.few_shot is not None and dist.world_size > 1:
+            # not yet checked with several processes: each rank would have to make the same split
+            raise ConfigError("--few-shot: expected one process, got a torchrun job of "
+                              f"{dist.world_size}; run it without torchrun")
         splits = load_dataset(
             cfg.dataset,
             data_dir=None if cfg.data_dir is None else Path(cfg.data_dir),
@@ -179,9 +189,13 @@ class OnceForAllTrainer(RunTrainer):
             "optimizer_phase": self._phase,
             "teacher": self.teacher.state_dict() if self.teacher is not None else None,
             "sampler": self.sampler.state_dict(),
+            "few_shot": None if self.few_shot is None else json.dumps(self.few_shot),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("few_shot") is not None and self.few_shot is None:
+            record = json.loads(state["few_shot"])  # rebuild the sub-supernets, then load them
+            self._install(Split.from_dict(record["split"], self.net.space), record)
         self.net.load_state_dict(state["model"])
         if state.get("teacher") is not None:
             self.teacher = make_teacher(self.net, self.sampler.largest())
@@ -204,16 +218,48 @@ class OnceForAllTrainer(RunTrainer):
                 self.net.reorganize_channels()
             if needs_teacher(self.phase_configs, index) and self.teacher is None:
                 self.teacher = make_teacher(self.net, self.sampler.largest())
-        steps = phase.epochs * len(self.loader)
-        self.optimizer, self.scheduler = build_optimizer(
-            self.net, self.cfg, phase, steps=steps, steps_per_epoch=len(self.loader)
-        )
+        self.optimizer, self.scheduler = self._build_optimizer()
         pending, self._pending = self._pending, None
         if pending is not None and pending.get("optimizer_phase") == index and not fresh:
             self.optimizer.load_state_dict(pending["optimizer"])
             self.scheduler.load_state_dict(pending["scheduler"])
             if self.scaler is not None and pending.get("scaler") is not None:
                 self.scaler.load_state_dict(pending["scaler"])
+
+    def _build_optimizer(
+        self,
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        phase = self.phase_configs[self._phase]
+        steps = phase.epochs * len(self.loader)
+        return build_optimizer(self.net, self.cfg, phase, steps=steps,
+                               steps_per_epoch=len(self.loader))
+
+    # -- few-shot NAS ---------------------------------------------------------------------
+    def _split_due(self, step: int) -> bool:
+        k = self.cfg.few_shot
+        return k is not None and self.few_shot is None and \
+            step == self.cfg.split_epoch * len(self.loader)
+
+    def _split(self, step: int) -> None:
+        """Split the supernet into `cfg.few_shot` sub-supernets that continue its training."""
+        assert self.cfg.few_shot is not None
+        assert self.optimizer is not None and self.scheduler is not None
+        count = self.cfg.few_shot_batches or DEFAULT_BATCHES
+        batches = list(itertools.islice(self.loader.epoch(self.cfg.split_epoch), count))
+        decision = choose_split(self.net, batches, self.cfg.few_shot, seed=self.cfg.seed)
+        base, optimizer, scheduler = self.net, self.optimizer, self.scheduler
+        self._install(decision.split, decision.record(step))
+        assert isinstance(self.net, FewShotSupernet)
+        self.optimizer, self.scheduler = self._build_optimizer()
+        inherit_optimizer(optimizer, self.optimizer, base, self.net)
+        self.scheduler.load_state_dict(scheduler.state_dict())
+        logger.info("few-shot split at step %d: %s", step, groups_text(decision.split))
+
+    def _install(self, split: Split, record: dict[str, Any]) -> None:
+        self.net = FewShotSupernet(self.net, split)
+        self.few_shot = record
+        if self.run is not None and self.dist.is_main:
+            atomic_write_json(self.run.supernet_dir / FEW_SHOT_FILE, record)
 
     def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
         if not self.sampler.observes:
@@ -224,6 +270,8 @@ class OnceForAllTrainer(RunTrainer):
         return self.sampler.end_epoch(epoch)
 
     def train_step(self, batch: Any, *, step: int) -> StepOutput:
+        if self._split_due(step):
+            self._split(step)
         assert self.optimizer is not None and self.scheduler is not None
         images, labels = batch[0], batch[1]
         spec = step_spec(
@@ -276,7 +324,9 @@ class OnceForAllTrainer(RunTrainer):
                          train_config=config_to_dict(self.cfg))
         val = {} if self.splits is None else evaluate_endpoints(
             self.net, self.splits, self.cfg, device=self.device)
-        return {"val": val}
+        if self.few_shot is None:
+            return {"val": val}
+        return {"val": val, "few_shot": self.few_shot["split"]}
 
 
 def _with_ids(
@@ -306,9 +356,12 @@ class SupernetTraining:
                                  options=LoopOptions.of(self.trainer.config),
                                  dist=self.trainer.dist, on_step=on_step,
                                  log_name=metrics_file.name)
-        self.net, self.metrics_file = self.trainer.net, metrics_file
+        self.metrics_file = metrics_file
         self._state: dict[str, Any] | None = None
 
+    @property
+    def net(self) -> Supernet:
+        return self.trainer.net  # a few-shot split replaces it
     @property
     def teacher(self) -> Supernet | None:
         return self.trainer.teacher

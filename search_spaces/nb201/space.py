@@ -34,7 +34,7 @@ import numpy as np
 from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces._registry import register_space
-from search_spaces.base import SearchSpace
+from search_spaces.base import Choice, SearchSpace
 from search_spaces.nb201.cells import CONV_KERNELS, KEYS, OPS, from_string
 
 if TYPE_CHECKING:
@@ -217,6 +217,10 @@ class NB201Space(SearchSpace):
                 f"nb201 network: expected image_size divisible by 4, got {self.image_size}; "
                 "pick another --image-size (the benchmark uses 32)"
             )
+
+    def few_shot_choices(self) -> tuple[Choice, ...]:
+        """Every edge: its op is shared by all cells, so a split halves every cell alike."""
+        return tuple(Choice(key, None, OPS) for key in KEYS)
 
     def build_supernet(self) -> NB201Supernet:
         """The weight-sharing network (single path: one op per edge, see `NB201Supernet`)."""

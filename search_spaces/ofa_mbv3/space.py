@@ -25,7 +25,7 @@ from nas.arch import Arch
 from nas.errors import ConfigError, InvalidArchError
 from search_spaces._checks import check_exact_keys, checked_resolutions
 from search_spaces._registry import register_space
-from search_spaces.base import BatchFeatures, SearchSpace
+from search_spaces.base import BatchFeatures, Choice, SearchSpace
 from search_spaces.ofa_format import check_choice_list, is_ofa_format, is_whole, mbv3_from_ofa
 from search_spaces.ofa_mbv3.layout import (
     DEPTH_CHOICES,
@@ -360,6 +360,15 @@ class OFAMobileNetV3Space(SearchSpace):
     def block_keys(self, arch: Arch) -> list[str]:
         """One latency-relevant key per layer group the static subnet runs (stem, blocks, head)."""
         return [desc.key() for desc in self.layers(arch)]
+
+    def few_shot_choices(self) -> tuple[Choice, ...]:
+        """Kernel size and expand ratio of the blocks every depth runs (the first
+        `min(DEPTH_CHOICES)` of each stage): a skipped block's values are normalised away."""
+        blocks = [MAX_DEPTH * stage + j for stage in range(NUM_STAGES)
+                  for j in range(min(DEPTH_CHOICES))]
+        return tuple(Choice(key, block, choices) for block in blocks
+                     for key, choices in (("kernel_size", KERNEL_CHOICES),
+                                          ("expand_ratio", EXPAND_CHOICES)))
 
     def block_key_universe(self, resolutions: Sequence[int] | None = None) -> list[str]:
         """Every key `block_keys` can return for these resolutions (about 93 per resolution)."""
