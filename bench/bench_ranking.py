@@ -21,7 +21,8 @@ of Kendall tau with a bootstrap interval over the cells, per seed and averaged o
 
 Resumable: a budget whose supernet is trained is not trained again (a killed training resumes
 with `--resume`), and `nas rank` keeps its scores per tag. Extra `--space-option KEY=VALUE`
-shrink the supernet for a CPU budget (e.g. cells_per_stage=1). stdout: one JSON line per
+shrink the supernet for a CPU budget (e.g. cells_per_stage=1); `--sampler pada` trains with
+path and data importance sampling (PA&DA) instead of uniform draws. stdout: one JSON line per
 budget (bench/README.md): the supernet's Kendall tau, ratio against the parameter count's tau,
 training CPU seconds; the table goes to stderr.
 """
@@ -74,6 +75,7 @@ def train_once(
     before = children_cpu_seconds()
     args = [
         "train-supernet", "--run", run, "--space", "nb201", "--method", options.method,
+        "--sampler", options.sampler,
         "--dataset", "imagefolder", "--data-dir", options.data_dir, "--image-size", "32",
         "--epochs", str(epochs), "--batch-size", str(options.batch_size), "--lr", str(options.lr),
         "--weight-decay", str(options.weight_decay), "--label-smoothing", "0",
@@ -162,6 +164,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs-bench-ranking", help="runs folder of the bench")
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--method", default="spos")
+    parser.add_argument("--sampler", default="uniform",
+                        help="uniform, complexity or pada (path and data importance sampling)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=5e-4)
@@ -186,7 +190,8 @@ def main() -> None:
         return
     log(f"{'epochs':>6} {'train CPU s':>12} {'supernet tau':>22} {'params tau':>11}")
     for epochs in (int(text) for text in options.budgets.split(",")):
-        run = f"nb201-{options.method}-{shape}-e{epochs}-s{options.seed}"
+        sampler = "" if options.sampler == "uniform" else f"-{options.sampler}"  # older names
+        run = f"nb201-{options.method}{sampler}-{shape}-e{epochs}-s{options.seed}"
         cpu_seconds = train_once(run, epochs, options, env, seed=options.seed)
         report = rank(run, options, env, seed=options.seed)
         supernet, params = report["scores"]["supernet"], report["scores"]["params"]
@@ -198,7 +203,7 @@ def main() -> None:
              interval=[tau["low"], tau["high"]], train_cpu_seconds=round(cpu_seconds),
              spearman=supernet["spearman"]["value"],
              precision_top10=supernet["precision_top10"]["value"],
-             space_options=options.space_option)
+             space_options=options.space_option, sampler=options.sampler)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ def rank(
         panel=_STANDALONE)] = None,
     proxies: Annotated[str | None, option(
         "Zero-cost proxies to score with too, comma-separated: synflow, snip, grasp, jacov, "
-        "naswot, combined (params and macs are always scored).")] = None,
+        "naswot, combined, parzc (params and macs are always scored).")] = None,
+    labels: Annotated[int | None, option(
+        "Subnets whose truth parzc is fitted on (e.g. 50); every scorer is then judged on the "
+        "other subnets only.")] = None,
     bootstrap: Annotated[int | None, option(
         f"Bootstrap resamples of the intervals (default: {_D.bootstrap}).")] = None,
     threads: Annotated[int | None, option("Torch CPU threads while scoring.")] = None,

@@ -99,7 +99,9 @@ def train_supernet(
     method: Annotated[
         str | None, option(f"Training method of the space's family: {_method_help()}.")] = None,
     sampler: Annotated[
-        str | None, option("Subnet sampler: uniform or complexity (default: uniform).")] = None,
+        str | None, option(
+            "Subnet sampler: uniform, complexity or pada (paths and images drawn by "
+            "gradient-norm importance, docs/rank.md) (default: uniform).")] = None,
     num_random: Annotated[
         int | None, option(f"Random subnets per step (default: {_D.num_random}).")] = None,
     distill_weight: Annotated[

@@ -7,7 +7,7 @@ augmented there (random crop with padding, horizontal flip), so data loading nee
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +202,9 @@ class BatchLoader:
         self._mean = torch.tensor(mean, device=self.device).view(shape) * 255
         self._std = torch.tensor(std, device=self.device).view(shape) * 255
         self._pinned = self.device.type == "cuda"
+        # Replaces the shuffled order of an epoch (importance sampling of data, PA&DA): any
+        # `len(split)`-long index tensor, a pure function of the epoch and the caller's state.
+        self.order_fn: Callable[[int], torch.Tensor] | None = None
 
     @classmethod
     def for_splits(
@@ -235,7 +238,14 @@ class BatchLoader:
         n = len(self.split)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def _order(self, epoch: int) -> torch.Tensor:
+    def order(self, epoch: int) -> torch.Tensor:
+        """The indices into the split that epoch `epoch` visits, in order."""
+        if self.order_fn is not None:
+            return self.order_fn(epoch)
+        return self.shuffled_order(epoch)
+
+    def shuffled_order(self, epoch: int) -> torch.Tensor:
+        """The loader's own order of epoch `epoch`: a permutation from (seed, epoch)."""
         if not self.shuffle:
             return torch.arange(len(self.split))
         generator = torch.Generator().manual_seed(_mix(self.seed, epoch))
@@ -245,7 +255,7 @@ class BatchLoader:
         self, epoch: int, *, start_batch: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield the batches of `epoch`, starting at batch index `start_batch`."""
-        order = self._order(epoch)
+        order = self.order(epoch)
         for index in range(start_batch, len(self)):
             ids = order[index * self.batch_size : (index + 1) * self.batch_size]
             images = self.split.images[ids]

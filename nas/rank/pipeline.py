@@ -35,11 +35,14 @@ from nas.errors import ConfigError
 from nas.locks import stage_lock
 from nas.rank.combined import DEFAULT_MEMBERS, rank_average
 from nas.rank.metrics import RankingMetrics, ranking_metrics
+from nas.rank.parzc import MEMBERS as PARZC_MEMBERS
+from nas.rank.parzc import PARZC, choose_labelled, fit_parzc, parzc_features
 from nas.rank.report import SCATTER_PNG, RankedSubnet, write_report
 from nas.rank.sampling import SampledSubnet, sample_by_size
 from nas.rank.scores import ScoreLog
 from nas.rank.scoring import (
     COMBINED,
+    POPULATION,
     SIZE_PROXIES,
     ProxyScorer,
     parse_proxies,
@@ -79,7 +82,8 @@ class RankConfig:
     standalone: int | None = None  # K subnets trained alone as the truth (needs a run)
     standalone_epochs: int | None = None  # default: the run's epochs
     standalone_steps: int | None = None  # stop each training after this many steps
-    proxies: str = ""  # comma-separated registered proxies and `combined`
+    proxies: str = ""  # comma-separated registered proxies, `combined` and `parzc`
+    labels: int | None = None  # subnets parzc is fitted on; every scorer judged on the others
     bootstrap: int = 1000  # resamples of the intervals (0: none)
     proxy_batch_size: int = 64
     proxy_batches: int = 1
@@ -93,7 +97,7 @@ class RankConfig:
                 raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got "
                                   f"{getattr(self, key)}")
         for key, low in (("standalone", 2), ("standalone_epochs", 1), ("standalone_steps", 1),
-                         ("threads", 1)):
+                         ("threads", 1), ("labels", 2)):
             value = getattr(self, key)
             if value is not None and value < low:
                 raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got {value}")
@@ -179,6 +183,9 @@ def rank_subnets(
     """
     observer = observer or RankObserver()
     proxies = parse_proxies(cfg.proxies)
+    if PARZC in proxies and cfg.labels is None:
+        raise ConfigError("--proxies parzc: expected --labels N, the subnets whose truth it is "
+                          "fitted on (e.g. 50)")
     if cfg.standalone is not None and target.run is None:
         raise ConfigError("--standalone: expected --run NAME (subnets train alone with the "
                           "run's data and options)")
@@ -211,14 +218,15 @@ def _rank(
     computed = _score_all(cfg, setup, subnets, log, needed, observer, train_alone)
     columns = _columns(subnets, log, scorers, proxies)
     truths = [truth.lookup(s.arch) if truth else log.values[s.arch_id][TRUTH] for s in subnets]
-    metrics = ranking_metrics(truths, columns, rng=np.random.default_rng(cfg.seed),
-                              resamples=cfg.bootstrap)
-    ranked = [RankedSubnet(s, value, {n: float(c[i]) for n, c in columns.items()},
-                           _seconds(log, s.arch_id, columns))
-              for i, (s, value) in enumerate(zip(subnets, truths, strict=True))]
+    judged, learned = _learned(cfg, subnets, truths, columns, proxies)
+    metrics = ranking_metrics([truths[i] for i in judged],
+                              {name: column[judged] for name, column in columns.items()},
+                              rng=np.random.default_rng(cfg.seed), resamples=cfg.bootstrap)
+    ranked = [RankedSubnet(subnets[i], truths[i], {n: float(c[i]) for n, c in columns.items()},
+                           _seconds(log, subnets[i].arch_id, columns)) for i in judged]
     report = write_report(setup.folder, ranked, metrics, settings={
         "space": setup.space.spec(), "run": setup.run, "dataset": setup.dataset,
-        "tag": setup.folder.name, "truth": _truth_settings(cfg, truth),
+        "tag": setup.folder.name, "truth": _truth_settings(cfg, truth), **learned,
         **{k: v for k, v in config_to_dict(cfg).items() if k not in ("truth", "truth_column")},
     })
     return RankResult(setup.folder, report, metrics, computed)
@@ -359,12 +367,32 @@ def _columns(
     return ordered
 
 
+def _learned(
+    cfg: RankConfig, subnets: list[SampledSubnet], truths: list[float],
+    columns: dict[str, np.ndarray], proxies: list[str],
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """With `--labels`: fit parzc (when asked) on the labelled subnets, adding its column;
+    returns the indices of the subnets to judge (the others) and what to record."""
+    everyone = np.arange(len(subnets))
+    if cfg.labels is None:
+        return everyone, {}
+    labelled = choose_labelled(len(subnets), cfg.labels, np.random.default_rng([cfg.seed, 50]))
+    recorded: dict[str, Any] = {"labelled": [subnets[i].arch_id for i in labelled]}
+    if PARZC in proxies:
+        features = parzc_features(columns)
+        columns[PARZC], fit = fit_parzc(features, [truths[i] for i in labelled], labelled,
+                                        seed=cfg.seed)
+        recorded["parzc_weights"] = fit.weight_of()
+    return np.setdiff1d(everyone, labelled), recorded
+
+
 def _seconds(log: ScoreLog, arch_id: str, columns: Mapping[str, Any]) -> dict[str, float]:
-    """Each scorer's cost for one subnet (sizes are free; `combined` costs its members)."""
+    """Each scorer's cost for one subnet (sizes are free; `combined`, `parzc`: their members)."""
     known = log.seconds.get(arch_id, {})
-    seconds = {name: known.get(name, 0.0) for name in columns if name != COMBINED}
-    if COMBINED in columns:
-        seconds[COMBINED] = sum(seconds.get(m, 0.0) for m in DEFAULT_MEMBERS)
+    seconds = {name: known.get(name, 0.0) for name in columns if name not in POPULATION}
+    for name, members in ((COMBINED, DEFAULT_MEMBERS), (PARZC, PARZC_MEMBERS)):
+        if name in columns:
+            seconds[name] = sum(seconds.get(m, 0.0) for m in members)
     if TRUTH in known:
         seconds[TRUTH] = known[TRUTH]
     return seconds

@@ -17,33 +17,37 @@ import torch
 from nas.data import BatchLoader, DatasetSplits
 from nas.errors import ConfigError
 from nas.rank.combined import DEFAULT_MEMBERS
+from nas.rank.parzc import MEMBERS as PARZC_MEMBERS
+from nas.rank.parzc import PARZC
 from nas.rank.proxies import PROXIES, Batch, ProxyInput, ProxyScore, compute_proxies
 from nas.supernet.base import Supernet
 from nas.supernet.evaluate import resize_to
 from search_spaces.base import SearchSpace
 
 COMBINED = "combined"  # the rank average of `DEFAULT_MEMBERS`, scored over a population
+POPULATION = (COMBINED, PARZC)  # scorers computed over the whole sample from other scorers
 SIZE_PROXIES = ("params", "macs")  # exact counts from the space: every ranking's baselines
 
 
 def parse_proxies(text: str) -> list[str]:
-    """`"naswot,synflow"` -> the names, checked against the registry (plus `combined`).
+    """`"naswot,synflow"` -> the names, checked against the registry (plus `combined`, `parzc`).
 
     Raises:
         NasError: an unknown name (the message lists the registered ones).
     """
     names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
     for name in names:
-        if name != COMBINED:
+        if name not in POPULATION:
             PROXIES.get(name)
     return names
 
 
 def proxies_to_compute(names: Sequence[str]) -> list[str]:
-    """The registered proxies behind `names`: `combined` needs its members."""
-    wanted = [n for n in names if n != COMBINED]
-    if COMBINED in names:
-        wanted += [m for m in DEFAULT_MEMBERS if m not in wanted]
+    """The registered proxies behind `names`: `combined` and `parzc` need their members."""
+    wanted = [n for n in names if n not in POPULATION]
+    for name, members in ((COMBINED, DEFAULT_MEMBERS), (PARZC, PARZC_MEMBERS)):
+        if name in names:
+            wanted += [m for m in members if m not in wanted]
     return wanted
 
 
@@ -113,6 +117,6 @@ class ProxyScorer:
 
 
 __all__ = [
-    "COMBINED", "SIZE_PROXIES", "ProxyScorer", "parse_proxies", "proxies_to_compute",
+    "COMBINED", "POPULATION", "SIZE_PROXIES", "ProxyScorer", "parse_proxies", "proxies_to_compute",
     "proxy_batches",
 ]

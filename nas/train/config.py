@@ -23,7 +23,7 @@ STAGE = "train-supernet"
 DEFAULT_METHOD = "sandwich"
 # methods that train every choice from the first step, in one phase (no progressive shrinking)
 SINGLE_PHASE_METHODS = ("sandwich", "spos")
-SAMPLERS = ("uniform", "complexity")
+SAMPLERS = ("uniform", "complexity", "pada")
 AMP_MODES = ("none", "bf16", "fp16")
 SELECTIONS = ("argmax", "perturbation")
 # options of DARTS-family searches only, and those that only one kind of method uses

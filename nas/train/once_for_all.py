@@ -29,9 +29,10 @@ from nas.train.config import RESUME_KEYS, TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.few_shot import DEFAULT_BATCHES, choose_split, inherit_optimizer
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
+from nas.train.pada import PadaSampler
 from nas.train.progressive import build_optimizer, make_teacher, needs_teacher, step_rng, step_spec
 from nas.train.samplers import SubnetSampler, make_sampler
-from nas.train.sandwich import StepOptions, StepResult, train_step
+from nas.train.sandwich import StepOptions, StepResult, StepSpec, train_step
 from nas.train.trainer import LoopResult, Phase, Ratio, RunTrainer, StepOutput
 from search_spaces import SPACES, SearchSpace, create_offered_space, parse_space_options
 
@@ -91,6 +92,10 @@ class OnceForAllTrainer(RunTrainer):
         self.phase_configs = cfg.resolved_phases()
         self.teacher: Supernet | None = None
         self.dist.check_batch(min(loader.batch_size, len(loader.split)))
+        if self.dist.enabled and sampler.observes:
+            raise ConfigError(f"sampler '{sampler.kind}': expected one process, got "
+                              f"{self.dist.world_size}; use --sampler uniform with torchrun")
+        sampler.attach(loader)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._pending: Mapping[str, Any] | None = None  # optimizer state awaiting its phase
@@ -134,7 +139,7 @@ class OnceForAllTrainer(RunTrainer):
         )
         sampler = make_sampler(
             cfg.sampler, space, resolutions=cfg.resolutions, seed=cfg.seed,
-            bins=cfg.complexity_bins,
+            bins=cfg.complexity_bins, epochs=cfg.epochs,
         )
         return cls(net, loader, cfg, sampler, space_spec=space.spec(), dist=dist,
                    splits=splits if evaluate else None, run=run)
@@ -257,13 +262,18 @@ class OnceForAllTrainer(RunTrainer):
             atomic_write_json(self.run.supernet_dir / FEW_SHOT_FILE, record)
 
     def batches(self, epoch: int, *, start_batch: int) -> Iterable[Any]:
-        return self.loader.epoch(epoch, start_batch=start_batch)
+        if not self.sampler.observes:
+            return self.loader.epoch(epoch, start_batch=start_batch)
+        return _with_ids(self.loader, epoch, start_batch)
+
+    def end_epoch(self, epoch: int, means: Mapping[str, float]) -> dict[str, Any]:
+        return self.sampler.end_epoch(epoch)
 
     def train_step(self, batch: Any, *, step: int) -> StepOutput:
         if self._split_due(step):
             self._split(step)
         assert self.optimizer is not None and self.scheduler is not None
-        images, labels = batch
+        images, labels = batch[0], batch[1]
         spec = step_spec(
             self.phase_configs[self._phase],
             self.sampler,
@@ -278,8 +288,11 @@ class OnceForAllTrainer(RunTrainer):
         self.dist.average_gradients(self.net)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        norm = None
         if self.cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+        if self.sampler.observes:
+            self._observe(spec, norm, batch, result)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -294,6 +307,16 @@ class OnceForAllTrainer(RunTrainer):
             acc_smallest=accuracy(result, "smallest"),
         )
 
+    def _observe(
+        self, spec: StepSpec, norm: torch.Tensor | None, batch: Any, result: StepResult
+    ) -> None:
+        """Tell an importance sampler the step's gradient norm (before clipping) and scores."""
+        if norm is None:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in self.net.parameters() if p.grad is not None])
+        archs = [arch for role, arch in spec.subnets if role not in ("largest", "smallest")]
+        self.sampler.observe_step(archs, float(norm), batch[2], result.sample_scores)
+
     def finish(self, result: LoopResult) -> dict[str, Any]:
         """Write `supernet/weights.safetensors` and measure the endpoints' val accuracy."""
         if self.run is not None:
@@ -304,6 +327,16 @@ class OnceForAllTrainer(RunTrainer):
         if self.few_shot is None:
             return {"val": val}
         return {"val": val, "few_shot": self.few_shot["split"]}
+
+
+def _with_ids(
+    loader: BatchLoader, epoch: int, start_batch: int
+) -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The loader's batches with the split indices of their images (same order)."""
+    order = loader.order(epoch)
+    for index, (images, labels) in enumerate(loader.epoch(epoch, start_batch=start_batch),
+                                             start_batch):
+        yield images, labels, order[index * loader.batch_size:(index + 1) * loader.batch_size]
 
 
 class SupernetTraining:
@@ -382,5 +415,7 @@ def evaluate_endpoints(
         out[role] = {key: float(value) for key, value in metrics.items()}
     return out
 
+
+_SAMPLERS = (PadaSampler,)  # imported for `--sampler pada` (it registers itself)
 
 __all__ = ["OnceForAllTrainer", "SupernetTraining", "build_space", "evaluate_endpoints"]

@@ -12,12 +12,14 @@ Samplers draw from the generator they are given; the training loop derives that 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from nas.arch import Arch
+from nas.data import BatchLoader
 from nas.errors import ConfigError
 from search_spaces.base import SearchSpace
 
@@ -79,6 +81,26 @@ class SubnetSampler(abc.ABC):
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator, *, unlock: Sequence[str] = ALL) -> dict[str, Any]:
         """One subnet whose keys outside `unlock` are at their largest value."""
+
+    # -- hooks of importance samplers (PA&DA, nas/train/pada.py); no-ops here -------------
+    def attach(self, loader: BatchLoader) -> None:  # noqa: B027 (optional hook)
+        """Called once with the training loader (a sampler may take over its order)."""
+
+    def observe_step(  # noqa: B027 (optional hook)
+        self, archs: Sequence[Arch], grad_norm: float, ids: torch.Tensor | None,
+        scores: torch.Tensor | None,
+    ) -> None:
+        """After a step's backward: the random subnets trained, the gradient norm, the batch's
+        image indices and per-image gradient norms."""
+
+    @property
+    def observes(self) -> bool:
+        """Whether `observe_step` wants the step's gradient norm and per-image scores."""
+        return type(self).observe_step is not SubnetSampler.observe_step
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        """After epoch `epoch`; returns values to log (none by default)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-typed state stored in checkpoints."""
@@ -186,12 +208,24 @@ class ComplexitySampler(SubnetSampler):
             self.counts = np.asarray(counts, dtype=np.int64)
 
 
+# Samplers defined in modules that build on this one (nas/train/pada.py registers "pada").
+_REGISTERED: dict[str, Callable[..., SubnetSampler]] = {}
+
+
+def register_sampler(kind: str, factory: Callable[..., SubnetSampler]) -> None:
+    """Offer `kind` to `make_sampler` (called with space, resolutions, seed and epochs)."""
+    _REGISTERED[kind] = factory
+
+
 def make_sampler(
-    kind: str, space: SearchSpace, *, resolutions: Sequence[int], seed: int, bins: int = 8
+    kind: str, space: SearchSpace, *, resolutions: Sequence[int], seed: int, bins: int = 8,
+    epochs: int = 1,
 ) -> SubnetSampler:
-    """The sampler called `kind` ("uniform" or "complexity")."""
+    """The sampler called `kind` ("uniform", "complexity" or "pada"; `epochs`: pada's)."""
     if kind == "uniform":
         return UniformSampler(space, resolutions=resolutions, seed=seed)
     if kind == "complexity":
         return ComplexitySampler(space, resolutions=resolutions, seed=seed, bins=bins)
-    raise ConfigError(f"sampler: expected 'uniform' or 'complexity', got '{kind}'")
+    if kind in _REGISTERED:
+        return _REGISTERED[kind](space, resolutions=resolutions, seed=seed, epochs=epochs)
+    raise ConfigError(f"sampler: expected 'uniform', 'complexity' or 'pada', got '{kind}'")

@@ -47,6 +47,9 @@ class StepResult:
     subnets: dict[str, int] = field(default_factory=dict)  # forward passes per role
     kd_loss: float = 0.0
     images: int = 0
+    # per image, ||softmax - onehot|| of the first subnet: the norm of the loss gradient
+    # with respect to its logits (importance sampling of data, nas/train/pada.py)
+    sample_scores: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -132,10 +135,18 @@ def train_step(
             result.kd_loss += float(kd.detach())
         scaled = options.scaler.scale(loss) if options.scaler is not None else loss
         scaled.backward()
+        if index == 0:
+            result.sample_scores = _logit_gradient_norms(logits.detach(), labels)
         if index == 0 and spec.teacher is None and spec.distill:
             targets = F.softmax(logits.detach().float(), dim=1)
         _record(result, role, float(loss.detach()), logits.detach(), labels)
     return result
+
+
+def _logit_gradient_norms(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    probs = F.softmax(logits.float(), dim=1)
+    norms: torch.Tensor = (probs - F.one_hot(labels, probs.shape[1]).float()).norm(dim=1)
+    return norms
 
 
 def _record(

@@ -71,7 +71,7 @@ def test_rank_without_a_run_scores_proxies(trained: tuple[Path, Path]) -> None:
         "--json"))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert list(report["scores"]) == ["params", "macs", "synflow", "naswot", "combined"]
+    assert list(report["scores"]) == ["params", "macs", "synflow", "naswot", "jacov", "combined"]
     assert report["run"] is None and report["seconds_per_subnet"]["synflow"] > 0
     folder = runs / "_rank" / f"{NAME}-synthetic-16px" / "rank" / "zc"
     assert (folder / "report.json").is_file()

@@ -36,7 +36,10 @@ def jacov(subnet: ProxyInput) -> float:
         with torch.enable_grad():
             # the gradient of the summed outputs (a scalar: torch's check of explicit
             # grad_outputs imports sympy, a one-off second)
-            (gradient,) = torch.autograd.grad(logits(model(inputs)).sum(), inputs)
+            (gradient,) = torch.autograd.grad(logits(model(inputs)).sum(), inputs,
+                                              allow_unused=True)
+        if gradient is None:  # e.g. an NB201 cell whose edges to the output are all `none`
+            return -math.inf
         values.append(_jacobian_score(gradient.reshape(len(images), -1).double().cpu().numpy()))
     return float(np.mean(values))
 

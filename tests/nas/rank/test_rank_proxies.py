@@ -136,6 +136,19 @@ def test_jacov_is_minus_infinity_when_the_output_ignores_the_input() -> None:
     assert PROXIES.get("jacov")(ProxyInput(model, [_batch()])) == -math.inf
 
 
+def test_jacov_is_minus_infinity_when_the_output_never_sees_the_input() -> None:
+    # an NB201 cell whose edges into the output are all `none`: the graph never reaches x
+    class Blind(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.zeros_like(x))
+
+    assert PROXIES.get("jacov")(ProxyInput(Blind(), [_batch()])) == -math.inf
+
+
 def test_naswot_of_a_hand_made_code_kernel() -> None:
     # W1 = I: the ReLU sees the images themselves. Codes [1, 1] and [1, 0] agree on one unit,
     # so K = [[2, 1], [1, 2]] and log det K = log 3.
