@@ -62,8 +62,11 @@ def export_command(
     as_json: JsonOption = False,
     wait: WaitOption = False,
 ) -> None:
-    """Export a subnet as a static model with recalibrated BN, checked against the supernet
-    (or, with --format ofa, the whole supernet as a Once-for-All checkpoint)."""
+    """Export a subnet as a standalone model checked against the supernet, or --format ofa.
+
+    The subnet's BN statistics are recalibrated unless --no-bn-recalibration; with --format ofa
+    the whole supernet is written as a Once-for-All checkpoint.
+    """
     from nas.commands._export_ofa import calibration_batches, export_ofa, wants_ofa
     from nas.export.formats import parse_formats
     from nas.export.from_run import export_from_run

@@ -79,8 +79,11 @@ def rank(
     runs_dir: RunsDirOption = None,
     wait: WaitOption = False,
 ) -> None:
-    """Measure how well the supernet, the parameter count and zero-cost proxies rank subnets
-    against their true accuracy (Kendall tau with bootstrap intervals)."""
+    """Measure how well the supernet, params and zero-cost proxies rank subnets by accuracy.
+
+    Against a truth table or subnets trained alone: Kendall tau, Spearman and the top 10 %, each
+    with a bootstrap interval.
+    """
     from nas.artifacts import json_ready
     from nas.commands._rank_view import RichRankObserver, show_ranking
     from nas.rank.pipeline import rank_subnets

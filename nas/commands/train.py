@@ -211,8 +211,12 @@ def train_supernet(
     config: ConfigOption = None,
     wait: WaitOption = False,
 ) -> None:
-    """Train a weight-sharing supernet (sandwich rule or progressive shrinking), or search a
-    cell with a DARTS-family method (--space darts or nb201; arch.json)."""
+    """Train a weight-sharing supernet, or search a cell with a DARTS-family method.
+
+    Once-for-all spaces train with the sandwich rule or progressive shrinking, nb201 single path
+    (spos, sandwich) or with a DARTS-family method; darts cells with DARTS-family methods
+    (the found cell goes to arch.json).
+    """
     run_dir = RunDir(resolve_runs_dir(runs_dir), run)
     # on --resume the run's saved options come first (the typed flags alone may be invalid)
     cfg = resumed_config(run_dir, ctx, config) if resume else resolve_config(ctx, TrainConfig,

@@ -99,8 +99,11 @@ def train(
     threads: ThreadsOption = None,
     wait: WaitOption = False,
 ) -> None:
-    """Train one network from scratch: a DARTS genotype's evaluation network (cutout,
-    drop-path, aux head) or, with --arch, any subnet of any space."""
+    """Train one network from scratch: a DARTS genotype, or any subnet with --arch.
+
+    A genotype trains as DARTS' evaluation network (cutout, drop-path, auxiliary head); --arch
+    takes a subnet of any space.
+    """
     if arch and genotype:
         raise ConfigError("expected --genotype G or --arch CONFIG, got both")
     kind, other = (SubnetConfig, EvalTrainConfig) if arch else (EvalTrainConfig, SubnetConfig)
