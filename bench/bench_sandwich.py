@@ -13,7 +13,7 @@ Every (implementation, resolution) runs in a fresh subprocess, one after the oth
       momentum buffers and allocator caches. tracemalloc would miss torch's C++ allocations
       and the torch profiler's memory view is per-operator, not a process peak;
     - the two implementations never compete for the 2 cores.
-The reference runs in the peers venv (`/work/.peers`, see ../shared/peers/README.md).
+The reference runs in the peers venv (NAS_PEERS_PYTHON, see ../shared/peers/README.md).
 
     python bench/bench_sandwich.py [--res 32 64 128] [--batch 32] [--threads 2] [--steps 3]
 
@@ -38,10 +38,14 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PEERS_PYTHON = Path(os.environ.get("NAS_PEERS_PYTHON", "/work/.peers/bin/python"))
+PEERS_PYTHON = Path(os.environ.get("NAS_PEERS_PYTHON", "python3"))  # the peers venv's python
 BASELINE = "ofa 0.1.0.post202307202001 (PyPI)"
 CEILING_GFLOPS_PER_THREAD = 90.0  # ~180 GFLOP/s float32 matmul on this machine's 2 cores
 MACS: list[int] = []  # per-image MACs of each of our sandwich steps (forward, all 4 subnets)
+
+
+# the reference packages beside the project (../shared/peers) unless NAS_PEERS_DIR says
+PEERS_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "peers")
 
 
 def _rss_mb() -> float:
@@ -89,7 +93,7 @@ def _reference(res: int) -> tuple[Any, Any]:
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, "/work/shared/peers")
+    sys.path.insert(0, os.environ.get("NAS_PEERS_DIR", PEERS_DIR))
     import peer_compat
 
     peer_compat.apply()

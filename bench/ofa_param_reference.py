@@ -2,7 +2,7 @@
 
 Run in the peers venv (see ../shared/peers/README.md), never in the project's venv:
 
-    /work/.peers/bin/python bench/ofa_param_reference.py
+    $NAS_PEERS_PYTHON bench/ofa_param_reference.py
 
 It prints one JSON line per config: the space, width, class count, OFA-format subnet config and
 the parameter count of OFA's extracted subnet. tests/search_spaces/test_ofa_parity.py holds a copy
@@ -10,10 +10,15 @@ of these numbers; our own extraction must match them exactly.
 """
 
 import json
+import os
 import random
 import sys
+from pathlib import Path
 
-sys.path.insert(0, "/work/shared/peers")
+# the reference packages beside the project (../shared/peers) unless NAS_PEERS_DIR says
+PEERS_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "peers")
+
+sys.path.insert(0, os.environ.get("NAS_PEERS_DIR", PEERS_DIR))
 import peer_compat  # noqa: E402
 
 peer_compat.apply()

@@ -7,7 +7,7 @@ Measures our `ofa-mbv3` supernet and, when run with the peers' python, OFA's `OF
 on the same space (OFA strides, no small-input variant), random data, SGD step included:
 
     python bench/supernet_throughput.py --threads 1 --res 32 --batch 32           # ours
-    /work/.peers/bin/python bench/supernet_throughput.py --peer --threads 1 ...   # OFA
+    $NAS_PEERS_PYTHON bench/supernet_throughput.py --peer --threads 1 ...   # OFA
 
 Prints one JSON line per (subnet, repeat median). Timings on a shared machine are noisy:
 compare medians of runs made one after the other, never concurrently.
@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
+
+# the reference packages beside the project (../shared/peers) unless NAS_PEERS_DIR says
+PEERS_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "peers")
 
 
 def build(peer: bool, classes: int, small_input: bool = False):
     if peer:
-        sys.path.insert(0, "/work/shared/peers")
+        sys.path.insert(0, os.environ.get("NAS_PEERS_DIR", PEERS_DIR))
         import peer_compat
 
         peer_compat.apply()

@@ -1,7 +1,7 @@
 """Parameter parity with Once-for-All's own `get_active_subnet()`.
 
 The numbers below are REFERENCE VALUES FROM THE PEER, not our own output: they were produced
-by `bench/ofa_param_reference.py` run in the peers venv (`/work/.peers/bin/python
+by `bench/ofa_param_reference.py` run in the peers venv (`the peers venv's python
 bench/ofa_param_reference.py`, OFA 0.1.0.post202307202001, see ../shared/peers/README.md), which
 builds OFA's `OFAMobileNetV3`, calls `set_active_subnet(**config)` and counts the parameters of
 `get_active_subnet()`. The configs are regenerated here with the same `random.Random(0)` draws.

@@ -3,7 +3,7 @@
 OFA_RESNET_REFERENCE holds REFERENCE VALUES FROM THE PEER, not our own output: parameter counts
 of OFA's `OFAResNets(depth_list=[0,1,2], expand_ratio_list=[0.2,0.25,0.35],
 width_mult_list=[0.65,0.8,1.0]).get_active_subnet()` printed by `bench/ofa_param_reference.py`
-(run with `/work/.peers/bin/python`, OFA 0.1.0.post202307202001).
+(run with `the peers venv's python`, OFA 0.1.0.post202307202001).
 """
 
 from __future__ import annotations
