@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -47,3 +51,22 @@ def median_time(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1) 
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds of the finished child processes (the commands a bench ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_nas(args: list[str], env: dict[str, str] | None = None) -> str:
+    """One `nas` command in a child process with one torch thread; its stderr (progress lines)
+    passes through; a failure ends the bench with its exit code."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NAS_PROGRESS_SECONDS": "60", **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "nas", *args], env=env, stdout=subprocess.PIPE, text=True,
+        check=False, cwd=Path(__file__).resolve().parent.parent,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"nas {' '.join(args[:3])} ... failed with exit code {done.returncode}")
+    return done.stdout

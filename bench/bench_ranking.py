@@ -31,9 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,27 +40,11 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import emit, log  # noqa: E402
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def nas(args: list[str], env: dict[str, str]) -> str:
-    """Run one `nas` command in a child process; its stderr (progress lines) passes through."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", *args], env=env, stdout=subprocess.PIPE, text=True,
-        check=False, cwd=Path(__file__).resolve().parent.parent,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"nas {' '.join(args[:3])} ... failed with exit code {done.returncode}")
-    return done.stdout
+from bench._common import children_cpu_seconds, emit, log, run_nas  # noqa: E402
 
 
 def train_once(
-    run: str, epochs: int, options: argparse.Namespace, env: dict[str, str], *, seed: int,
+    run: str, epochs: int, options: argparse.Namespace, *, seed: int,
     extra: Sequence[str] = (),
 ) -> float:
     """Train the budget's supernet unless it is trained; returns the training CPU seconds."""
@@ -82,20 +63,20 @@ def train_once(
         "--seed", str(seed), "--runs-dir", options.out,
         *[f"--space-option={option}" for option in options.space_option], *extra, *resume,
     ]
-    nas(args, env)
+    run_nas(args)
     # A resumed training only counts its last leg here; the bench records the first full one.
     cpu_seconds = children_cpu_seconds() - before
     cpu_file.write_text(json.dumps({"cpu_seconds": cpu_seconds, "resumed": bool(resume)}))
     return cpu_seconds
 
 
-def rank(run: str, options: argparse.Namespace, env: dict[str, str], *, seed: int
+def rank(run: str, options: argparse.Namespace, *, seed: int
          ) -> dict[str, Any]:
-    out = nas([
+    out = run_nas([
         "rank", "--run", run, "--truth", options.truth, "--truth-column", "cifar10_test_top1",
         "--samples", str(options.samples), "--seed", str(seed), "--threads", "1",
         "--runs-dir", options.out, "--json",
-    ], env)
+    ])
     return dict(json.loads(out))
 
 
@@ -129,7 +110,7 @@ def paired_tau_gain(
 
 
 def compare_few_shot(
-    epochs: int, options: argparse.Namespace, env: dict[str, str], shape: str
+    epochs: int, options: argparse.Namespace, shape: str
 ) -> None:
     """One-shot against `--few-shot K` at `epochs`, paired per seed on the same cells."""
     pairs, cpu = [], {"one-shot": 0.0, "few-shot": 0.0}
@@ -141,8 +122,8 @@ def compare_few_shot(
         runs = {"one-shot": (base, []), "few-shot": (f"{base}-fs{options.few_shot}", fs_args)}
         reports = {}
         for kind, (run, extra) in runs.items():
-            cpu[kind] += train_once(run, epochs, options, env, seed=seed, extra=extra)
-            reports[kind] = rank(run, options, env, seed=options.rank_seed)
+            cpu[kind] += train_once(run, epochs, options, seed=seed, extra=extra)
+            reports[kind] = rank(run, options, seed=options.rank_seed)
         one, few = (reports[k]["scores"]["supernet"]["kendall_tau"]["value"] for k in runs)
         gain, low, high = paired_tau_gain([(reports["one-shot"], reports["few-shot"])])
         log(f"{epochs:>6} seed {seed}: one-shot tau {one:.3f}, few-shot {few:.3f}, "
@@ -182,18 +163,17 @@ def main() -> None:
                         help="KEY=VALUE for the nb201 space, repeatable (e.g. cells_per_stage=1)")
     options = parser.parse_args()
     options.seed_list = [int(s) for s in (options.seeds or str(options.seed)).split(",")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NAS_PROGRESS_SECONDS": "60"}
     shape = "-".join(option.replace("=", "") for option in options.space_option) or "default"
     if options.few_shot is not None:
         for epochs in (int(text) for text in options.budgets.split(",")):
-            compare_few_shot(epochs, options, env, shape)
+            compare_few_shot(epochs, options, shape)
         return
     log(f"{'epochs':>6} {'train CPU s':>12} {'supernet tau':>22} {'params tau':>11}")
     for epochs in (int(text) for text in options.budgets.split(",")):
         sampler = "" if options.sampler == "uniform" else f"-{options.sampler}"  # older names
         run = f"nb201-{options.method}{sampler}-{shape}-e{epochs}-s{options.seed}"
-        cpu_seconds = train_once(run, epochs, options, env, seed=options.seed)
-        report = rank(run, options, env, seed=options.seed)
+        cpu_seconds = train_once(run, epochs, options, seed=options.seed)
+        report = rank(run, options, seed=options.seed)
         supernet, params = report["scores"]["supernet"], report["scores"]["params"]
         tau = supernet["kendall_tau"]
         log(f"{epochs:>6} {cpu_seconds:>12.0f} {tau['value']:>8.3f} "

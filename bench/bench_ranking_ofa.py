@@ -21,28 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import emit, log  # noqa: E402
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def nas(args: list[str]) -> str:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NAS_PROGRESS_SECONDS": "60"}
-    done = subprocess.run([sys.executable, "-m", "nas", *args], env=env, stdout=subprocess.PIPE,
-                          text=True, check=False, cwd=Path(__file__).resolve().parent.parent)
-    if done.returncode != 0:
-        raise SystemExit(f"nas {' '.join(args[:3])} ... failed with exit code {done.returncode}")
-    return done.stdout
+from bench._common import children_cpu_seconds, emit, log, run_nas  # noqa: E402
 
 
 def main() -> None:
@@ -61,13 +44,13 @@ def main() -> None:
     before = children_cpu_seconds()
     if not (Path(options.out) / run / "supernet" / "weights.safetensors").is_file():
         resume = (Path(options.out) / run / "supernet" / "checkpoint.pt").is_file()
-        nas(["train-supernet", "--run", run, "--space", "ofa-mbv3", "--dataset", options.dataset,
-             *data, "--image-size", "32", "--epochs", str(options.epochs),
-             "--seed", str(options.seed), "--threads", "1", "--runs-dir", options.out,
-             *(["--resume"] if resume else []), "--quiet"])
+        run_nas(["train-supernet", "--run", run, "--space", "ofa-mbv3",
+                 "--dataset", options.dataset, *data, "--image-size", "32",
+                 "--epochs", str(options.epochs), "--seed", str(options.seed), "--threads", "1",
+                 "--runs-dir", options.out, *(["--resume"] if resume else []), "--quiet"])
     steps = ([] if options.standalone_steps is None
              else ["--standalone-steps", str(options.standalone_steps)])
-    report = json.loads(nas([
+    report = json.loads(run_nas([
         "rank", "--run", run, "--standalone", str(options.standalone), "--standalone-epochs",
         str(options.standalone_epochs), *steps, "--seed", str(options.seed), "--threads", "1",
         "--runs-dir", options.out, "--json",

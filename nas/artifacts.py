@@ -318,17 +318,6 @@ def environment() -> dict[str, Any]:
     return info
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this machine exists (another user's counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_run_name(name: str) -> str:
     return check_name(name, "run name")
 

@@ -25,8 +25,8 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from nas.artifacts import process_alive
 from nas.errors import ArtifactError, ConfigError
+from nas.locks import pid_alive
 from nas.search.base import Candidate, Direction, Objective
 from search_spaces.base import SearchSpace
 
@@ -266,7 +266,7 @@ class StudyRecorder:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             owner = trial.user_attrs.get("owner") or {}
             pid, host, worker = owner.get("pid"), owner.get("host"), owner.get("worker")
-            gone = host == self.host and pid is not None and not process_alive(int(pid))
+            gone = host == self.host and pid is not None and not pid_alive(int(pid))
             if gone or (live is not None and worker is not None and worker not in live):
                 self.study.tell(trial.number, state=TrialState.FAIL)
                 count += 1
