@@ -24,7 +24,7 @@ import numpy as np
 
 from nas.errors import ConfigError
 from predictors._threads import one_blas_thread
-from predictors.base import Features, create_predictor
+from predictors.base import Features, create_predictor, weighted_lstsq
 from predictors.report import POOR_WITHIN10
 from predictors.select import folds
 
@@ -122,12 +122,10 @@ def share_of(spread: float) -> float:
 
 def _nonnegative_fit(columns: np.ndarray, target: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Least squares with non-negative coefficients, for two columns (tries each active set)."""
-    root = np.sqrt(weight)[:, None]
     best, best_error = np.zeros(columns.shape[1]), float(np.sum(weight * target**2))
     for active in ([0, 1], [0], [1]):
         coef = np.zeros(columns.shape[1])
-        solution, *_ = np.linalg.lstsq(columns[:, active] * root, target * root[:, 0], rcond=None)
-        coef[active] = solution
+        coef[active] = weighted_lstsq(columns[:, active], target, weight)
         error = float(np.sum(weight * (columns @ coef - target) ** 2))
         if (coef >= 0).all() and error < best_error:
             best, best_error = coef, error

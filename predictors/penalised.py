@@ -79,7 +79,11 @@ def ridge_path(
 
 def inner_folds(n: int, *, seed: int, folds: int = INNER_FOLDS) -> list[np.ndarray]:
     """Held-out index arrays of a seeded K-fold split (leave-one-out below 2K rows)."""
-    count = n if n < 2 * folds else folds
+    return seeded_folds(n, n if n < 2 * folds else folds, seed=seed)
+
+
+def seeded_folds(n: int, count: int, *, seed: int) -> list[np.ndarray]:
+    """`count` sorted index arrays partitioning `range(n)`, drawn from `seed`."""
     order = np.random.default_rng(seed).permutation(n)
     return [np.sort(part) for part in np.array_split(order, count)]
 

@@ -26,6 +26,7 @@ from predictors.base import (
     NotApplicableError,
     create_predictor,
 )
+from predictors.penalised import seeded_folds
 from predictors.report import QualityMetrics, quality
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,7 @@ def folds(n: int, *, holdout: float, seed: int) -> list[np.ndarray]:
     count = max(2, int(round(1.0 / holdout)))
     if n < count * MIN_HOLDOUT:
         return []
-    order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(part) for part in np.array_split(order, count)]
+    return seeded_folds(n, count, seed=seed)
 
 
 def _score(metrics: QualityMetrics | None) -> tuple[float, float]:

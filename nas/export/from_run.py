@@ -208,6 +208,7 @@ def _export_from_run(
     if chosen.rule == "config":
         tag = None  # the front played no part
     predicted, metas = predictor_latencies(run, space, [chosen.arch], devices)
+    local_setups = _local_devices(metas)
     target = out_dir or run.path / "export" / arch_id(chosen.arch)
     search_cfg: Mapping[str, Any] = front.config if front is not None else {}
     batch_size = int(search_cfg.get("batch_size") or settings.batch_size)
@@ -229,8 +230,8 @@ def _export_from_run(
                               else settings.calibration_batches),
             batch_size=batch_size, seed=settings.seed, provenance=provenance,
             predicted_latency={d: v[0] for d, v in predicted.items()},
-            latency_devices=tuple(_local_devices(metas)),
-            latency_setups=_local_devices(metas),
+            latency_devices=tuple(local_setups),
+            latency_setups=local_setups,
         )
     except BaseException:
         run.end_stage(STAGE, status="failed")

@@ -35,13 +35,13 @@ from nas.errors import ConfigError
 from nas.locks import stage_lock
 from nas.rank.combined import DEFAULT_MEMBERS, rank_average
 from nas.rank.metrics import RankingMetrics, ranking_metrics
-from nas.rank.parzc import MEMBERS as PARZC_MEMBERS
 from nas.rank.parzc import PARZC, choose_labelled, fit_parzc, parzc_features
 from nas.rank.report import SCATTER_PNG, RankedSubnet, write_report
 from nas.rank.sampling import SampledSubnet, sample_by_size
 from nas.rank.scores import ScoreLog
 from nas.rank.scoring import (
     COMBINED,
+    MEMBERS_OF,
     POPULATION,
     SIZE_PROXIES,
     ProxyScorer,
@@ -390,7 +390,7 @@ def _seconds(log: ScoreLog, arch_id: str, columns: Mapping[str, Any]) -> dict[st
     """Each scorer's cost for one subnet (sizes are free; `combined`, `parzc`: their members)."""
     known = log.seconds.get(arch_id, {})
     seconds = {name: known.get(name, 0.0) for name in columns if name not in POPULATION}
-    for name, members in ((COMBINED, DEFAULT_MEMBERS), (PARZC, PARZC_MEMBERS)):
+    for name, members in MEMBERS_OF.items():
         if name in columns:
             seconds[name] = sum(seconds.get(m, 0.0) for m in members)
     if TRUTH in known:

@@ -26,6 +26,7 @@ from search_spaces.base import SearchSpace
 
 COMBINED = "combined"  # the rank average of `DEFAULT_MEMBERS`, scored over a population
 POPULATION = (COMBINED, PARZC)  # scorers computed over the whole sample from other scorers
+MEMBERS_OF = {COMBINED: DEFAULT_MEMBERS, PARZC: PARZC_MEMBERS}  # the proxies each one needs
 SIZE_PROXIES = ("params", "macs")  # exact counts from the space: every ranking's baselines
 
 
@@ -45,7 +46,7 @@ def parse_proxies(text: str) -> list[str]:
 def proxies_to_compute(names: Sequence[str]) -> list[str]:
     """The registered proxies behind `names`: `combined` and `parzc` need their members."""
     wanted = [n for n in names if n not in POPULATION]
-    for name, members in ((COMBINED, DEFAULT_MEMBERS), (PARZC, PARZC_MEMBERS)):
+    for name, members in MEMBERS_OF.items():
         if name in names:
             wanted += [m for m in members if m not in wanted]
     return wanted

@@ -180,8 +180,6 @@ def evaluate_subnet(
     Returns:
         `{"top1": percent in [0, 100], "loss": mean cross-entropy, "n": images evaluated}`.
     """
-    if split not in SPLITS:
-        raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
     arch = supernet.space.normalize(arch)
     inputs = eval_batches(splits, split=split, resolution=supernet.input_resolution(arch),
                           calibration_batches=max(calibration_batches, 0),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from nas.config import check_finite
 from nas.errors import ConfigError
+from nas.train.checkpoint import DEFAULT_CHECKPOINT_MINUTES
 from nas.train.config import SELECTIONS
 from nas.train.registry import BILEVEL_METHODS
 from search_spaces import parse_space_options
@@ -55,7 +56,8 @@ class BilevelConfig:
     seed: int = 0
     max_steps: int | None = None  # stop early (quick runs); schedules ignore it
     checkpoint_every: int = 50  # steps
-    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
+    # also checkpoint when this long passed since the last
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     log_every: int = 10  # steps per metrics line
     eval_batch_size: int = 128
     val_batches: int | None = 4  # batches of the val split per epoch-end evaluation

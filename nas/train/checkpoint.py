@@ -24,6 +24,9 @@ from nas.errors import ArtifactError, IncompatibleArtifactError
 from nas.readers import Kind, check_shape, damaged, load_torch, parse_json
 from nas.schema import Number, Obj
 
+# a kill loses at most this much training by default: 200 steps alone can be many minutes
+DEFAULT_CHECKPOINT_MINUTES = 2.0
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 2  # 2: one format for every trainer (1: once-for-all only)

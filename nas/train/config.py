@@ -14,6 +14,7 @@ from typing import Any
 
 from nas.config import check_finite, differing_keys
 from nas.errors import ConfigError
+from nas.train.checkpoint import DEFAULT_CHECKPOINT_MINUTES
 from nas.train.registry import BILEVEL_METHODS, TRAINERS, family_of
 from search_spaces import parse_space_options
 
@@ -164,7 +165,8 @@ class TrainConfig:
     few_shot_batches: int | None = None
     phases: tuple[PhaseConfig, ...] = field(default_factory=tuple)  # ps only; () = defaults
     checkpoint_every: int = 200  # steps
-    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
+    # also checkpoint when this long passed since the last
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     log_every: int = 10  # steps per metrics.jsonl line
     amp: str = "none"
     channels_last: bool = False

@@ -27,6 +27,7 @@ from nas.errors import ArtifactError, ConfigError, IncompatibleArtifactError
 from nas.readers import damaged
 from nas.train.checkpoint import (
     CHECKPOINT_FILE,
+    DEFAULT_CHECKPOINT_MINUTES,
     Position,
     capture_rng,
     load_checkpoint,
@@ -79,8 +80,6 @@ class HasLoopOptions(Protocol):
     def checkpoint_minutes(self) -> float: ...
 
 
-# a kill loses at most this much training by default: 200 steps alone can be many minutes
-DEFAULT_CHECKPOINT_MINUTES = 2.0
 
 
 @dataclass(frozen=True)

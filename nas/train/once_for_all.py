@@ -112,6 +112,7 @@ class OnceForAllTrainer(RunTrainer):
             autocast=self._autocast,
             scaler=self.scaler,
             channels_last=cfg.channels_last,
+            sample_scores=sampler.observes,
         )
 
     @classmethod

@@ -61,6 +61,7 @@ class StepOptions:
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
     scaler: Any = None  # torch.amp.GradScaler for fp16
     channels_last: bool = False
+    sample_scores: bool = False  # per-image scores for a sampler that observes them (PA&DA)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
@@ -135,7 +136,7 @@ def train_step(
             result.kd_loss += float(kd.detach())
         scaled = options.scaler.scale(loss) if options.scaler is not None else loss
         scaled.backward()
-        if index == 0:
+        if index == 0 and options.sample_scores:
             result.sample_scores = _logit_gradient_norms(logits.detach(), labels)
         if index == 0 and spec.teacher is None and spec.distill:
             targets = F.softmax(logits.detach().float(), dim=1)

@@ -27,6 +27,7 @@ from nas.config import check_finite, config_to_dict
 from nas.data import BatchLoader, DatasetSplits, load_dataset
 from nas.errors import ConfigError
 from nas.locks import stage_lock
+from nas.train.checkpoint import DEFAULT_CHECKPOINT_MINUTES
 from nas.train.loop import LoopOptions, StepLog, TrainingLoop
 from nas.train.stage import recorded_stage
 from nas.train.standalone import STAGE, StandaloneTrainer, save_network
@@ -59,7 +60,8 @@ class SubnetConfig:
     device: str = "cpu"
     max_steps: int | None = None  # stop early (quick runs); the schedule ignores it
     checkpoint_every: int = 100
-    checkpoint_minutes: float = 2.0  # also checkpoint when this long passed since the last
+    # also checkpoint when this long passed since the last
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     log_every: int = 10
     eval_batch_size: int = 256
 
