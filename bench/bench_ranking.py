@@ -45,7 +45,7 @@ from bench._common import children_cpu_seconds, emit, log, run_nas  # noqa: E402
 
 def train_once(
     run: str, epochs: int, options: argparse.Namespace, *, seed: int,
-    extra: Sequence[str] = (),
+    extra: Sequence[str] = (), sampler: str | None = None,
 ) -> float:
     """Train the budget's supernet unless it is trained; returns the training CPU seconds."""
     run_dir = Path(options.out) / run
@@ -56,7 +56,7 @@ def train_once(
     before = children_cpu_seconds()
     args = [
         "train-supernet", "--run", run, "--space", "nb201", "--method", options.method,
-        "--sampler", options.sampler,
+        "--sampler", sampler or options.sampler,
         "--dataset", "imagefolder", "--data-dir", options.data_dir, "--image-size", "32",
         "--epochs", str(epochs), "--batch-size", str(options.batch_size), "--lr", str(options.lr),
         "--weight-decay", str(options.weight_decay), "--label-smoothing", "0",
@@ -72,10 +72,13 @@ def train_once(
 
 def rank(run: str, options: argparse.Namespace, *, seed: int
          ) -> dict[str, Any]:
+    # fewer validation images: another tag, so the full-split scores are kept beside
+    val = ([] if options.val_images is None else
+           ["--val-images", str(options.val_images), "--tag", f"nb201-v{options.val_images}"])
     out = run_nas([
         "rank", "--run", run, "--truth", options.truth, "--truth-column", "cifar10_test_top1",
         "--samples", str(options.samples), "--seed", str(seed), "--threads", "1",
-        "--runs-dir", options.out, "--json",
+        "--runs-dir", options.out, "--json", *val,
     ])
     return dict(json.loads(out))
 
@@ -109,32 +112,34 @@ def paired_tau_gain(
     return gain(None), float(low), float(high)
 
 
-def compare_few_shot(
-    epochs: int, options: argparse.Namespace, shape: str
+def compare_paired(
+    epochs: int, options: argparse.Namespace, shape: str, *, variant: str, suffix: str,
+    extra: Sequence[str] = (), sampler: str | None = None,
 ) -> None:
-    """One-shot against `--few-shot K` at `epochs`, paired per seed on the same cells."""
-    pairs, cpu = [], {"one-shot": 0.0, "few-shot": 0.0}
+    """The baseline supernet against `variant` (same steps; `suffix` names its runs, `extra`
+    and `sampler` train it), per seed, ranked on the same cells and paired."""
+    pairs, cpu = [], {"baseline": 0.0, variant: 0.0}
     for seed in options.seed_list:
         base = f"nb201-{options.method}-{shape}-e{epochs}-s{seed}"
-        fs_args = ["--few-shot", str(options.few_shot)]
-        if options.few_shot_warmup is not None:
-            fs_args += ["--few-shot-warmup", str(options.few_shot_warmup)]
-        runs = {"one-shot": (base, []), "few-shot": (f"{base}-fs{options.few_shot}", fs_args)}
+        runs = {"baseline": (base, (), None), variant: (f"{base}-{suffix}", extra, sampler)}
         reports = {}
-        for kind, (run, extra) in runs.items():
-            cpu[kind] += train_once(run, epochs, options, seed=seed, extra=extra)
+        for kind, (run, run_extra, run_sampler) in runs.items():
+            cpu[kind] += train_once(run, epochs, options, seed=seed, extra=run_extra,
+                                    sampler=run_sampler)
             reports[kind] = rank(run, options, seed=options.rank_seed)
-        one, few = (reports[k]["scores"]["supernet"]["kendall_tau"]["value"] for k in runs)
-        gain, low, high = paired_tau_gain([(reports["one-shot"], reports["few-shot"])])
-        log(f"{epochs:>6} seed {seed}: one-shot tau {one:.3f}, few-shot {few:.3f}, "
+        one, other = (reports[k]["scores"]["supernet"]["kendall_tau"]["value"] for k in runs)
+        gain, low, high = paired_tau_gain([(reports["baseline"], reports[variant])])
+        log(f"{epochs:>6} seed {seed}: baseline tau {one:.3f}, {variant} {other:.3f}, "
             f"gain {gain:+.3f} [{low:+.3f}, {high:+.3f}]")
-        pairs.append((reports["one-shot"], reports["few-shot"]))
+        pairs.append((reports["baseline"], reports[variant]))
     gain, low, high = paired_tau_gain(pairs)
     log(f"{epochs:>6} mean gain over {len(pairs)} seeds: {gain:+.3f} [{low:+.3f}, {high:+.3f}]")
-    emit(f"nb201_few_shot{options.few_shot}_tau_gain_e{epochs}", gain, "kendall_tau_delta",
+    emit(f"nb201_{variant.replace('-', '_')}_tau_gain_e{epochs}", gain, "kendall_tau_delta",
          interval=[low, high], seeds=options.seed_list, n=pairs[0][0]["n"],
+         per_seed=[{"baseline": b["scores"]["supernet"]["kendall_tau"]["value"],
+                    variant: v["scores"]["supernet"]["kendall_tau"]["value"]} for b, v in pairs],
          train_cpu_seconds={k: round(v) for k, v in cpu.items()},
-         space_options=options.space_option)
+         space_options=options.space_option, val_images=options.val_images)
 
 
 def main() -> None:
@@ -154,19 +159,33 @@ def main() -> None:
     parser.add_argument("--seeds", default=None,
                         help="training seeds, comma-separated (default: --seed)")
     parser.add_argument("--rank-seed", type=int, default=0,
-                        help="--few-shot: seed of the ranked cells, the same for every seed")
+                        help="paired comparisons: seed of the ranked cells (the same for all)")
     parser.add_argument("--few-shot", type=int, default=None,
                         help="compare one-shot against `--few-shot K` supernets (issue 20)")
     parser.add_argument("--few-shot-warmup", type=int, default=None,
                         help="epochs before the split (default: half the budget)")
+    parser.add_argument("--paired-sampler", default=None,
+                        help="compare --sampler (uniform) against this sampler (e.g. pada), "
+                             "paired per seed on the same cells (issue 20)")
+    parser.add_argument("--val-images", type=int, default=None,
+                        help="score each cell on the first N validation images (nas rank "
+                             "--val-images; another tag than the full split)")
     parser.add_argument("--space-option", action="append", default=[],
                         help="KEY=VALUE for the nb201 space, repeatable (e.g. cells_per_stage=1)")
     options = parser.parse_args()
     options.seed_list = [int(s) for s in (options.seeds or str(options.seed)).split(",")]
     shape = "-".join(option.replace("=", "") for option in options.space_option) or "default"
-    if options.few_shot is not None:
+    if options.few_shot is not None or options.paired_sampler is not None:
         for epochs in (int(text) for text in options.budgets.split(",")):
-            compare_few_shot(epochs, options, shape)
+            if options.few_shot is not None:
+                warmup = ([] if options.few_shot_warmup is None
+                          else ["--few-shot-warmup", str(options.few_shot_warmup)])
+                compare_paired(epochs, options, shape, variant=f"few-shot{options.few_shot}",
+                               suffix=f"fs{options.few_shot}",
+                               extra=["--few-shot", str(options.few_shot), *warmup])
+            if options.paired_sampler is not None:
+                compare_paired(epochs, options, shape, variant=options.paired_sampler,
+                               suffix=options.paired_sampler, sampler=options.paired_sampler)
         return
     log(f"{'epochs':>6} {'train CPU s':>12} {'supernet tau':>22} {'params tau':>11}")
     for epochs in (int(text) for text in options.budgets.split(",")):

@@ -69,6 +69,9 @@ def rank(
         "other subnets only.")] = None,
     bootstrap: Annotated[int | None, option(
         f"Bootstrap resamples of the intervals (default: {_D.bootstrap}).")] = None,
+    val_images: Annotated[int | None, option(
+        "Score the supernet on the first N validation images only (default: all): cheaper "
+        "for many subnets, noisier per subnet.")] = None,
     threads: Annotated[int | None, option("Torch CPU threads while scoring.")] = None,
     device: Annotated[str | None, option("cpu, cuda or cuda:N (default: cpu).")] = None,
     tag: Annotated[str | None, option(

@@ -88,6 +88,7 @@ class RankConfig:
     proxy_batch_size: int = 64
     proxy_batches: int = 1
     batch_size: int = 256  # supernet evaluation (and its BN calibration) batch size
+    val_images: int | None = None  # score the supernet on the first N val images (None: all)
     threads: int | None = None  # torch CPU threads while scoring (None: torch's default)
     device: str = "cpu"
 
@@ -97,7 +98,7 @@ class RankConfig:
                 raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got "
                                   f"{getattr(self, key)}")
         for key, low in (("standalone", 2), ("standalone_epochs", 1), ("standalone_steps", 1),
-                         ("threads", 1), ("labels", 2)):
+                         ("threads", 1), ("labels", 2), ("val_images", 1)):
             value = getattr(self, key)
             if value is not None and value < low:
                 raise ConfigError(f"--{key.replace('_', '-')}: expected >= {low}, got {value}")
@@ -278,6 +279,8 @@ def _settings(cfg: RankConfig, setup: _Setup) -> dict[str, Any]:
         "proxy_batch_size": cfg.proxy_batch_size, "proxy_batches": cfg.proxy_batches,
         "standalone": None if cfg.standalone is None else
         {"epochs": cfg.standalone_epochs, "steps": cfg.standalone_steps},
+        # only when given: folders scored before the option existed stay valid
+        **({} if cfg.val_images is None else {"val_images": cfg.val_images}),
     }
 
 
@@ -333,7 +336,8 @@ def _score_one(
     seconds: dict[str, float] = {}
     if SUPERNET in missing and setup.trained is not None:
         start = time.perf_counter()
-        metrics = setup.trained.evaluate(subnet.arch, split="val", batch_size=cfg.batch_size)
+        metrics = setup.trained.evaluate(subnet.arch, split="val", batch_size=cfg.batch_size,
+                                         max_images=cfg.val_images)
         values[SUPERNET], seconds[SUPERNET] = float(metrics["top1"]), time.perf_counter() - start
     names = [name for name in missing if name not in (SUPERNET, TRUTH)]
     if names and scorer is not None:

@@ -115,8 +115,13 @@ def eval_batches(
     batch_size: int,
     seed: int,
     device: torch.device | str,
+    max_images: int | None = None,
 ) -> EvalBatches:
-    """The inputs `score_subnet` needs for subnets of one resolution (see `evaluate_subnet`)."""
+    """The inputs `score_subnet` needs for subnets of one resolution (see `evaluate_subnet`).
+
+    `max_images` keeps only the split's first images (in its fixed order): cheaper scores of
+    many subnets, all on the same images.
+    """
     if split not in SPLITS:
         raise ConfigError(f"split: expected one of {', '.join(SPLITS)}, got '{split}'")
     calibration: list[Tensor] = []
@@ -126,8 +131,14 @@ def eval_batches(
             break
         calibration.append(images.contiguous(memory_format=_LAYOUT))
     loader = BatchLoader.for_splits(splits, split, batch_size=batch_size, device=device)
-    batches = [(resize_to(images, resolution).contiguous(memory_format=_LAYOUT), labels)
-               for images, labels in loader.epoch(0)]
+    batches, kept = [], 0
+    for images, labels in loader.epoch(0):
+        if max_images is not None:
+            if kept >= max_images:
+                break
+            images, labels = images[:max_images - kept], labels[:max_images - kept]
+        kept += int(labels.numel())
+        batches.append((resize_to(images, resolution).contiguous(memory_format=_LAYOUT), labels))
     return EvalBatches(calibration, batches, split, splits.name, calibration_batches)
 
 

@@ -89,7 +89,7 @@ class TrainedSupernet:
     settings: EvalSettings
     device: torch.device
     # evaluation inputs by (split, resolution, batch size), made on first use
-    _inputs: dict[tuple[str, int | None, int], EvalBatches] = field(
+    _inputs: dict[tuple[str, int | None, int, int | None], EvalBatches] = field(
         default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -122,21 +122,26 @@ class TrainedSupernet:
     def splits(self) -> DatasetSplits:
         return self.settings.load_dataset()
 
-    def evaluate(self, arch: Arch, *, split: str = "val", batch_size: int = 256) -> dict[str, Any]:
+    def evaluate(
+        self, arch: Arch, *, split: str = "val", batch_size: int = 256,
+        max_images: int | None = None,
+    ) -> dict[str, Any]:
         """`evaluate_subnet` with the run's data and calibration settings; the net is untouched.
+
+        `max_images`: score on the split's first images only (see `eval_batches`).
 
         Returns:
             `{"top1": percent in [0, 100], "loss": mean cross-entropy, "n": images evaluated}`.
         """
         arch = self.space.normalize(arch)
         resolution = self.net.input_resolution(arch)
-        key = (split, resolution, batch_size)
+        key = (split, resolution, batch_size, max_images)
         inputs = self._inputs.get(key)
         if inputs is None:  # normalised and resized once per resolution, not per subnet
             inputs = eval_batches(self.splits, split=split, resolution=resolution,
                                   calibration_batches=self.settings.calibration_batches,
                                   batch_size=batch_size, seed=self.settings.seed,
-                                  device=self.device)
+                                  device=self.device, max_images=max_images)
             self._inputs[key] = inputs
         return score_subnet(self.net, arch, inputs, device=self.device)
 

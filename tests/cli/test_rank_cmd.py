@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
@@ -121,3 +122,25 @@ def test_search_shows_the_ranking_and_warns_when_params_rank_better(
     assert json.loads(screened.stdout)
     unknown = runner.invoke(app, [*search, "--accuracy", "proxy:nope"])
     assert "nope" in one_error_line(unknown)
+
+
+def test_val_images_scores_on_the_first_images_and_keeps_its_own_folder(
+    trained: tuple[Path, Path],
+) -> None:
+    from nas.artifacts import RunDir
+    from nas.supernet.trained import TrainedSupernet
+
+    runs, truth = trained
+    supernet = TrainedSupernet.load(RunDir(runs, "nb"))
+    arch = supernet.space.sample(np.random.default_rng(0))
+    full = supernet.evaluate(arch, batch_size=32)
+    few = supernet.evaluate(arch, batch_size=32, max_images=40)  # crosses a batch boundary
+    assert few["n"] == 40 < full["n"]
+    args = _rank(runs, "--run", "nb", "--truth", str(truth), "--samples", "6", "--tag", "few")
+    result = runner.invoke(app, [*args, "--val-images", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((runs / "nb" / "rank" / "few" / "settings.json").read_text())
+    assert settings["val_images"] == 40
+    # the same folder with every image would mix two settings: refused in one line
+    assert "val_images" in one_error_line(runner.invoke(app, args))
+    assert "--val-images" in one_error_line(runner.invoke(app, [*args, "--val-images", "0"]))
