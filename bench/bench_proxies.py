@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import emit, log  # noqa: E402
-from bench.bench_ranking import children_cpu_seconds, nas  # noqa: E402
+from bench._common import children_cpu_seconds, emit, log, run_nas  # noqa: E402
 
 PROXIES = "naswot,synflow,jacov,snip,combined"
 
@@ -34,7 +33,7 @@ PROXIES = "naswot,synflow,jacov,snip,combined"
 def rank(options: argparse.Namespace, env: dict[str, str], *extra: str) -> dict[str, Any]:
     import json
 
-    out = nas([
+    out = run_nas([
         "rank", "--space", "nb201", "--dataset", "imagefolder", "--data-dir", options.data_dir,
         "--image-size", "32", "--truth", options.truth, "--truth-column", "cifar10_test_top1",
         "--samples", str(options.samples), "--seed", str(options.seed), "--threads", "1",
@@ -46,13 +45,16 @@ def rank(options: argparse.Namespace, env: dict[str, str], *extra: str) -> dict[
 def show(report: dict[str, Any], label: str) -> None:
     params = report["scores"]["params"]["kendall_tau"]["value"]
     seconds = report["seconds_per_subnet"]
+    # CPU seconds: the cost on one thread, whatever else the machine runs (older scores: none)
+    cpu = report.get("cpu_seconds_per_subnet", {})
     for name, score in report["scores"].items():
         tau = score["kendall_tau"]
         log(f"{label:>9} {name:>9} {tau['value']:>7.3f} [{tau['low']:.2f}, {tau['high']:.2f}] "
-            f"{seconds.get(name, 0.0):>8.3f}")
+            f"{seconds.get(name, 0.0):>8.3f} {cpu.get(name, float('nan')):>8.3f}")
         emit(f"nb201_proxy_tau.{label}.{name}", tau["value"], "kendall_tau",
              baseline="params", baseline_value=params, n=report["n"],
              interval=[tau["low"], tau["high"]], seconds_per_cell=seconds.get(name, 0.0),
+             cpu_seconds_per_cell=cpu.get(name),
              spearman=score["spearman"]["value"],
              precision_top10=score["precision_top10"]["value"])
 
@@ -69,7 +71,7 @@ def main() -> None:
     options = parser.parse_args()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NAS_PROGRESS_SECONDS": "60"}
     before = children_cpu_seconds()
-    log(f"{'judged':>9} {'scorer':>9} {'tau':>7} {'interval':>12} {'s / cell':>8}")
+    log(f"{'judged':>9} {'scorer':>9} {'tau':>7} {'interval':>12} {'s / cell':>8} {'CPU s':>8}")
     show(rank(options, env, "--proxies", options.proxies), "all")
     show(rank(options, env, "--proxies", f"{options.proxies},parzc", "--labels",
               str(options.labels)), "held-out")

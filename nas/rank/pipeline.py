@@ -224,7 +224,9 @@ def _rank(
                               {name: column[judged] for name, column in columns.items()},
                               rng=np.random.default_rng(cfg.seed), resamples=cfg.bootstrap)
     ranked = [RankedSubnet(subnets[i], truths[i], {n: float(c[i]) for n, c in columns.items()},
-                           _seconds(log, subnets[i].arch_id, columns)) for i in judged]
+                           _costs(log.seconds, subnets[i].arch_id, columns),
+                           _costs(log.cpu_seconds, subnets[i].arch_id, columns))
+              for i in judged]
     report = write_report(setup.folder, ranked, metrics, settings={
         "space": setup.space.spec(), "run": setup.run, "dataset": setup.dataset,
         "tag": setup.folder.name, "truth": _truth_settings(cfg, truth), **learned,
@@ -334,16 +336,18 @@ def _score_one(
 ) -> None:
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     if SUPERNET in missing and setup.trained is not None:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         metrics = setup.trained.evaluate(subnet.arch, split="val", batch_size=cfg.batch_size,
                                          max_images=cfg.val_images)
         values[SUPERNET], seconds[SUPERNET] = float(metrics["top1"]), time.perf_counter() - start
+        cpu[SUPERNET] = time.process_time() - cpu_start
     names = [name for name in missing if name not in (SUPERNET, TRUTH)]
     if names and scorer is not None:
         for name, score in scorer.score(subnet.arch, names).items():
-            values[name], seconds[name] = score.value, score.seconds
-    log.add(subnet.arch_id, values, seconds)  # before a long training: a kill keeps these
+            values[name], seconds[name], cpu[name] = score.value, score.seconds, score.cpu_seconds
+    log.add(subnet.arch_id, values, seconds, cpu)  # before a long training: a kill keeps these
     if TRUTH in missing and train_alone is not None and setup.trained is not None:
         start = time.perf_counter()
         top1 = train_alone(
@@ -390,9 +394,12 @@ def _learned(
     return np.setdiff1d(everyone, labelled), recorded
 
 
-def _seconds(log: ScoreLog, arch_id: str, columns: Mapping[str, Any]) -> dict[str, float]:
-    """Each scorer's cost for one subnet (sizes are free; `combined`, `parzc`: their members)."""
-    known = log.seconds.get(arch_id, {})
+def _costs(
+    recorded: Mapping[str, Mapping[str, float]], arch_id: str, columns: Mapping[str, Any]
+) -> dict[str, float]:
+    """Each scorer's seconds for one subnet, from `recorded` (the log's wall-clock or CPU
+    seconds; sizes are free; `combined`, `parzc`: their members)."""
+    known = recorded.get(arch_id, {})
     seconds = {name: known.get(name, 0.0) for name in columns if name not in POPULATION}
     for name, members in MEMBERS_OF.items():
         if name in columns:

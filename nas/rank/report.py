@@ -5,7 +5,7 @@
     {"n": 200, "top_fraction": 0.1,
      "scores": {SCORER: {"kendall_tau": {"value", "low", "high"}, "spearman": ...,
                          "precision_top10": ..., "tau_top10": ...}},
-     "seconds_per_subnet": {SCORER: mean seconds},
+     "seconds_per_subnet": {SCORER: mean seconds}, "cpu_seconds_per_subnet": {...},
      "subnets": [{"arch", "arch_id", "truth", SCORER: value, "params", "macs", "bin"}],
      ...settings the caller adds (seed, resamples, space ...)}
 
@@ -43,6 +43,7 @@ class RankedSubnet:
     truth: float
     scores: Mapping[str, float]
     seconds: Mapping[str, float] = field(default_factory=dict)
+    cpu_seconds: Mapping[str, float] = field(default_factory=dict)
 
 
 def write_report(
@@ -69,7 +70,8 @@ def write_report(
         "n": len(subnets),
         "top_fraction": next(iter(metrics.values())).top_fraction if metrics else None,
         "scores": {name: m.as_dict() for name, m in metrics.items()},
-        "seconds_per_subnet": _mean_seconds(subnets),
+        "seconds_per_subnet": _mean_seconds([s.seconds for s in subnets]),
+        "cpu_seconds_per_subnet": _mean_seconds([s.cpu_seconds for s in subnets]),
         "subnets": [_json_row(s, metrics) for s in subnets],
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,10 +113,10 @@ def _json_row(ranked: RankedSubnet, metrics: Mapping[str, RankingMetrics]) -> di
     }
 
 
-def _mean_seconds(subnets: Sequence[RankedSubnet]) -> dict[str, float]:
+def _mean_seconds(per_subnet: Sequence[Mapping[str, float]]) -> dict[str, float]:
     totals: dict[str, list[float]] = {}
-    for ranked in subnets:
-        for name, seconds in ranked.seconds.items():
+    for costs in per_subnet:
+        for name, seconds in costs.items():
             totals.setdefault(name, []).append(seconds)
     return {name: sum(values) / len(values) for name, values in totals.items()}
 

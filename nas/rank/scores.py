@@ -54,10 +54,12 @@ class ScoreLog:
         atomic_write_json(recorded_path, current)
         self.values: dict[str, dict[str, float]] = {}
         self.seconds: dict[str, dict[str, float]] = {}
+        self.cpu_seconds: dict[str, dict[str, float]] = {}  # older folders: none recorded
         for number, record in enumerate(read_jsonl(self.path, RANK_SCORES), start=1):
             try:
                 self._merge(record["arch_id"], _numbers(record["scores"]),
-                            _numbers(record.get("seconds") or {}))
+                            _numbers(record.get("seconds") or {}),
+                            _numbers(record.get("cpu_seconds") or {}))
             except ValueError:
                 raise damaged(self.path, f"record {number}: a score is neither a number nor "
                               "Infinity, -Infinity or NaN", RANK_SCORES) from None
@@ -67,19 +69,27 @@ class ScoreLog:
         known = self.values.get(arch_id, {})
         return [name for name in scorers if name not in known]
 
-    def add(self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float]) -> None:
-        """Record new scores of one subnet (appended at once)."""
+    def add(
+        self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float],
+        cpu_seconds: Mapping[str, float] | None = None,
+    ) -> None:
+        """Record new scores of one subnet (appended at once) with their wall-clock and CPU
+        seconds (CPU time is the cost that does not grow with the machine's load)."""
         if not scores:
             return
         append_jsonl(self.path, {"arch_id": arch_id, "scores": _spelled(scores),
-                                 "seconds": _spelled(seconds)})
-        self._merge(arch_id, scores, seconds)
+                                 "seconds": _spelled(seconds),
+                                 "cpu_seconds": _spelled(cpu_seconds or {})})
+        self._merge(arch_id, scores, seconds, cpu_seconds or {})
 
     def _merge(
-        self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float]
+        self, arch_id: str, scores: Mapping[str, float], seconds: Mapping[str, float],
+        cpu_seconds: Mapping[str, float],
     ) -> None:
         self.values.setdefault(arch_id, {}).update({k: float(v) for k, v in scores.items()})
         self.seconds.setdefault(arch_id, {}).update({k: float(v) for k, v in seconds.items()})
+        self.cpu_seconds.setdefault(arch_id, {}).update(
+            {k: float(v) for k, v in cpu_seconds.items()})
 
 
 def _spelled(values: Mapping[str, float]) -> dict[str, float | str]:

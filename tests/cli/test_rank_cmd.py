@@ -141,6 +141,10 @@ def test_val_images_scores_on_the_first_images_and_keeps_its_own_folder(
     assert result.exit_code == 0, result.output
     settings = json.loads((runs / "nb" / "rank" / "few" / "settings.json").read_text())
     assert settings["val_images"] == 40
+    # the CPU cost of each score is recorded beside its wall-clock time, and reported
+    assert json.loads(result.stdout)["cpu_seconds_per_subnet"]["supernet"] > 0
+    lines = (runs / "nb" / "rank" / "few" / "scores.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["cpu_seconds"]["supernet"] > 0 for line in lines)
     # the same folder with every image would mix two settings: refused in one line
     assert "val_images" in one_error_line(runner.invoke(app, args))
     assert "--val-images" in one_error_line(runner.invoke(app, [*args, "--val-images", "0"]))
