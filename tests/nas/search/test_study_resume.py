@@ -106,17 +106,26 @@ def test_stale_running_trial_of_dead_process_marked_failed(
 
 
 WORKER = textwrap.dedent("""
+    import pathlib
     import sys
+    import time
     from nas.search.oracle import Oracle
     from nas.search.optimize import run_search
     from search_spaces.nb201 import NB201Space
     from search_spaces.nb201.synthetic import synthetic_table
 
     storage, algorithm, seed, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    barrier = pathlib.Path(sys.argv[5])
     space = NB201Space()
     oracle = Oracle(synthetic_table(0), space)
-    objs = [oracle.objective("top1", "maximize", cheap=False),
+    # the scorer takes a little time, as a real one does: neither worker can take the whole
+    # budget while the other is still importing torch on a loaded machine
+    objs = [oracle.objective("top1", "maximize", cheap=False, delay=0.02),
             oracle.objective("latency_ms", "minimize", cheap=True)]
+    (barrier / f"ready-{seed}").touch()
+    deadline = time.monotonic() + 60
+    while len(list(barrier.glob("ready-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     run_search(space, objs, algorithm=algorithm, budget=budget, seed=seed, population=8,
                storage=storage, study_name="shared", shared=True)
 """)
@@ -130,8 +139,8 @@ def test_two_processes_share_one_sqlite_study(name: str, tmp_path: Path) -> None
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [
-        subprocess.Popen([sys.executable, str(script), storage, name, str(seed), str(BUDGET)],
-                         env=env, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, str(script), storage, name, str(seed), str(BUDGET),
+                          str(tmp_path)], env=env, stderr=subprocess.PIPE, text=True)
         for seed in (1, 2)
     ]
     for worker in workers:
