@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
 from nas.artifacts import RunDir
+from nas.supernet.few_shot import FEW_SHOT_FILE
+from nas.supernet.weights import weights_path
 from nas.train.supernet_run import TrainSummary
 
 
@@ -28,4 +31,20 @@ def summary_table(run: RunDir, summary: TrainSummary) -> Table:
     return table
 
 
-__all__ = ["summary_table"]
+
+def show_summary(console: Console, run: RunDir, summary: TrainSummary) -> None:
+    """The summary table, then where the run's results are."""
+    console.print(summary_table(run, summary))
+    if "arch" in summary.details:
+        console.print(f"found cell: {summary.details['arch']}")
+    # a once-for-all run ends in weights, a DARTS-family search in a cell
+    for label, path in (("weights", weights_path(run)), ("arch", run.sub("arch.json")),
+                        ("genotype", run.sub("genotype.json")),
+                        ("few-shot split", run.supernet_dir / FEW_SHOT_FILE)):
+        if path.is_file():
+            console.print(f"{label}: {path}", soft_wrap=True)
+    if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`
+        console.print(f"genotype: {summary.details['genotype_string']}", soft_wrap=True)
+
+
+__all__ = ["show_summary", "summary_table"]

@@ -22,10 +22,8 @@ from nas.commands._common import (
 )
 from nas.commands._progress import TrainProgress
 from nas.commands._train_resume import resumed_config
-from nas.commands._train_view import summary_table
+from nas.commands._train_view import show_summary
 from nas.runtime import resolve_device
-from nas.supernet.few_shot import FEW_SHOT_FILE
-from nas.supernet.weights import weights_path
 from nas.train.config import TrainConfig
 from nas.train.distributed import DistContext
 from nas.train.registry import TRAINERS
@@ -236,18 +234,7 @@ def train_supernet(
     if is_main and json_output:
         typer.echo(json.dumps({**summary.as_dict(), "run": run_dir.name}))
     if is_main and not quiet:
-        console.print(summary_table(run_dir, summary))
-        if "arch" in summary.details:
-            console.print(f"found cell: {summary.details['arch']}")
-        # a once-for-all run ends in weights, a DARTS-family search in a cell
-        for label, path in (("weights", weights_path(run_dir)), ("arch", run_dir.sub("arch.json")),
-                            ("genotype", run_dir.sub("genotype.json")),
-                            ("few-shot split", run_dir.supernet_dir / FEW_SHOT_FILE)):
-            if path.is_file():
-                console.print(f"{label}: {path}", soft_wrap=True)
-        if summary.details.get("genotype_string"):  # whole: users paste it into `nas train`
-            console.print(f"genotype: {summary.details['genotype_string']}", soft_wrap=True)
-
+        show_summary(console, run_dir, summary)
 
 def register(app: typer.Typer) -> None:
     """Add `train-supernet` and `eval` to the root app."""
