@@ -30,6 +30,7 @@ from nas.config import check_finite, config_to_dict
 from nas.errors import ArtifactError, ConfigError
 from nas.locks import stage_lock
 from nas.train.loop import DEFAULT_CHECKPOINT_MINUTES, LoopOptions, StepLog, TrainingLoop
+from nas.train.sandwich import soft_cross_entropy
 from nas.train.standalone import StandaloneTrainer, top1_of
 
 if TYPE_CHECKING:
@@ -215,5 +216,4 @@ class Finetuner(StandaloneTrainer):
             return None
         with torch.no_grad():
             target = F.softmax(self.teacher(images), dim=1)
-        kd = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-        return self.config.distill_weight * kd
+        return self.config.distill_weight * soft_cross_entropy(logits, target)
