@@ -28,16 +28,13 @@ from nas.supernet.differentiable import MixWeights
 from search_spaces.darts.supernet import channel_shuffle
 from search_spaces.nb201.cells import EDGES, OPS
 from search_spaces.nb201.grouped import conv_bn_group
+from search_spaces.nb201.ops import mean_pool_3x3
 from search_spaces.nb201.search_cell import CONV_OPS, NODES, SearchCell, _NodeSums
 
 POOL, SKIP = OPS.index("avg_pool_3x3"), OPS.index("skip_connect")
 # (row, target) of the edges leaving each source node
 OUTGOING = tuple(tuple((row, i) for row, (i, j) in enumerate(EDGES) if j == source)
                  for source in range(NODES - 1))
-
-
-def _pool(x: Tensor) -> Tensor:
-    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
 
 
 def _mixed_edges(cell: SearchCell, source: int, x: Tensor, w: Tensor, nodes: _NodeSums) -> None:
@@ -50,7 +47,7 @@ def _mixed_edges(cell: SearchCell, source: int, x: Tensor, w: Tensor, nodes: _No
         layers = [cell.conv(i, source, op) for i in targets]
         for i, y in zip(targets, conv_bn_group(relu, layers, scale), strict=True):
             nodes.add(i, y)
-    pooled = _pool(x)
+    pooled = mean_pool_3x3(x)
     for row, i in OUTGOING[source]:
         nodes.add(i, w[row, POOL] * pooled + w[row, SKIP] * x)
 
@@ -71,7 +68,7 @@ def _sampled_edges(
         layers = [cell.conv(i, source, op) for _, i in picked]
         for (_, i), y in zip(picked, conv_bn_group(relu, layers, scale), strict=True):
             nodes.add(i, y)
-    pooled = _pool(x) if any(h == POOL for _, _, h in chosen) else None
+    pooled = mean_pool_3x3(x) if any(h == POOL for _, _, h in chosen) else None
     for row, i, h in chosen:
         if h == POOL:
             assert pooled is not None

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from nas.arch import Arch
 from search_spaces.nb201.cells import CONV_KERNELS, EDGES, KEYS
 from search_spaces.nb201.grouped import conv_bn_group
-from search_spaces.nb201.ops import conv_op
+from search_spaces.nb201.ops import conv_op, mean_pool_3x3
 
 CONV_OPS = tuple(CONV_KERNELS)
 NODES = 4
@@ -121,7 +121,7 @@ class SearchCell(nn.Module):
             if step.convs:
                 self._convs(source, step, nodes)
             if step.pools:
-                pooled = F.avg_pool2d(source, 3, 1, 1, count_include_pad=False)
+                pooled = mean_pool_3x3(source)
                 for target in step.pools:
                     nodes.add(target, pooled)
             for target in step.skips:
