@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nas.fast_pool import mean_pool_3x3
 from nas.supernet.differentiable import MixWeights
 from search_spaces.darts.supernet import channel_shuffle
 from search_spaces.nb201.cells import EDGES, OPS
 from search_spaces.nb201.grouped import conv_bn_group
-from search_spaces.nb201.ops import mean_pool_3x3
 from search_spaces.nb201.search_cell import CONV_OPS, NODES, SearchCell, _NodeSums
 
 POOL, SKIP = OPS.index("avg_pool_3x3"), OPS.index("skip_connect")

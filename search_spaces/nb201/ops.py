@@ -7,45 +7,16 @@ norm; the 3x3 average pool excludes padding; `none` has no module (it contribute
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search_spaces.darts.ops import ReLUConvBN
 from search_spaces.nb201.cells import CONV_KERNELS
 
-__all__ = ["ReLUConvBN", "ResNetBasicBlock", "avg_pool_3x3", "build_op", "conv_op",
-           "mean_pool_3x3"]
+__all__ = ["ReLUConvBN", "ResNetBasicBlock", "avg_pool_3x3", "build_op", "conv_op"]
 
 
 def avg_pool_3x3() -> nn.AvgPool2d:
     return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-
-
-_NEIGHBOURS: dict[tuple[int, int, torch.dtype, torch.device], Tensor] = {}
-
-
-def mean_pool_3x3(x: Tensor) -> Tensor:
-    """`avg_pool_3x3()(x)` for the supernets' training steps: the same values (up to rounding).
-
-    On the CPU, torch's average pool is slow, its backward most of all (measured with one
-    thread, 128 x 16 x 32 x 32 channels-last: 66 ms forward and backward against 9 ms for this),
-    and at one cell per stage pools took about half of an NB201 training step. So there the sum
-    over each 3x3 window is a depthwise convolution with a kernel of ones, divided by the number
-    of pixels inside the image. Elsewhere (CUDA) torch's own pool is used.
-    """
-    if x.device.type != "cpu":
-        return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-    channels, height, width = x.shape[1], x.shape[-2], x.shape[-1]
-    key = (height, width, x.dtype, x.device)
-    if key not in _NEIGHBOURS:  # how many of the 9 window pixels lie inside the image
-        ones = torch.ones(1, 1, height, width, dtype=x.dtype, device=x.device)
-        _NEIGHBOURS[key] = F.avg_pool2d(ones, 3, 1, 1, divisor_override=1)
-    kernel = torch.ones(channels, 1, 3, 3, dtype=x.dtype, device=x.device)
-    summed = F.conv2d(x, kernel.to(memory_format=torch.channels_last)
-                      if x.is_contiguous(memory_format=torch.channels_last) else kernel,
-                      padding=1, groups=channels)
-    return summed / _NEIGHBOURS[key].to(summed.dtype)
 
 
 def conv_op(name: str, channels: int) -> ReLUConvBN:

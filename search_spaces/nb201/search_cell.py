@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nas.arch import Arch
+from nas.fast_pool import mean_pool_3x3
 from search_spaces.nb201.cells import CONV_KERNELS, EDGES, KEYS
 from search_spaces.nb201.grouped import conv_bn_group
-from search_spaces.nb201.ops import conv_op, mean_pool_3x3
+from search_spaces.nb201.ops import conv_op
 
 CONV_OPS = tuple(CONV_KERNELS)
 NODES = 4

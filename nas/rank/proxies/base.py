@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nas.errors import ConfigError
+from nas.fast_pool import with_fast_pools
 from nas.registry import Registry
 
 Batch = tuple[Tensor, Tensor]
@@ -101,7 +102,8 @@ def working_copy(
 
     `train` sets the mode as the proxy's paper does (BN on batch statistics); dropout stays off.
     """
-    model = copy.deepcopy(subnet.model).to(device="cpu", dtype=dtype)
+    # the copy is never exported: its 3x3 mean pools may take the CPU's fast path
+    model = with_fast_pools(copy.deepcopy(subnet.model)).to(device="cpu", dtype=dtype)
     if subnet.init_seed is not None:
         seeded_init(model, subnet.init_seed)
     model = model.to(subnet.device)
