@@ -7,11 +7,11 @@ deployment runtime implements natively.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-_NEIGHBOURS: dict[tuple[int, int, torch.dtype, torch.device], Tensor] = {}
 
 
 def mean_pool_3x3(x: Tensor) -> Tensor:
@@ -25,16 +25,26 @@ def mean_pool_3x3(x: Tensor) -> Tensor:
     """
     if x.device.type != "cpu":
         return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
-    channels, height, width = x.shape[1], x.shape[-2], x.shape[-1]
-    key = (height, width, x.dtype, x.device)
-    if key not in _NEIGHBOURS:  # how many of the 9 window pixels lie inside the image
-        ones = torch.ones(1, 1, height, width, dtype=x.dtype, device=x.device)
-        _NEIGHBOURS[key] = F.avg_pool2d(ones, 3, 1, 1, divisor_override=1)
-    kernel = torch.ones(channels, 1, 3, 3, dtype=x.dtype, device=x.device)
-    summed = F.conv2d(x, kernel.to(memory_format=torch.channels_last)
-                      if x.is_contiguous(memory_format=torch.channels_last) else kernel,
-                      padding=1, groups=channels)
-    return summed / _NEIGHBOURS[key].to(summed.dtype)
+    kernel, inside = _window(x.shape[1], x.shape[-2], x.shape[-1], x.dtype, x.device,
+                             x.is_contiguous(memory_format=torch.channels_last))
+    summed = F.conv2d(x, kernel, padding=1, groups=x.shape[1])
+    return summed / inside.to(summed.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _window(
+    channels: int, height: int, width: int, dtype: torch.dtype, device: torch.device,
+    channels_last: bool,
+) -> tuple[Tensor, Tensor]:
+    """The ones kernel (in the input's layout) and how many of each pixel's 9 window pixels lie
+    inside the image: made once per shape, not at every training step."""
+    # plain tensors even when first asked for under inference mode: training reuses them
+    with torch.inference_mode(False), torch.no_grad():
+        kernel = torch.ones(channels, 1, 3, 3, dtype=dtype, device=device)
+        if channels_last:
+            kernel = kernel.to(memory_format=torch.channels_last)
+        ones = torch.ones(1, 1, height, width, dtype=dtype, device=device)
+        return kernel, F.avg_pool2d(ones, 3, 1, 1, divisor_override=1)
 
 
 class MeanPool3x3(nn.Module):
